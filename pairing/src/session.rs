@@ -1,0 +1,199 @@
+//! An established session: sealing and opening transport messages, and key rotation.
+//!
+//! Each direction rotates its own key on a schedule (`rekey_after`, by time or message
+//! count). The sender announces a rotation with a transport message whose plaintext is
+//! empty, then calls Noise `Rekey()` on its sending key; the receiver does the same on
+//! its receiving key when it opens that marker. Messages under a rotated-away key no
+//! longer decrypt, and a peer that keeps a key longer than `reject_after` is refused.
+//! Rotation is in-band and needs no round trip, so a live stream does not stutter.
+
+use std::time::Duration;
+
+use snow::TransportState;
+
+use crate::error::{Error, PeerMisbehaved};
+use crate::frame::{self, HEADER_LEN, MAX_FRAME};
+
+/// Authentication tag appended to each transport message.
+pub const TAG_LEN: usize = 16;
+/// Most plaintext bytes one transport message carries.
+pub const MAX_PLAINTEXT: usize = MAX_FRAME - TAG_LEN;
+
+/// When keys rotate. WireGuard's numbers: rekey after 120 s, refuse after 180 s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RekeyPolicy {
+    /// The sender rotates before sending once its key is this old.
+    pub rekey_after: Duration,
+    /// The receiver refuses data under a key older than this (its own clock).
+    pub reject_after: Duration,
+    /// The sender also rotates after this many messages under one key.
+    pub rekey_after_messages: u64,
+}
+
+impl Default for RekeyPolicy {
+    fn default() -> Self {
+        Self::with_interval(120)
+    }
+}
+
+impl RekeyPolicy {
+    /// A policy rotating every `secs` seconds (at least 1), refusing after 1.5 times that.
+    pub fn with_interval(secs: u64) -> Self {
+        let secs = secs.clamp(1, 24 * 3600);
+        Self {
+            rekey_after: Duration::from_secs(secs),
+            reject_after: Duration::from_secs(secs.saturating_mul(3) / 2 + 1),
+            rekey_after_messages: 1 << 24,
+        }
+    }
+}
+
+/// What [`Session::open`] found in a transport message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Opened {
+    /// This many plaintext bytes were appended to the output.
+    Data(usize),
+    /// The peer rotated its key; nothing was appended.
+    Rekeyed,
+}
+
+/// A Noise transport session with the rotation schedule. `now` is any monotonic clock
+/// the caller chooses, as a duration since its own origin.
+#[derive(Debug)]
+pub struct Session {
+    transport: TransportState,
+    policy: RekeyPolicy,
+    send_key_since: Duration,
+    send_key_messages: u64,
+    recv_key_since: Duration,
+    failed: bool,
+}
+
+impl Session {
+    pub(crate) fn new(transport: TransportState, now: Duration, policy: RekeyPolicy) -> Self {
+        Self {
+            transport,
+            policy,
+            send_key_since: now,
+            send_key_messages: 0,
+            recv_key_since: now,
+            failed: false,
+        }
+    }
+
+    /// The rotation policy in force.
+    pub fn policy(&self) -> RekeyPolicy {
+        self.policy
+    }
+
+    /// Encrypts `data` (any length; empty sends nothing) into framed transport messages
+    /// appended to `out`, rotating the sending key first if it is due.
+    pub fn seal(&mut self, now: Duration, data: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        if self.failed {
+            return Err(Error::SessionClosed);
+        }
+        for chunk in data.chunks(MAX_PLAINTEXT) {
+            if self.send_key_due(now) {
+                self.write_one(&[], out)?;
+                self.transport.rekey_outgoing();
+                self.send_key_since = now;
+                self.send_key_messages = 0;
+            }
+            self.write_one(chunk, out)?;
+            self.send_key_messages += 1;
+        }
+        Ok(())
+    }
+
+    fn send_key_due(&self, now: Duration) -> bool {
+        now.saturating_sub(self.send_key_since) >= self.policy.rekey_after
+            || self.send_key_messages >= self.policy.rekey_after_messages
+    }
+
+    fn write_one(&mut self, plain: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        let start = out.len();
+        let len = plain.len() + TAG_LEN;
+        let header = u16::try_from(len).map_err(|_| Error::FrameTooLarge {
+            len,
+            max: MAX_FRAME,
+        })?;
+        out.extend_from_slice(&header.to_be_bytes());
+        out.resize(start + HEADER_LEN + len, 0);
+        let written = out
+            .get_mut(start + HEADER_LEN..)
+            .ok_or(Error::SessionClosed)
+            .and_then(|body| {
+                self.transport
+                    .write_message(plain, body)
+                    .map_err(|source| Error::Noise {
+                        op: "sealing transport message",
+                        source,
+                    })
+            });
+        if written.is_err() {
+            out.truncate(start);
+            self.failed = true;
+        }
+        written.map(|_| ())
+    }
+
+    /// Decrypts one frame body, appending its plaintext to `out`. Any failure is fatal:
+    /// the session refuses everything afterwards.
+    pub fn open(&mut self, now: Duration, body: &[u8], out: &mut Vec<u8>) -> Result<Opened, Error> {
+        if self.failed {
+            return Err(Error::SessionClosed);
+        }
+        let result = self.open_inner(now, body, out);
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
+    }
+
+    fn open_inner(
+        &mut self,
+        now: Duration,
+        body: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<Opened, Error> {
+        if body.len() < TAG_LEN {
+            return Err(PeerMisbehaved::BadCiphertext.into());
+        }
+        let start = out.len();
+        out.resize(start + body.len(), 0);
+        let opened = out
+            .get_mut(start..)
+            .and_then(|buf| self.transport.read_message(body, buf).ok());
+        let Some(len) = opened else {
+            out.truncate(start);
+            return Err(PeerMisbehaved::BadCiphertext.into());
+        };
+        out.truncate(start + len);
+        if len == 0 {
+            self.transport.rekey_incoming();
+            self.recv_key_since = now;
+            return Ok(Opened::Rekeyed);
+        }
+        if now.saturating_sub(self.recv_key_since) > self.policy.reject_after {
+            out.truncate(start);
+            return Err(PeerMisbehaved::StaleKey.into());
+        }
+        Ok(Opened::Data(len))
+    }
+}
+
+/// Splits complete frames off the front of `buf` and opens each, appending plaintext to
+/// `out`. Returns how many bytes of `buf` were used; a partial frame is left for later.
+pub fn open_frames(
+    session: &mut Session,
+    now: Duration,
+    buf: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<usize, Error> {
+    let mut used = 0;
+    while let Some(frame) = frame::decode(buf.get(used..).unwrap_or_default(), MAX_FRAME)? {
+        session.open(now, frame.body, out)?;
+        used += frame.consumed;
+    }
+    Ok(used)
+}
