@@ -1,1 +1,152 @@
-//! placeholder
+//! The Latchkey gateway daemon: the library behind the `latchkey` binary.
+//!
+//! [`run`] takes already-bound listeners (so tests can use port 0) and a shutdown
+//! future, and serves until it resolves:
+//!
+//! ```text
+//!  phones ──TCP──▶ listener (Noise handshakes, silence to strangers)
+//!                    └─▶ api::router over HTTP/2 inside the channel ──▶ cameras
+//!  owner CLI ──unix socket──▶ admin::socket ──▶ store (SQLite) + sessions (revocation)
+//!  owner browser ──HTTPS──▶ admin::https
+//! ```
+
+pub mod admin;
+pub mod api;
+pub mod camera;
+pub mod config;
+pub mod listener;
+pub mod net;
+pub mod sessions;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use latchkey_pairing::{Keypair, UnixTime};
+use rand::rngs::OsRng;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::sessions::SessionRegistry;
+use crate::store::Store;
+
+/// Seconds since the Unix epoch, from the system clock.
+pub fn unix_now() -> UnixTime {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The sockets `run` serves, bound by the caller.
+#[derive(Debug)]
+pub struct Listeners {
+    /// Noise (phones).
+    pub noise: TcpListener,
+    /// Admin HTTPS.
+    pub admin: TcpListener,
+}
+
+/// State shared by every task of the daemon.
+#[derive(Debug)]
+pub struct Gateway {
+    /// The state directory.
+    pub state_dir: PathBuf,
+    /// The store.
+    pub store: Store,
+    /// The gateway's static Noise key.
+    pub keys: Keypair,
+    /// Configuration.
+    pub config: Config,
+    /// Live sessions.
+    pub sessions: SessionRegistry,
+    /// The Noise listener's address.
+    pub noise_addr: SocketAddr,
+    /// Last accepted session hello timestamp per device (replay guard, WireGuard-style).
+    pub hello_times: Mutex<std::collections::HashMap<String, u64>>,
+    /// Held while a pairing handshake is in progress: one pairing at a time.
+    pub pairing_busy: tokio::sync::Mutex<()>,
+}
+
+impl Gateway {
+    /// Opens the store and the gateway key.
+    pub fn open(
+        state_dir: PathBuf,
+        config: Config,
+        noise_addr: SocketAddr,
+    ) -> anyhow::Result<Arc<Self>> {
+        let store = Store::open(&state_dir).context("opening the state store")?;
+        let keys = store
+            .gateway_key(
+                || {
+                    Keypair::generate(&mut OsRng)
+                        .unwrap_or_else(|_| Keypair::from_secret(rand::random()))
+                },
+                unix_now(),
+            )
+            .context("loading the gateway key")?;
+        Ok(Arc::new(Self {
+            state_dir,
+            store,
+            keys,
+            config,
+            sessions: SessionRegistry::default(),
+            noise_addr,
+            hello_times: Mutex::default(),
+            pairing_busy: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    /// Addresses a phone can reach the gateway at: the listener's own address, or every
+    /// LAN address when it listens on all of them.
+    pub fn addresses(&self) -> Vec<SocketAddr> {
+        net::reachable_addresses(self.noise_addr)
+    }
+}
+
+/// Serves until `shutdown` is cancelled.
+pub async fn run(
+    listeners: Listeners,
+    gateway: Arc<Gateway>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let admin_addr = listeners
+        .admin
+        .local_addr()
+        .context("reading admin listener address")?;
+    let tls = admin::tls::load_or_create(&gateway.state_dir)
+        .context("preparing the admin HTTPS certificate")?;
+    let socket = admin::socket::bind(&gateway.state_dir).context("opening the admin socket")?;
+    println!("listening noise {}", gateway.noise_addr);
+    println!("listening admin https://{admin_addr}");
+    println!("admin certificate sha256 {}", tls.fingerprint);
+    tracing::info!(gateway_key = %gateway.keys.public(), "ready");
+    let noise = tokio::spawn(listener::serve(
+        listeners.noise,
+        gateway.clone(),
+        shutdown.clone(),
+    ));
+    let admin_https = tokio::spawn(admin::https::serve(
+        listeners.admin,
+        tls,
+        gateway.clone(),
+        shutdown.clone(),
+    ));
+    let admin_socket = tokio::spawn(admin::socket::serve(
+        socket,
+        gateway.clone(),
+        shutdown.clone(),
+    ));
+    shutdown.cancelled().await;
+    for task in [noise, admin_https, admin_socket] {
+        if let Err(e) = task.await {
+            tracing::warn!("task ended badly during shutdown: {e}");
+        }
+    }
+    let _ = std::fs::remove_file(gateway.state_dir.join(admin::socket::SOCKET_FILE));
+    Ok(())
+}

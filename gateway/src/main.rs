@@ -1,1 +1,345 @@
-fn main() {}
+//! `latchkey`: the gateway daemon and its admin CLI (argument parsing and output only).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use latchkey_gateway::admin::socket::{self, AdminRequest};
+use latchkey_gateway::config::{self, Config, DEFAULT_ADMIN_PORT, DEFAULT_NOISE_PORT};
+use latchkey_gateway::{Gateway, Listeners};
+use latchkey_pairing::Role;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "latchkey",
+    version,
+    about = "Latchkey: watch your own cameras from anywhere, with no cloud in the middle"
+)]
+struct Cli {
+    /// State directory (keys, devices, audit log). Default: $LATCHKEY_STATE, else
+    /// $XDG_STATE_HOME/latchkey, else ~/.local/state/latchkey (/var/lib/latchkey for root).
+    #[arg(long, global = true, env = "LATCHKEY_STATE")]
+    state: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Start the gateway. With no config and no --camera it serves the built-in demo camera.
+    #[command(
+        after_help = "Example config (TOML):\n\n  name = \"Home\"\n  listen = \"[::]:7447\"\n  admin_listen = \"[::]:8443\"\n\n  [[camera]]\n  id = \"front\"\n  url = \"rtsp://user:pass@192.168.1.10:554/stream1\"\n\n  [[camera]]\n  id = \"garden\"\n  url = \"mjpeg+http://192.168.1.11/video.cgi\""
+    )]
+    Run {
+        /// TOML configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Noise listener for phones [default: [::]:7447].
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Admin HTTPS listener [default: [::]:8443].
+        #[arg(long)]
+        admin_listen: Option<SocketAddr>,
+        /// A camera, as ID=URL (rtsp://, mjpeg+http://, snapshot+http://, demo:). Repeatable.
+        #[arg(long = "camera", value_name = "ID=URL")]
+        cameras: Vec<String>,
+        /// Gateway name shown on phones.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Open a pairing window: prints a QR code and the pairing URI.
+    Pair {
+        /// Name for the new device (default: the name the phone suggests).
+        #[arg(long)]
+        name: Option<String>,
+        /// Role of the new device.
+        #[arg(long, default_value = "viewer")]
+        role: Role,
+        /// Cameras it may watch: `all` or a comma-separated list of ids.
+        #[arg(long, default_value = "all")]
+        cameras: String,
+        /// Its access ends after this long (e.g. 4h, 7d). Default: never.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires: Option<Duration>,
+        /// Admit it without comparing the short code.
+        #[arg(long)]
+        auto_confirm: bool,
+        /// Print only the URI.
+        #[arg(long)]
+        uri_only: bool,
+        /// How long the code works (at most 5m).
+        #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+    },
+    /// Confirm a pending device after comparing its short code.
+    Confirm {
+        /// Device id or name.
+        device: String,
+    },
+    /// List devices.
+    Devices {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a device; its live sessions close within a second.
+    Revoke {
+        /// Device id or name.
+        device: String,
+    },
+    /// List cameras.
+    Cameras {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the audit log, newest first.
+    Audit {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        /// Most entries.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+}
+
+fn default_state_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_STATE_HOME") {
+        return PathBuf::from(x).join("latchkey");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) if home != "/" && home != "/root" => {
+            PathBuf::from(home).join(".local/state/latchkey")
+        }
+        _ => PathBuf::from("/var/lib/latchkey"),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LATCHKEY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let state = cli.state.clone().unwrap_or_else(default_state_dir);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Run {
+                config,
+                listen,
+                admin_listen,
+                cameras,
+                name,
+            } => run(state, config, listen, admin_listen, cameras, name).await,
+            other => admin(state, other).await,
+        }
+    })
+}
+
+async fn bind(addr: Option<SocketAddr>, port: u16) -> anyhow::Result<tokio::net::TcpListener> {
+    if let Some(addr) = addr {
+        return tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"));
+    }
+    // [::] also accepts IPv4 on Linux; fall back to IPv4 only where IPv6 is disabled.
+    match tokio::net::TcpListener::bind(SocketAddr::from(([0u16; 8], port))).await {
+        Ok(l) => Ok(l),
+        Err(_) => tokio::net::TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port)))
+            .await
+            .with_context(|| format!("binding port {port}")),
+    }
+}
+
+async fn run(
+    state: PathBuf,
+    config_path: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    admin_listen: Option<SocketAddr>,
+    camera_flags: Vec<String>,
+    name: Option<String>,
+) -> anyhow::Result<()> {
+    let file = match &config_path {
+        Some(p) => config::read_file(p)?,
+        None => config::FileConfig::default(),
+    };
+    let cameras = config::cameras(&file.cameras, &camera_flags)?;
+    let name = name.or(file.name).unwrap_or_else(|| "Latchkey".to_string());
+    let noise = bind(listen.or(file.listen), DEFAULT_NOISE_PORT).await?;
+    let admin = bind(admin_listen.or(file.admin_listen), DEFAULT_ADMIN_PORT).await?;
+    let noise_addr = noise
+        .local_addr()
+        .context("reading the noise listener address")?;
+    let gw = Gateway::open(state, Config { name, cameras }, noise_addr)?;
+    let shutdown = CancellationToken::new();
+    let signals = shutdown.clone();
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!("cannot watch SIGTERM: {e}");
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+        tracing::info!("shutting down");
+        signals.cancel();
+    });
+    latchkey_gateway::run(Listeners { noise, admin }, gw, shutdown).await
+}
+
+fn print_qr(uri: &str) -> anyhow::Result<()> {
+    let code = qrcode::QrCode::new(uri.as_bytes()).context("making the QR code")?;
+    let text = code
+        .render::<qrcode::render::unicode::Dense1x2>()
+        .dark_color(qrcode::render::unicode::Dense1x2::Light)
+        .light_color(qrcode::render::unicode::Dense1x2::Dark)
+        .build();
+    println!("{text}");
+    Ok(())
+}
+
+fn s(v: &Value, key: &str) -> String {
+    match v.get(key) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => "-".to_string(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn when(v: &Value, key: &str) -> String {
+    match v.get(key).and_then(Value::as_u64) {
+        Some(t) => {
+            humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(t))
+                .to_string()
+        }
+        None => "-".to_string(),
+    }
+}
+
+async fn admin(state: PathBuf, command: Command) -> anyhow::Result<()> {
+    let request = match &command {
+        Command::Pair {
+            name,
+            role,
+            cameras,
+            expires,
+            auto_confirm,
+            ttl,
+            ..
+        } => AdminRequest::Pair {
+            name: name.clone(),
+            role: *role,
+            cameras: cameras.clone(),
+            expires_secs: expires.map(|d| d.as_secs()),
+            auto_confirm: *auto_confirm,
+            ttl_secs: ttl.as_secs(),
+        },
+        Command::Confirm { device } => AdminRequest::Confirm {
+            device: device.clone(),
+        },
+        Command::Devices { .. } => AdminRequest::Devices,
+        Command::Revoke { device } => AdminRequest::Revoke {
+            device: device.clone(),
+        },
+        Command::Cameras { .. } => AdminRequest::Cameras,
+        Command::Audit { limit, .. } => AdminRequest::Audit { limit: *limit },
+        Command::Run { .. } => anyhow::bail!("internal: run is not an admin command"),
+    };
+    let result = socket::request(&state, &request).await?;
+    match command {
+        Command::Pair {
+            uri_only,
+            auto_confirm,
+            ..
+        } => {
+            let uri = s(&result, "uri");
+            if uri_only {
+                println!("{uri}");
+            } else {
+                print_qr(&uri)?;
+                println!("{uri}");
+                println!();
+                println!("Scan this with the Latchkey app, or run: latchkey-client pair '{uri}'");
+                println!(
+                    "The code works once, for {} seconds.",
+                    s(&result, "expires_in_secs")
+                );
+                if !auto_confirm {
+                    println!(
+                        "Then compare the 6-digit code on the phone with `latchkey devices` and run `latchkey confirm DEVICE`."
+                    );
+                }
+            }
+        }
+        Command::Confirm { .. } => println!("device {} confirmed", s(&result, "id")),
+        Command::Revoke { .. } => {
+            println!(
+                "device {} revoked ({} live sessions closed)",
+                s(&result, "id"),
+                s(&result, "sessions_closed")
+            )
+        }
+        Command::Devices { json: true }
+        | Command::Cameras { json: true }
+        | Command::Audit { json: true, .. } => {
+            println!("{}", serde_json::to_string_pretty(&result)?);
+        }
+        Command::Devices { json: false } => {
+            println!(
+                "{:<17} {:<20} {:<7} {:<10} {:<8} {:<7} {:<21} {}",
+                "ID", "NAME", "ROLE", "CAMERAS", "STATE", "CODE", "LAST SEEN", "FROM"
+            );
+            for d in result.as_array().into_iter().flatten() {
+                println!(
+                    "{:<17} {:<20} {:<7} {:<10} {:<8} {:<7} {:<21} {}",
+                    s(d, "id"),
+                    s(d, "name"),
+                    s(d, "role"),
+                    s(d, "cameras"),
+                    s(d, "state"),
+                    s(d, "code"),
+                    when(d, "last_seen"),
+                    s(d, "last_addr")
+                );
+            }
+        }
+        Command::Cameras { json: false } => {
+            println!("{:<16} {:<9} {}", "ID", "KIND", "ONLINE");
+            for c in result.as_array().into_iter().flatten() {
+                println!("{:<16} {:<9} {}", s(c, "id"), s(c, "kind"), s(c, "online"));
+            }
+        }
+        Command::Audit { json: false, .. } => {
+            for a in result.as_array().into_iter().flatten() {
+                println!(
+                    "{} {:<18} {:<17} {:<22} {}",
+                    when(a, "at"),
+                    s(a, "kind"),
+                    s(a, "device"),
+                    s(a, "addr"),
+                    s(a, "detail")
+                );
+            }
+        }
+        Command::Run { .. } => {}
+    }
+    Ok(())
+}

@@ -1,1 +1,122 @@
-fn main() {}
+//! `latchkey-client`: the phone side from a terminal (argument parsing and output only).
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use latchkey_client::{PairingUri, StateDir};
+use latchkey_pairing::DeviceState;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "latchkey-client",
+    version,
+    about = "Latchkey phone-side client: pair with a home gateway and watch its cameras"
+)]
+struct Cli {
+    /// State directory (this phone's key and its gateway). Default: $LATCHKEY_CLIENT_STATE,
+    /// else $XDG_STATE_HOME/latchkey-client, else ~/.local/state/latchkey-client.
+    #[arg(long, global = true, env = "LATCHKEY_CLIENT_STATE")]
+    state: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Pair with a gateway from its pairing URI or a picture of its QR code.
+    Pair {
+        /// The latchkey://pair?... URI.
+        #[arg(required_unless_present = "qr_image")]
+        uri: Option<String>,
+        /// A PNG picture of the QR code instead of the URI.
+        #[arg(long, conflicts_with = "uri")]
+        qr_image: Option<PathBuf>,
+        /// The name this phone suggests for itself.
+        #[arg(long, default_value = "latchkey-client")]
+        name: String,
+    },
+    /// List the cameras this phone may watch.
+    Cameras {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn default_state_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_STATE_HOME") {
+        return PathBuf::from(x).join("latchkey-client");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    home.join(".local/state/latchkey-client")
+}
+
+/// Decodes the first QR code found in a picture.
+fn uri_from_image(path: &PathBuf) -> anyhow::Result<String> {
+    let img = image::open(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .to_luma8();
+    let mut prepared = rqrr::PreparedImage::prepare(img);
+    let grids = prepared.detect_grids();
+    let grid = grids
+        .first()
+        .with_context(|| format!("no QR code found in {}", path.display()))?;
+    let (_, content) = grid
+        .decode()
+        .with_context(|| format!("decoding the QR code in {}", path.display()))?;
+    Ok(content)
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LATCHKEY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let dir = StateDir::open(cli.state.clone().unwrap_or_else(default_state_dir))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Pair { uri, qr_image, name } => {
+                let text = match (uri, qr_image) {
+                    (Some(u), _) => u,
+                    (None, Some(img)) => uri_from_image(&img)?,
+                    (None, None) => anyhow::bail!("give a pairing URI or --qr-image FILE"),
+                };
+                let uri = PairingUri::parse(&text)?;
+                let outcome = latchkey_client::pair(&dir, &uri, &name).await?;
+                println!("paired with {:?} as device {}", outcome.gateway_name, outcome.device_id);
+                println!("short code: {}", outcome.code);
+                if outcome.state == DeviceState::Pending {
+                    println!(
+                        "waiting for the owner: check that the gateway shows the same code, then run `latchkey confirm {}` there",
+                        outcome.device_id
+                    );
+                }
+                Ok(())
+            }
+            Command::Cameras { json } => {
+                let mut conn = latchkey_client::connect(&dir).await?;
+                let cameras = conn.cameras().await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&cameras)?);
+                } else {
+                    for c in cameras {
+                        println!("{:<16} {:<9} {}", c.id, c.kind, if c.online { "online" } else { "offline" });
+                    }
+                }
+                Ok(())
+            }
+        }
+    })
+}

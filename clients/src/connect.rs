@@ -1,0 +1,236 @@
+//! Pairing and connecting: the network half of the handshakes, with happy eyeballs.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use latchkey_pairing::frame::MAX_FRAME;
+use latchkey_pairing::{
+    ClientHello, DeviceState, Keypair, PairRequest, PairingInitiator, PairingUri, SessionInitiator,
+    keys,
+};
+use rand::rngs::OsRng;
+use tokio::net::TcpStream;
+use tokio::task::JoinSet;
+
+use crate::ClientError;
+use crate::api::Connection;
+use crate::noise_io::{NoiseStream, read_frame, write_frame};
+use crate::state::{ClientState, GatewayRecord, StateDir};
+
+/// How long one address may take to connect and finish a handshake.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// The outcome of pairing.
+#[derive(Debug, Clone)]
+pub struct PairOutcome {
+    /// The id the gateway gave this phone.
+    pub device_id: String,
+    /// Active, or pending the owner's confirmation.
+    pub state: DeviceState,
+    /// The short code to compare with the gateway.
+    pub code: String,
+    /// The gateway's name.
+    pub gateway_name: String,
+}
+
+/// Connects TCP to every address at once and returns the first stream that connects.
+async fn first_tcp(addresses: &[SocketAddr]) -> Result<TcpStream, ClientError> {
+    let mut attempts = JoinSet::new();
+    for &addr in addresses {
+        attempts.spawn(async move {
+            let r = tokio::time::timeout(ATTEMPT_TIMEOUT, TcpStream::connect(addr)).await;
+            (addr, r)
+        });
+    }
+    let mut errors = Vec::new();
+    while let Some(joined) = attempts.join_next().await {
+        match joined {
+            Ok((_, Ok(Ok(stream)))) => return Ok(stream),
+            Ok((addr, Ok(Err(e)))) => errors.push(format!("{addr}: {e}")),
+            Ok((addr, Err(_))) => errors.push(format!("{addr}: timed out")),
+            Err(e) => errors.push(format!("connect task: {e}")),
+        }
+    }
+    Err(ClientError::Unreachable(errors.join("; ")))
+}
+
+/// Pairs this phone with the gateway in `uri`, generating the phone's key on first use.
+/// The key never leaves the phone; only its public half travels, encrypted.
+pub async fn pair(
+    dir: &StateDir,
+    uri: &PairingUri,
+    name: &str,
+) -> Result<PairOutcome, ClientError> {
+    let existing = dir.load()?;
+    let keypair = match &existing {
+        Some(state) => state.keypair()?,
+        None => Keypair::generate(&mut OsRng)?,
+    };
+    let mut stream = first_tcp(&uri.addresses).await?;
+    let origin = Instant::now();
+    let (init, first) =
+        PairingInitiator::start(&uri.gateway_key, &uri.secret, &keypair, &mut OsRng)?;
+    let io = |e: std::io::Error| ClientError::io("pairing with the gateway", e);
+    write_frame(&mut stream, &first).await.map_err(io)?;
+    let message2 =
+        match tokio::time::timeout(ATTEMPT_TIMEOUT, read_frame(&mut stream, MAX_FRAME)).await {
+            Ok(Ok(m)) => m,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(ClientError::PairingRefused);
+            }
+            Ok(Err(e)) => return Err(io(e)),
+            Err(_) => return Err(ClientError::PairingRefused),
+        };
+    let request = PairRequest {
+        name: name.to_string(),
+    };
+    let (awaiting, message3) = init
+        .read_response(&message2, &request, origin.elapsed())
+        .map_err(|_| ClientError::GatewayNotAuthentic)?;
+    let code = awaiting.code().to_string();
+    write_frame(&mut stream, &message3).await.map_err(io)?;
+    let result_frame =
+        match tokio::time::timeout(ATTEMPT_TIMEOUT, read_frame(&mut stream, MAX_FRAME)).await {
+            Ok(Ok(m)) => m,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(ClientError::PairingRefused);
+            }
+            Ok(Err(e)) => return Err(io(e)),
+            Err(_) => return Err(ClientError::PairingRefused),
+        };
+    let result = awaiting.read_result(&result_frame, origin.elapsed())?;
+    keys::b64_key(&result.session_psk).map_err(|_| {
+        ClientError::Protocol(
+            latchkey_pairing::PeerMisbehaved::BadPayload {
+                what: "pair result",
+            }
+            .into(),
+        )
+    })?;
+    let mut addresses = result.addresses.clone();
+    for a in &uri.addresses {
+        if !addresses.contains(a) {
+            addresses.push(*a);
+        }
+    }
+    let record = GatewayRecord {
+        name: result.gateway_name.clone(),
+        public_key: uri.gateway_key.to_b64(),
+        device_id: result.device_id.clone(),
+        state: result.state,
+        session_psk: result.session_psk.clone(),
+        addresses,
+        code: code.clone(),
+    };
+    dir.save(&ClientState {
+        device_secret: keys::b64(keypair.secret_bytes()),
+        gateway: Some(record),
+    })?;
+    Ok(PairOutcome {
+        device_id: result.device_id,
+        state: result.state,
+        code,
+        gateway_name: result.gateway_name,
+    })
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// One session handshake on one address.
+async fn handshake(
+    addr: SocketAddr,
+    record: GatewayRecord,
+    keypair: Keypair,
+    timestamp_ms: u64,
+) -> Result<Connection, ClientError> {
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| ClientError::io(format!("connecting to {addr}"), e))?;
+    let _ = stream.set_nodelay(true);
+    let origin = Instant::now();
+    let hello = ClientHello { timestamp_ms };
+    let (init, first) = SessionInitiator::start(
+        &record.gateway_key()?,
+        &keypair,
+        &record.psk()?,
+        &hello,
+        &mut OsRng,
+    )?;
+    write_frame(&mut stream, &first)
+        .await
+        .map_err(|e| ClientError::io(format!("sending hello to {addr}"), e))?;
+    let message2 = match read_frame(&mut stream, MAX_FRAME).await {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Err(ClientError::SessionRefused);
+        }
+        Err(e) => {
+            return Err(ClientError::io(
+                format!("reading the answer from {addr}"),
+                e,
+            ));
+        }
+    };
+    let (server_hello, session) = init.read_response(&message2, origin.elapsed())?;
+    let noise = NoiseStream::new(stream, session, origin);
+    Connection::start(noise, addr, server_hello).await
+}
+
+/// Connects to the paired gateway: a handshake on every known address at once, the
+/// first to finish wins. Saves any new addresses the gateway reports.
+pub async fn connect(dir: &StateDir) -> Result<Connection, ClientError> {
+    let mut state = dir.load()?.ok_or(ClientError::NotPaired)?;
+    let record = state.gateway.clone().ok_or(ClientError::NotPaired)?;
+    let keypair = state.keypair()?;
+    let ts = now_ms();
+    let mut attempts = JoinSet::new();
+    for &addr in &record.addresses {
+        let (record, keypair) = (record.clone(), keypair.clone());
+        attempts.spawn(async move {
+            match tokio::time::timeout(ATTEMPT_TIMEOUT, handshake(addr, record, keypair, ts)).await
+            {
+                Ok(r) => (addr, r),
+                Err(_) => (
+                    addr,
+                    Err(ClientError::Unreachable(format!("{addr}: timed out"))),
+                ),
+            }
+        });
+    }
+    let mut errors = Vec::new();
+    let mut refused = false;
+    while let Some(joined) = attempts.join_next().await {
+        match joined {
+            Ok((_, Ok(conn))) => {
+                attempts.abort_all();
+                let learned = conn.server_hello().addresses.clone();
+                if let Some(gw) = state.gateway.as_mut() {
+                    let mut merged = learned;
+                    for a in &gw.addresses {
+                        if !merged.contains(a) {
+                            merged.push(*a);
+                        }
+                    }
+                    if merged != gw.addresses || gw.state != DeviceState::Active {
+                        gw.addresses = merged;
+                        gw.state = DeviceState::Active;
+                        dir.save(&state)?;
+                    }
+                }
+                return Ok(conn);
+            }
+            Ok((_, Err(ClientError::SessionRefused))) => refused = true,
+            Ok((addr, Err(e))) => errors.push(format!("{addr}: {e}")),
+            Err(e) => errors.push(format!("connect task: {e}")),
+        }
+    }
+    if refused {
+        return Err(ClientError::SessionRefused);
+    }
+    Err(ClientError::Unreachable(errors.join("; ")))
+}

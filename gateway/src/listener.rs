@@ -1,0 +1,315 @@
+//! The Noise listener: the only socket I/O for phones.
+//!
+//! Every connection gets [`HANDSHAKE_DEADLINE`] to present a first frame that proves
+//! something: the pairing secret (pairing) or a key on the allow-list (session). Until
+//! then the gateway sends nothing at all; anything that fails is dropped without a
+//! byte, so a scanner cannot even tell that Latchkey listens here.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use latchkey_client::noise_io::{NoiseStream, read_frame, write_frame};
+use latchkey_pairing::frame::MAX_HANDSHAKE_FRAME;
+use latchkey_pairing::handshake::{self, PAIRING_TYPE, SESSION_TYPE};
+use latchkey_pairing::{PairResult, PairingResponder, ServerHello, SessionPsk, SessionResponder};
+use rand::rngs::OsRng;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::DeviceContext;
+use crate::{Gateway, net, unix_now};
+
+/// Time a peer has to finish its part of a handshake.
+pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(5);
+/// Connections allowed to be in the handshake stage at once.
+pub const MAX_UNAUTHENTICATED: usize = 512;
+/// Seconds after which each side of a session rotates its sending key.
+pub const REKEY_AFTER_SECS: u64 = 120;
+
+/// Accepts connections until `shutdown` is cancelled.
+pub async fn serve(listener: TcpListener, gw: Arc<Gateway>, shutdown: CancellationToken) {
+    let handshakes = Arc::new(Semaphore::new(MAX_UNAUTHENTICATED));
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Typically EMFILE: back off instead of spinning.
+                tracing::warn!("accepting a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "too many unauthenticated connections; dropping");
+            continue;
+        };
+        let gw = gw.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            handle(stream, net::canonical(peer), gw, permit, shutdown).await;
+        });
+    }
+}
+
+async fn handle(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    gw: Arc<Gateway>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    shutdown: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let origin = Instant::now();
+    let first = match tokio::time::timeout(
+        HANDSHAKE_DEADLINE,
+        read_frame(&mut stream, MAX_HANDSHAKE_FRAME),
+    )
+    .await
+    {
+        Ok(Ok(f)) => f,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, "dropped before a handshake: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "dropped: no handshake within the deadline");
+            return;
+        }
+    };
+    match handshake::split_type(&first) {
+        Ok((PAIRING_TYPE, m1)) => {
+            pairing(stream, peer, &gw, m1, origin).await;
+        }
+        Ok((SESSION_TYPE, m1)) => {
+            if let Some(guard) = session(stream, peer, &gw, m1, origin, permit, shutdown).await {
+                drop(guard);
+            }
+        }
+        Ok(_) | Err(_) => tracing::debug!(%peer, "dropped: not a Latchkey handshake"),
+    }
+}
+
+/// Runs blocking store work off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    tokio::task::spawn_blocking(f).await.ok()
+}
+
+async fn pairing(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    gw: &Arc<Gateway>,
+    m1: &[u8],
+    origin: Instant,
+) {
+    let addr = peer.to_string();
+    let store = gw.store.clone();
+    let candidates = match blocking(move || store.pairing_candidates(unix_now())).await {
+        Some(Ok(c)) => c,
+        Some(Err(e)) => {
+            tracing::error!("pairing refused: {e}");
+            return;
+        }
+        None => return,
+    };
+    if !candidates.iter().any(|c| c.open) && candidates.is_empty() {
+        tracing::debug!(%peer, "pairing attempt while no pairing code is open");
+        return;
+    }
+    let secrets: Vec<&latchkey_pairing::PairingSecret> =
+        candidates.iter().map(|c| &c.secret).collect();
+    let (responder, m2) = match PairingResponder::accept(&gw.keys, m1, &secrets, &mut OsRng) {
+        Ok(r) => r,
+        Err(_) => {
+            let store = gw.store.clone();
+            let a = addr.clone();
+            if let Some(Ok(Some((n, closed)))) = blocking(move || {
+                store.pairing_failed(unix_now(), &a, "the pairing code did not match")
+            })
+            .await
+            {
+                tracing::warn!(%peer, failures = n, closed, "failed pairing attempt");
+            }
+            return;
+        }
+    };
+    let Some(candidate) = candidates.get(responder.candidate()) else {
+        return;
+    };
+    if !candidate.open {
+        tracing::warn!(%peer, "a pairing code that was already used was presented again");
+        let store = gw.store.clone();
+        let a = addr.clone();
+        blocking(move || {
+            store.audit(
+                unix_now(),
+                "pairing-reused",
+                None,
+                Some(&a),
+                "ALARM: a pairing code that was already used was presented again; someone may have a photo of the QR code",
+            )
+        })
+        .await;
+        return;
+    }
+    let Ok(_busy) = gw.pairing_busy.try_lock() else {
+        let store = gw.store.clone();
+        let a = addr.clone();
+        blocking(move || {
+            store.audit(
+                unix_now(),
+                "pairing-busy",
+                None,
+                Some(&a),
+                "a second pairing attempt while one was in progress",
+            )
+        })
+        .await;
+        return;
+    };
+    let window = candidate.window;
+    let exchange = async {
+        write_frame(&mut stream, &m2).await.ok()?;
+        read_frame(&mut stream, MAX_HANDSHAKE_FRAME).await.ok()
+    };
+    let Ok(Some(m3)) = tokio::time::timeout(HANDSHAKE_DEADLINE * 2, exchange).await else {
+        tracing::info!(%peer, "pairing abandoned by the phone");
+        return;
+    };
+    let phone = match responder.read_request(&m3, origin.elapsed()) {
+        Ok(p) => p,
+        Err(e) => {
+            let store = gw.store.clone();
+            let a = addr.clone();
+            let why = format!("bad pairing message 3: {e}");
+            blocking(move || store.pairing_failed(unix_now(), &a, &why)).await;
+            return;
+        }
+    };
+    let Ok(psk) = SessionPsk::generate(&mut OsRng) else {
+        return;
+    };
+    let store = gw.store.clone();
+    let (key, name, code, psk2, a) = (
+        phone.public_key,
+        phone.request.name.clone(),
+        phone.code.to_string(),
+        psk.clone(),
+        addr.clone(),
+    );
+    let added =
+        blocking(move || store.complete_pairing(window, &key, &name, &psk2, &code, &a, unix_now()))
+            .await;
+    let device = match added {
+        Some(Ok(d)) => d,
+        Some(Err(e)) => {
+            tracing::warn!(%peer, "pairing not recorded: {e}");
+            let store = gw.store.clone();
+            let detail = format!("pairing refused: {e}");
+            blocking(move || {
+                store.audit(unix_now(), "pairing-refused", None, Some(&addr), &detail)
+            })
+            .await;
+            return;
+        }
+        None => return,
+    };
+    tracing::info!(device = %device.record.id, name = %device.record.name, code = %device.code, state = device.record.state.as_str(), "phone paired");
+    let result = PairResult {
+        device_id: device.record.id.0.clone(),
+        state: device.record.state,
+        session_psk: psk.to_b64(),
+        gateway_name: gw.config.name.clone(),
+        addresses: gw.addresses(),
+    };
+    if let Ok(wire) = phone.finish(&result, origin.elapsed()) {
+        use tokio::io::AsyncWriteExt as _;
+        let _ = stream.write_all(&wire).await;
+        let _ = stream.shutdown().await;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn session(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    gw: &Arc<Gateway>,
+    m1: &[u8],
+    origin: Instant,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    shutdown: CancellationToken,
+) -> Option<crate::sessions::SessionGuard> {
+    let responder = SessionResponder::read_hello(&gw.keys, m1, &mut OsRng).ok()?;
+    let key = responder.remote_key();
+    let store = gw.store.clone();
+    let found = match blocking(move || store.device_by_key(&key)).await? {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(%peer, "session refused, the store is unreadable: {e}");
+            return None;
+        }
+    };
+    let Some((record, psk)) = found else {
+        tracing::debug!(%peer, key = %key.fingerprint(), "session from an unknown key");
+        return None;
+    };
+    let now = unix_now();
+    if let Err(denied) = record.admit(now) {
+        tracing::info!(%peer, device = %record.id, "session refused: {denied}");
+        return None;
+    }
+    {
+        let mut seen = gw.hello_times.lock().unwrap_or_else(|p| p.into_inner());
+        let last = seen.entry(record.id.0.clone()).or_insert(0);
+        if responder.hello().timestamp_ms <= *last {
+            tracing::warn!(%peer, device = %record.id, "replayed or stale session hello");
+            return None;
+        }
+        *last = responder.hello().timestamp_ms;
+    }
+    let hello = ServerHello {
+        device_id: record.id.0.clone(),
+        gateway_name: gw.config.name.clone(),
+        addresses: gw.addresses(),
+        rekey_after_secs: REKEY_AFTER_SECS,
+    };
+    let (m2, session) = responder.accept(&psk, &hello, origin.elapsed()).ok()?;
+    write_frame(&mut stream, &m2).await.ok()?;
+    drop(permit);
+    let guard = gw.sessions.register(&record.id.0);
+    let store = gw.store.clone();
+    let (id, a) = (record.id.0.clone(), peer.to_string());
+    tokio::task::spawn_blocking(move || store.touch(&id, &a, now));
+    tracing::info!(%peer, device = %record.id, name = %record.name, "session started");
+
+    let noise = NoiseStream::new(stream, session, origin);
+    let ctx = DeviceContext {
+        id: record.id.0.clone(),
+        peer,
+    };
+    let router = crate::api::router(gw.clone()).layer(axum::Extension(ctx));
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let conn = builder.serve_connection(TokioIo::new(noise), TowerToHyperService::new(router));
+    let expiry = record
+        .expires_at
+        .map(|end| Duration::from_secs(end.saturating_sub(now)))
+        .unwrap_or(Duration::from_secs(100 * 365 * 24 * 3600));
+    tokio::select! {
+        r = conn => if let Err(e) = r { tracing::debug!(%peer, "session ended: {e}") },
+        _ = guard.token.cancelled() => tracing::info!(%peer, device = %record.id, "session cut: device revoked"),
+        _ = tokio::time::sleep(expiry) => tracing::info!(%peer, device = %record.id, "session cut: access expired"),
+        _ = shutdown.cancelled() => {},
+    }
+    Some(guard)
+}

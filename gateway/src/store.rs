@@ -1,0 +1,817 @@
+//! The state store: gateway key, devices, pairing windows and the audit log, in SQLite.
+//!
+//! WAL mode with `synchronous=FULL`: a write is durable when its call returns, and a
+//! crash leaves the old or the new state, never a torn one. Every change that must be
+//! atomic (consuming a pairing secret + adding the device + its audit row) is one
+//! transaction. The file is created mode 0600 inside a 0700 directory.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use latchkey_pairing::{
+    CameraGrant, DeviceId, DeviceRecord, DeviceState, Keypair, PairingSecret, PublicKey, Role,
+    SessionPsk, UnixTime,
+};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde::Serialize;
+
+/// Database file name inside the state directory.
+pub const DB_FILE: &str = "latchkey.db";
+/// Failed pairing attempts after which the pairing window closes.
+pub const MAX_PAIRING_FAILURES: u32 = 20;
+/// How long a used pairing secret is kept to recognise (and alarm on) its reuse.
+pub const USED_SECRET_MEMORY_SECS: u64 = 24 * 3600;
+/// Audit rows kept; older ones are deleted so the log stays bounded.
+pub const AUDIT_CAP: i64 = 10_000;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS gateway (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    secret BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS devices (
+    id TEXT PRIMARY KEY,
+    public_key BLOB NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    cameras TEXT NOT NULL,
+    expires_at INTEGER,
+    state TEXT NOT NULL,
+    session_psk BLOB NOT NULL,
+    code TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_seen INTEGER,
+    last_addr TEXT
+);
+CREATE TABLE IF NOT EXISTS pairing_windows (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    secret BLOB,
+    name TEXT,
+    role TEXT NOT NULL,
+    cameras TEXT NOT NULL,
+    device_expires_at INTEGER,
+    auto_confirm INTEGER NOT NULL,
+    opened_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    failures INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL,
+    used_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    device TEXT,
+    addr TEXT,
+    detail TEXT NOT NULL
+);
+";
+
+/// Everything the store can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database could not be opened, read or written.
+    #[error("{op} in {path}: {source}")]
+    Sqlite {
+        /// What was being done.
+        op: &'static str,
+        /// The database file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The state directory could not be prepared.
+    #[error("preparing state directory {path}: {source}")]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A row holds a value this code cannot interpret: the store is corrupt.
+    #[error(
+        "the store {path} is corrupt ({what}); nobody is admitted until it is repaired or restored"
+    )]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// What was wrong.
+        what: String,
+    },
+    /// No device has that id.
+    #[error("no device with id {0:?} (see `latchkey devices`)")]
+    NoSuchDevice(String),
+    /// The pairing secret was consumed (or closed) before this pairing finished.
+    #[error("the pairing code was already used or closed")]
+    SecretGone,
+    /// A revoked key tried to pair again; it must never come back.
+    #[error("this phone's key was revoked; it must pair with a new key")]
+    KeyRevoked,
+    /// The key is already paired.
+    #[error("this phone is already paired as device {0}")]
+    AlreadyPaired(String),
+    /// The store lock was poisoned by a panic elsewhere.
+    #[error("the store is unusable after an internal error")]
+    Poisoned,
+}
+
+/// What the owner asked for when opening a pairing window.
+#[derive(Clone, Debug)]
+pub struct PairingParams {
+    /// Name to give the device (else the phone's own suggestion).
+    pub name: Option<String>,
+    /// Role of the device.
+    pub role: Role,
+    /// Cameras granted.
+    pub cameras: CameraGrant,
+    /// When the device's access ends.
+    pub device_expires_at: Option<UnixTime>,
+    /// Admit without the owner comparing the short code.
+    pub auto_confirm: bool,
+    /// When the pairing secret stops working.
+    pub window_expires_at: UnixTime,
+}
+
+/// A pairing secret the listener should try an incoming pairing message against.
+#[derive(Debug)]
+pub struct Candidate {
+    /// Window id.
+    pub window: i64,
+    /// The secret.
+    pub secret: PairingSecret,
+    /// True for the open window; false for a used secret kept to detect reuse.
+    pub open: bool,
+}
+
+/// A device as listed to the owner.
+#[derive(Clone, Debug, Serialize)]
+pub struct DeviceRow {
+    /// Device id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Cameras, `all` or a comma list.
+    pub cameras: String,
+    /// Pending, active or revoked.
+    pub state: DeviceState,
+    /// Access end, seconds since the epoch.
+    pub expires_at: Option<UnixTime>,
+    /// The short code shown at pairing.
+    pub code: String,
+    /// Paired at.
+    pub created_at: UnixTime,
+    /// Last session start.
+    pub last_seen: Option<UnixTime>,
+    /// Address of the last session.
+    pub last_addr: Option<String>,
+}
+
+/// One audit log entry.
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditRow {
+    /// Sequence number.
+    pub id: i64,
+    /// When, seconds since the epoch.
+    pub at: UnixTime,
+    /// What happened, as a stable keyword.
+    pub kind: String,
+    /// Device concerned, if any.
+    pub device: Option<String>,
+    /// Peer address, if any.
+    pub addr: Option<String>,
+    /// Human detail.
+    pub detail: String,
+}
+
+/// A device newly admitted by a pairing handshake.
+#[derive(Debug)]
+pub struct NewDevice {
+    /// Its record.
+    pub record: DeviceRecord,
+    /// The PSK for its sessions.
+    pub psk: SessionPsk,
+    /// The short code.
+    pub code: String,
+}
+
+/// Handle to the store; cheap to clone. Calls block briefly on disk I/O.
+#[derive(Clone, Debug)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+fn ts(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn from_ts(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`, checking that it is intact.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let dir_err = |source| StoreError::Dir {
+            path: dir.to_path_buf(),
+            source,
+        };
+        fs::create_dir_all(dir).map_err(dir_err)?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(dir_err)?;
+        let path = dir.join(DB_FILE);
+        let sq = |op| {
+            let path = path.clone();
+            move |source| StoreError::Sqlite { op, path, source }
+        };
+        let conn = Connection::open(&path).map_err(sq("opening"))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(dir_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(sq("configuring"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sq("enabling WAL"))?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(sq("configuring"))?;
+        let check: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(sq("checking integrity"))?;
+        if check != "ok" {
+            return Err(StoreError::Corrupt { path, what: check });
+        }
+        conn.execute_batch(SCHEMA).map_err(sq("creating tables"))?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn with<T>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&mut Connection) -> Result<T, rusqlite::Error>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+        f(&mut conn).map_err(|source| StoreError::Sqlite {
+            op,
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    fn corrupt(&self, what: impl Into<String>) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            what: what.into(),
+        }
+    }
+
+    /// The gateway's static key, generated and stored on first use.
+    pub fn gateway_key(
+        &self,
+        fresh: impl FnOnce() -> Keypair,
+        now: UnixTime,
+    ) -> Result<Keypair, StoreError> {
+        let stored: Option<Vec<u8>> = self.with("reading gateway key", |c| {
+            c.query_row("SELECT secret FROM gateway WHERE id = 1", [], |r| r.get(0))
+                .optional()
+        })?;
+        if let Some(bytes) = stored {
+            let secret = <[u8; 32]>::try_from(bytes.as_slice())
+                .map_err(|_| self.corrupt("gateway key has the wrong length"))?;
+            return Ok(Keypair::from_secret(secret));
+        }
+        let key = fresh();
+        self.with("storing gateway key", |c| {
+            c.execute(
+                "INSERT INTO gateway (id, secret, created_at) VALUES (1, ?1, ?2)",
+                params![key.secret_bytes().as_slice(), ts(now)],
+            )
+        })?;
+        Ok(key)
+    }
+
+    /// Appends to the audit log, keeping it bounded.
+    pub fn audit(
+        &self,
+        now: UnixTime,
+        kind: &str,
+        device: Option<&str>,
+        addr: Option<&str>,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        self.with("writing audit log", |c| {
+            audit_in(c, now, kind, device, addr, detail)
+        })
+    }
+
+    /// The audit log, newest first.
+    pub fn audit_log(&self, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
+        self.with("reading audit log", |c| {
+            let mut st = c.prepare(
+                "SELECT id, at, kind, device, addr, detail FROM audit ORDER BY id DESC LIMIT ?1",
+            )?;
+            let rows = st.query_map([limit], |r| {
+                Ok(AuditRow {
+                    id: r.get(0)?,
+                    at: from_ts(r.get(1)?),
+                    kind: r.get(2)?,
+                    device: r.get(3)?,
+                    addr: r.get(4)?,
+                    detail: r.get(5)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Opens a pairing window, closing any other: one pairing at a time.
+    pub fn open_pairing(
+        &self,
+        p: &PairingParams,
+        secret: &PairingSecret,
+        now: UnixTime,
+    ) -> Result<i64, StoreError> {
+        self.with("opening a pairing window", |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let closed = tx.execute(
+                "UPDATE pairing_windows SET state = 'closed', secret = NULL WHERE state = 'open'",
+                [],
+            )?;
+            tx.execute(
+                "INSERT INTO pairing_windows (secret, name, role, cameras, device_expires_at, auto_confirm, opened_at, expires_at, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'open')",
+                params![
+                    secret.0.as_slice(),
+                    p.name,
+                    p.role.as_str(),
+                    p.cameras.to_string(),
+                    p.device_expires_at.map(ts),
+                    p.auto_confirm,
+                    ts(now),
+                    ts(p.window_expires_at),
+                ],
+            )?;
+            let id = tx.last_insert_rowid();
+            let detail = format!(
+                "role {}, cameras {}, expires in {} s{}{}",
+                p.role,
+                p.cameras,
+                p.window_expires_at.saturating_sub(now),
+                if p.auto_confirm { ", auto-confirm" } else { "" },
+                if closed > 0 { "; the previous pairing code was closed" } else { "" }
+            );
+            audit_in(&tx, now, "pairing-opened", None, None, &detail)?;
+            tx.commit()?;
+            Ok(id)
+        })
+    }
+
+    /// Secrets to try an incoming pairing message against: the open window (if any and
+    /// unexpired) first, then recently used ones. Expired windows are closed and their
+    /// secrets erased on the way.
+    pub fn pairing_candidates(&self, now: UnixTime) -> Result<Vec<Candidate>, StoreError> {
+        let rows = self.with("reading pairing windows", |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let expired = tx.execute(
+                "UPDATE pairing_windows SET state = 'expired', secret = NULL WHERE state = 'open' AND expires_at <= ?1",
+                [ts(now)],
+            )?;
+            if expired > 0 {
+                audit_in(&tx, now, "pairing-expired", None, None, "the pairing code expired unused and was erased")?;
+            }
+            tx.execute(
+                "UPDATE pairing_windows SET secret = NULL WHERE state = 'used' AND used_at <= ?1",
+                [ts(now.saturating_sub(USED_SECRET_MEMORY_SECS))],
+            )?;
+            let rows = {
+                let mut st = tx.prepare(
+                    "SELECT id, secret, state FROM pairing_windows WHERE secret IS NOT NULL AND state IN ('open', 'used')
+                     ORDER BY state = 'open' DESC, id DESC LIMIT 8",
+                )?;
+                let rows = st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, String>(2)?)))?;
+                rows.collect::<Result<Vec<_>, _>>()?
+            };
+            tx.commit()?;
+            Ok(rows)
+        })?;
+        rows.into_iter()
+            .map(|(window, secret, state)| {
+                let secret = <[u8; 32]>::try_from(secret.as_slice())
+                    .map_err(|_| self.corrupt("pairing secret has the wrong length"))?;
+                Ok(Candidate {
+                    window,
+                    secret: PairingSecret(secret),
+                    open: state == "open",
+                })
+            })
+            .collect()
+    }
+
+    /// Counts a failed pairing attempt against the open window; closes it at the limit.
+    /// Returns the failure count and whether the window is now closed.
+    pub fn pairing_failed(
+        &self,
+        now: UnixTime,
+        addr: &str,
+        why: &str,
+    ) -> Result<Option<(u32, bool)>, StoreError> {
+        self.with("counting a failed pairing attempt", |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let open: Option<(i64, u32)> = tx
+                .query_row("SELECT id, failures FROM pairing_windows WHERE state = 'open'", [], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let Some((id, failures)) = open else {
+                tx.commit()?;
+                return Ok(None);
+            };
+            let failures = failures.saturating_add(1);
+            let closed = failures >= MAX_PAIRING_FAILURES;
+            if closed {
+                tx.execute("UPDATE pairing_windows SET failures = ?1, state = 'closed', secret = NULL WHERE id = ?2", params![failures, id])?;
+                audit_in(&tx, now, "pairing-closed", None, Some(addr), &format!("{failures} failed attempts: the pairing code is closed; open a new one with `latchkey pair`"))?;
+            } else {
+                tx.execute("UPDATE pairing_windows SET failures = ?1 WHERE id = ?2", params![failures, id])?;
+                audit_in(&tx, now, "pairing-failed", None, Some(addr), &format!("attempt {failures}: {why}"))?;
+            }
+            tx.commit()?;
+            Ok(Some((failures, closed)))
+        })
+    }
+
+    /// Failed attempts against the open pairing window, if one is open.
+    pub fn pairing_failures(&self) -> Result<Option<u32>, StoreError> {
+        self.with("reading pairing windows", |c| {
+            c.query_row(
+                "SELECT failures FROM pairing_windows WHERE state = 'open'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+
+    /// Consumes the window's secret and adds the device, in one transaction.
+    pub fn complete_pairing(
+        &self,
+        window: i64,
+        public_key: &PublicKey,
+        suggested_name: &str,
+        psk: &SessionPsk,
+        code: &str,
+        addr: &str,
+        now: UnixTime,
+    ) -> Result<NewDevice, StoreError> {
+        let id = public_key.device_id();
+        let outcome = self.with("recording a paired device", |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let window_row: Option<(Option<String>, String, String, Option<i64>, bool)> = tx
+                .query_row(
+                    "SELECT name, role, cameras, device_expires_at, auto_confirm FROM pairing_windows
+                     WHERE id = ?1 AND state = 'open' AND expires_at > ?2",
+                    params![window, ts(now)],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                )
+                .optional()?;
+            let Some((name, role, cameras, expires, auto_confirm)) = window_row else {
+                return Ok(Err(StoreError::SecretGone));
+            };
+            let existing: Option<String> = tx
+                .query_row("SELECT state FROM devices WHERE public_key = ?1", [public_key.as_bytes().as_slice()], |r| r.get(0))
+                .optional()?;
+            match existing.as_deref() {
+                Some("revoked") => return Ok(Err(StoreError::KeyRevoked)),
+                Some(_) => return Ok(Err(StoreError::AlreadyPaired(id.0.clone()))),
+                None => {}
+            }
+            let state = if auto_confirm { DeviceState::Active } else { DeviceState::Pending };
+            let name = name.filter(|n| !n.is_empty()).unwrap_or_else(|| suggested_name.to_string());
+            tx.execute("UPDATE pairing_windows SET state = 'used', used_at = ?1 WHERE id = ?2", params![ts(now), window])?;
+            tx.execute(
+                "INSERT INTO devices (id, public_key, name, role, cameras, expires_at, state, session_psk, code, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![id.0, public_key.as_bytes().as_slice(), name, role, cameras, expires, state.as_str(), psk.0.as_slice(), code, ts(now)],
+            )?;
+            let detail = format!("paired {name:?} as {role} ({}) with code {code}", state.as_str());
+            audit_in(&tx, now, "device-paired", Some(&id.0), Some(addr), &detail)?;
+            tx.commit()?;
+            Ok(Ok((name, role, cameras, expires, state)))
+        })??;
+        let (name, role, cameras, expires, state) = outcome;
+        let role: Role = role.parse().map_err(|e: String| self.corrupt(e))?;
+        Ok(NewDevice {
+            record: DeviceRecord {
+                id,
+                name,
+                public_key: *public_key,
+                role,
+                cameras: CameraGrant::parse_list(&cameras),
+                expires_at: expires.map(from_ts),
+                state,
+            },
+            psk: psk.clone(),
+            code: code.to_string(),
+        })
+    }
+
+    /// Looks a device up by its key, with its session PSK.
+    pub fn device_by_key(
+        &self,
+        key: &PublicKey,
+    ) -> Result<Option<(DeviceRecord, SessionPsk)>, StoreError> {
+        let row = self.with("looking up a device", |c| {
+            c.query_row(
+                "SELECT id, name, role, cameras, expires_at, state, session_psk FROM devices WHERE public_key = ?1",
+                [key.as_bytes().as_slice()],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, Option<i64>>(4)?,
+                        r.get::<_, String>(5)?,
+                        r.get::<_, Vec<u8>>(6)?,
+                    ))
+                },
+            )
+            .optional()
+        })?;
+        let Some((id, name, role, cameras, expires, state, psk)) = row else {
+            return Ok(None);
+        };
+        let record = DeviceRecord {
+            id: DeviceId(id),
+            name,
+            public_key: *key,
+            role: role.parse().map_err(|e: String| self.corrupt(e))?,
+            cameras: CameraGrant::parse_list(&cameras),
+            expires_at: expires.map(from_ts),
+            state: state.parse().map_err(|e: String| self.corrupt(e))?,
+        };
+        let psk = <[u8; 32]>::try_from(psk.as_slice())
+            .map_err(|_| self.corrupt("session psk has the wrong length"))?;
+        Ok(Some((record, SessionPsk(psk))))
+    }
+
+    /// Looks a device up by id (for per-request checks).
+    pub fn device_record(&self, id: &str) -> Result<Option<DeviceRecord>, StoreError> {
+        let key: Option<Vec<u8>> = self.with("looking up a device", |c| {
+            c.query_row("SELECT public_key FROM devices WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()
+        })?;
+        let Some(key) = key else { return Ok(None) };
+        let key = PublicKey::from_slice(&key)
+            .ok_or_else(|| self.corrupt("device key has the wrong length"))?;
+        Ok(self.device_by_key(&key)?.map(|(record, _)| record))
+    }
+
+    /// Records a session start.
+    pub fn touch(&self, id: &str, addr: &str, now: UnixTime) -> Result<(), StoreError> {
+        self.with("recording a session", |c| {
+            c.execute(
+                "UPDATE devices SET last_seen = ?1, last_addr = ?2 WHERE id = ?3",
+                params![ts(now), addr, id],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// All devices, oldest first.
+    pub fn devices(&self) -> Result<Vec<DeviceRow>, StoreError> {
+        let rows = self.with("listing devices", |c| {
+            let mut st = c.prepare(
+                "SELECT id, name, role, cameras, state, expires_at, code, created_at, last_seen, last_addr FROM devices ORDER BY created_at, id",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Option<i64>>(5)?,
+                    r.get::<_, String>(6)?,
+                    r.get::<_, i64>(7)?,
+                    r.get::<_, Option<i64>>(8)?,
+                    r.get::<_, Option<String>>(9)?,
+                ))
+            })?;
+            rows.collect::<Result<Vec<_>, _>>()
+        })?;
+        rows.into_iter()
+            .map(
+                |(id, name, role, cameras, state, expires, code, created, seen, addr)| {
+                    Ok(DeviceRow {
+                        id,
+                        name,
+                        role: role.parse().map_err(|e: String| self.corrupt(e))?,
+                        cameras,
+                        state: state.parse().map_err(|e: String| self.corrupt(e))?,
+                        expires_at: expires.map(from_ts),
+                        code,
+                        created_at: from_ts(created),
+                        last_seen: seen.map(from_ts),
+                        last_addr: addr,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    /// Moves a device to `state` durably (with its audit row) before returning.
+    pub fn set_device_state(
+        &self,
+        id: &str,
+        state: DeviceState,
+        now: UnixTime,
+        by: &str,
+    ) -> Result<DeviceState, StoreError> {
+        let result = self.with("changing a device", |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let old: Option<String> = tx
+                .query_row("SELECT state FROM devices WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            let Some(old) = old else { return Ok(None) };
+            if old == "revoked" {
+                // A revocation is final: nothing brings a revoked key back.
+                tx.commit()?;
+                return Ok(Some(old));
+            }
+            tx.execute(
+                "UPDATE devices SET state = ?1 WHERE id = ?2",
+                params![state.as_str(), id],
+            )?;
+            let kind = match state {
+                DeviceState::Revoked => "device-revoked",
+                DeviceState::Active => "device-confirmed",
+                DeviceState::Pending => "device-pending",
+            };
+            audit_in(&tx, now, kind, Some(id), None, &format!("by {by}"))?;
+            tx.commit()?;
+            Ok(Some(state.as_str().to_string()))
+        })?;
+        match result {
+            None => Err(StoreError::NoSuchDevice(id.to_string())),
+            Some(s) => s.parse().map_err(|e: String| self.corrupt(e)),
+        }
+    }
+}
+
+fn audit_in(
+    c: &Connection,
+    now: UnixTime,
+    kind: &str,
+    device: Option<&str>,
+    addr: Option<&str>,
+    detail: &str,
+) -> Result<(), rusqlite::Error> {
+    c.execute(
+        "INSERT INTO audit (at, kind, device, addr, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![ts(now), kind, device, addr, detail],
+    )?;
+    let last = c.last_insert_rowid();
+    if last % 256 == 0 {
+        c.execute("DELETE FROM audit WHERE id <= ?1", [last - AUDIT_CAP])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::OsRng;
+
+    fn params(now: u64) -> PairingParams {
+        PairingParams {
+            name: Some("phone".into()),
+            role: Role::Viewer,
+            cameras: CameraGrant::All,
+            device_expires_at: None,
+            auto_confirm: false,
+            window_expires_at: now + 300,
+        }
+    }
+
+    #[test]
+    fn pairing_consumes_the_secret_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let secret = PairingSecret::generate(&mut OsRng).unwrap();
+        let window = store.open_pairing(&params(100), &secret, 100).unwrap();
+        let cands = store.pairing_candidates(101).unwrap();
+        assert_eq!(cands.len(), 1);
+        assert!(cands[0].open);
+        let key = Keypair::generate(&mut OsRng).unwrap().public();
+        let psk = SessionPsk::generate(&mut OsRng).unwrap();
+        let dev = store
+            .complete_pairing(window, &key, "x", &psk, "123456", "lo", 102)
+            .unwrap();
+        assert_eq!(dev.record.state, DeviceState::Pending);
+        assert_eq!(dev.record.name, "phone");
+        let other = Keypair::generate(&mut OsRng).unwrap().public();
+        assert!(matches!(
+            store.complete_pairing(window, &other, "y", &psk, "1", "lo", 103),
+            Err(StoreError::SecretGone)
+        ));
+        // The used secret is still recognised (to alarm on reuse), but not as open.
+        let cands = store.pairing_candidates(104).unwrap();
+        assert_eq!(cands.len(), 1);
+        assert!(!cands[0].open);
+    }
+
+    #[test]
+    fn expired_secrets_are_erased() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let secret = PairingSecret::generate(&mut OsRng).unwrap();
+        store.open_pairing(&params(100), &secret, 100).unwrap();
+        assert!(store.pairing_candidates(400).unwrap().is_empty());
+        let raw: Vec<Option<Vec<u8>>> = store
+            .with("t", |c| {
+                c.prepare("SELECT secret FROM pairing_windows")?
+                    .query_map([], |r| r.get(0))?
+                    .collect()
+            })
+            .unwrap();
+        assert_eq!(raw, vec![None]);
+    }
+
+    #[test]
+    fn failures_close_the_window_and_survive_reopening_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = PairingSecret::generate(&mut OsRng).unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.open_pairing(&params(100), &secret, 100).unwrap();
+            for _ in 0..5 {
+                store.pairing_failed(101, "lo", "wrong code").unwrap();
+            }
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.pairing_failures().unwrap(), Some(5));
+        for _ in 5..MAX_PAIRING_FAILURES {
+            store.pairing_failed(101, "lo", "wrong code").unwrap();
+        }
+        assert_eq!(store.pairing_failures().unwrap(), None);
+        assert!(store.pairing_candidates(102).unwrap().is_empty());
+    }
+
+    #[test]
+    fn revocation_is_final() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let secret = PairingSecret::generate(&mut OsRng).unwrap();
+        let window = store.open_pairing(&params(100), &secret, 100).unwrap();
+        let key = Keypair::generate(&mut OsRng).unwrap().public();
+        let psk = SessionPsk::generate(&mut OsRng).unwrap();
+        let dev = store
+            .complete_pairing(window, &key, "x", &psk, "1", "lo", 101)
+            .unwrap();
+        let id = dev.record.id.0;
+        assert_eq!(
+            store
+                .set_device_state(&id, DeviceState::Revoked, 102, "test")
+                .unwrap(),
+            DeviceState::Revoked
+        );
+        assert_eq!(
+            store
+                .set_device_state(&id, DeviceState::Active, 103, "test")
+                .unwrap(),
+            DeviceState::Revoked
+        );
+        assert!(matches!(
+            store.set_device_state("nope", DeviceState::Revoked, 103, "t"),
+            Err(StoreError::NoSuchDevice(_))
+        ));
+        let window = store.open_pairing(&params(104), &secret, 104).unwrap();
+        assert!(matches!(
+            store.complete_pairing(window, &key, "x", &psk, "1", "lo", 105),
+            Err(StoreError::KeyRevoked)
+        ));
+    }
+
+    #[test]
+    fn a_corrupt_file_is_refused_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(DB_FILE), vec![0x42u8; 8192]).unwrap();
+        let err = Store::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("latchkey.db"), "{err}");
+    }
+}
