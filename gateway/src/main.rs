@@ -184,6 +184,9 @@ async fn run(
         .local_addr()
         .context("reading the noise listener address")?;
     let gw = Gateway::open(state, Config { name, cameras }, noise_addr)?;
+    if std::io::IsTerminal::is_terminal(&std::io::stdout()) && gw.store.devices().map(|d| d.is_empty()).unwrap_or(false) {
+        first_owner_qr(&gw).await?;
+    }
     let shutdown = CancellationToken::new();
     let signals = shutdown.clone();
     tokio::spawn(async move {
@@ -203,6 +206,26 @@ async fn run(
         signals.cancel();
     });
     latchkey_gateway::run(Listeners { noise, admin }, gw, shutdown).await
+}
+
+/// On a gateway with no device yet, shows a pairing QR for the owner's phone right away.
+async fn first_owner_qr(gw: &std::sync::Arc<Gateway>) -> anyhow::Result<()> {
+    let now = latchkey_gateway::unix_now();
+    let params = latchkey_gateway::store::PairingParams {
+        name: None,
+        role: Role::Owner,
+        cameras: latchkey_pairing::CameraGrant::All,
+        device_expires_at: None,
+        auto_confirm: false,
+        window_expires_at: now + socket::MAX_PAIRING_TTL_SECS,
+    };
+    let uri = socket::open_pairing(gw, params).await?.encode();
+    println!("No phone is paired yet. Scan this with the owner's phone (works once, for 5 minutes):");
+    print_qr(&uri)?;
+    println!("{uri}");
+    println!("or, from a terminal: latchkey-client pair '{uri}'");
+    println!("then compare the 6-digit code and run: latchkey confirm DEVICE   (a new code: latchkey pair)");
+    Ok(())
 }
 
 fn print_qr(uri: &str) -> anyhow::Result<()> {
@@ -303,10 +326,7 @@ async fn admin(state: PathBuf, command: Command) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&result)?);
         }
         Command::Devices { json: false } => {
-            println!(
-                "{:<17} {:<20} {:<7} {:<10} {:<8} {:<7} {:<21} {}",
-                "ID", "NAME", "ROLE", "CAMERAS", "STATE", "CODE", "LAST SEEN", "FROM"
-            );
+            println!("{:<17} {:<20} {:<7} {:<10} {:<8} {:<7} {:<21} FROM", "ID", "NAME", "ROLE", "CAMERAS", "STATE", "CODE", "LAST SEEN");
             for d in result.as_array().into_iter().flatten() {
                 println!(
                     "{:<17} {:<20} {:<7} {:<10} {:<8} {:<7} {:<21} {}",
@@ -322,7 +342,7 @@ async fn admin(state: PathBuf, command: Command) -> anyhow::Result<()> {
             }
         }
         Command::Cameras { json: false } => {
-            println!("{:<16} {:<9} {}", "ID", "KIND", "ONLINE");
+            println!("{:<16} {:<9} ONLINE", "ID", "KIND");
             for c in result.as_array().into_iter().flatten() {
                 println!("{:<16} {:<9} {}", s(c, "id"), s(c, "kind"), s(c, "online"));
             }

@@ -1,5 +1,7 @@
 //! Both ends of every handshake and session driven in memory on simulated time.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)] // tests fail loudly
+
 use std::time::Duration;
 
 use latchkey_pairing::error::{Error, PeerMisbehaved};
