@@ -205,12 +205,18 @@ async fn pairing(
         psk.clone(),
         addr.clone(),
     );
-    let added =
-        blocking(move || {
-        let claim = PairingClaim { window, public_key: &key, suggested_name: &name, psk: &psk2, code: &code, addr: &a };
+    let added = blocking(move || {
+        let claim = PairingClaim {
+            window,
+            public_key: &key,
+            suggested_name: &name,
+            psk: &psk2,
+            code: &code,
+            addr: &a,
+        };
         store.complete_pairing(&claim, unix_now())
     })
-            .await;
+    .await;
     let device = match added {
         Some(Ok(d)) => d,
         Some(Err(e)) => {

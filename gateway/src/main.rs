@@ -184,7 +184,9 @@ async fn run(
         .local_addr()
         .context("reading the noise listener address")?;
     let gw = Gateway::open(state, Config { name, cameras }, noise_addr)?;
-    if std::io::IsTerminal::is_terminal(&std::io::stdout()) && gw.store.devices().map(|d| d.is_empty()).unwrap_or(false) {
+    if std::io::IsTerminal::is_terminal(&std::io::stdout())
+        && gw.store.devices().map(|d| d.is_empty()).unwrap_or(false)
+    {
         first_owner_qr(&gw).await?;
     }
     let shutdown = CancellationToken::new();
@@ -220,11 +222,15 @@ async fn first_owner_qr(gw: &std::sync::Arc<Gateway>) -> anyhow::Result<()> {
         window_expires_at: now + socket::MAX_PAIRING_TTL_SECS,
     };
     let uri = socket::open_pairing(gw, params).await?.encode();
-    println!("No phone is paired yet. Scan this with the owner's phone (works once, for 5 minutes):");
+    println!(
+        "No phone is paired yet. Scan this with the owner's phone (works once, for 5 minutes):"
+    );
     print_qr(&uri)?;
     println!("{uri}");
     println!("or, from a terminal: latchkey-client pair '{uri}'");
-    println!("then compare the 6-digit code and run: latchkey confirm DEVICE   (a new code: latchkey pair)");
+    println!(
+        "then compare the 6-digit code and run: latchkey confirm DEVICE   (a new code: latchkey pair)"
+    );
     Ok(())
 }
 
@@ -326,7 +332,10 @@ async fn admin(state: PathBuf, command: Command) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&result)?);
         }
         Command::Devices { json: false } => {
-            println!("{:<17} {:<20} {:<7} {:<10} {:<8} {:<7} {:<21} FROM", "ID", "NAME", "ROLE", "CAMERAS", "STATE", "CODE", "LAST SEEN");
+            println!(
+                "{:<17} {:<20} {:<7} {:<10} {:<8} {:<7} {:<21} FROM",
+                "ID", "NAME", "ROLE", "CAMERAS", "STATE", "CODE", "LAST SEEN"
+            );
             for d in result.as_array().into_iter().flatten() {
                 println!(
                     "{:<17} {:<20} {:<7} {:<10} {:<8} {:<7} {:<21} {}",

@@ -483,8 +483,19 @@ impl Store {
     }
 
     /// Consumes the window's secret and adds the device, in one transaction.
-    pub fn complete_pairing(&self, claim: &PairingClaim<'_>, now: UnixTime) -> Result<NewDevice, StoreError> {
-        let PairingClaim { window, public_key, suggested_name, psk, code, addr } = *claim;
+    pub fn complete_pairing(
+        &self,
+        claim: &PairingClaim<'_>,
+        now: UnixTime,
+    ) -> Result<NewDevice, StoreError> {
+        let PairingClaim {
+            window,
+            public_key,
+            suggested_name,
+            psk,
+            code,
+            addr,
+        } = *claim;
         let id = public_key.device_id();
         let outcome = self.with("recording a paired device", |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -710,7 +721,14 @@ mod tests {
     use rand::rngs::OsRng;
 
     fn claim<'a>(window: i64, public_key: &'a PublicKey, psk: &'a SessionPsk) -> PairingClaim<'a> {
-        PairingClaim { window, public_key, suggested_name: "x", psk, code: "123456", addr: "lo" }
+        PairingClaim {
+            window,
+            public_key,
+            suggested_name: "x",
+            psk,
+            code: "123456",
+            addr: "lo",
+        }
     }
 
     fn params(now: u64) -> PairingParams {

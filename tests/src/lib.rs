@@ -16,7 +16,11 @@ use anyhow::{Context, bail};
 pub fn bin_dir() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("locating the test executable")?;
     let deps = exe.parent().context("test executable has no parent")?;
-    let dir = if deps.ends_with("deps") { deps.parent().context("deps has no parent")? } else { deps };
+    let dir = if deps.ends_with("deps") {
+        deps.parent().context("deps has no parent")?
+    } else {
+        deps
+    };
     Ok(dir.to_path_buf())
 }
 
@@ -24,7 +28,10 @@ pub fn bin_dir() -> anyhow::Result<PathBuf> {
 pub fn bin(name: &str) -> anyhow::Result<PathBuf> {
     let path = bin_dir()?.join(name);
     if !path.exists() {
-        bail!("{} is missing: build the workspace first (`cargo test --workspace` does)", path.display());
+        bail!(
+            "{} is missing: build the workspace first (`cargo test --workspace` does)",
+            path.display()
+        );
     }
     Ok(path)
 }
@@ -52,14 +59,19 @@ impl Run {
     /// Fails with both streams shown unless the command succeeded.
     pub fn expect_ok(self, what: &str) -> anyhow::Result<Self> {
         if !self.ok {
-            bail!("{what} failed\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+            bail!(
+                "{what} failed\nstdout: {}\nstderr: {}",
+                self.stdout,
+                self.stderr
+            );
         }
         Ok(self)
     }
 
     /// Parses stdout as JSON.
     pub fn json(&self) -> anyhow::Result<serde_json::Value> {
-        serde_json::from_str(&self.stdout).with_context(|| format!("stdout is not JSON: {}", self.stdout))
+        serde_json::from_str(&self.stdout)
+            .with_context(|| format!("stdout is not JSON: {}", self.stdout))
     }
 }
 
@@ -81,7 +93,10 @@ pub fn run_bin(name: &str, args: &[&str], deadline: Duration) -> anyhow::Result<
         if start.elapsed() > deadline {
             let _ = child.kill();
             let out = child.wait_with_output()?;
-            bail!("{name} {args:?} did not finish within {deadline:?}; stderr: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "{name} {args:?} did not finish within {deadline:?}; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -128,7 +143,13 @@ impl Gateway {
         let mut child = Command::new(bin("latchkey")?)
             .arg("--state")
             .arg(state)
-            .args(["run", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args([
+                "run",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
             .args(extra)
             .env("LATCHKEY_LOG", "debug")
             .stdin(Stdio::null())
@@ -154,7 +175,10 @@ impl Gateway {
                 Err(_) => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    bail!("gateway did not become ready; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+                    bail!(
+                        "gateway did not become ready; log:\n{}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
                 }
             };
             if let Some(a) = line.strip_prefix("listening noise ") {
@@ -165,8 +189,17 @@ impl Gateway {
                 fp = Some(f.to_string());
             }
         }
-        let (Some(noise), Some(admin), Some(cert_fingerprint)) = (noise, admin, fp) else { bail!("unreachable") };
-        Ok(Self { child, noise, admin, cert_fingerprint, state: state.to_path_buf(), log })
+        let (Some(noise), Some(admin), Some(cert_fingerprint)) = (noise, admin, fp) else {
+            bail!("unreachable")
+        };
+        Ok(Self {
+            child,
+            noise,
+            admin,
+            cert_fingerprint,
+            state: state.to_path_buf(),
+            log,
+        })
     }
 
     /// The daemon's log so far.
@@ -179,7 +212,10 @@ impl Gateway {
         if self.child.try_wait()?.is_some() {
             return Ok(());
         }
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if self.child.try_wait()?.is_some() {
@@ -209,7 +245,9 @@ impl Gateway {
 
     /// The id of the device named `name`.
     pub fn device_id(&self, name: &str) -> anyhow::Result<String> {
-        let list = latchkey(&self.state, &["devices", "--json"])?.expect_ok("latchkey devices")?.json()?;
+        let list = latchkey(&self.state, &["devices", "--json"])?
+            .expect_ok("latchkey devices")?
+            .json()?;
         list.as_array()
             .into_iter()
             .flatten()

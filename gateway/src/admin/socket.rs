@@ -222,7 +222,12 @@ pub async fn open_pairing(gw: &Arc<Gateway>, params: PairingParams) -> anyhow::R
     let store = gw.store.clone();
     let stored = secret.clone();
     tokio::task::spawn_blocking(move || store.open_pairing(&params, &stored, unix_now())).await??;
-    Ok(PairingUri { gateway_key: gw.keys.public(), secret, name: gw.config.name.clone(), addresses: gw.addresses() })
+    Ok(PairingUri {
+        gateway_key: gw.keys.public(),
+        secret,
+        name: gw.config.name.clone(),
+        addresses: gw.addresses(),
+    })
 }
 
 /// Finds a device by exact id, else by unique name.
