@@ -232,10 +232,16 @@ mod tests {
         let phone = Keypair::generate(&mut OsRng).unwrap();
         let psk = SessionPsk::generate(&mut OsRng).unwrap();
         let hello = ClientHello { timestamp_ms: 1 };
-        let (init, first) = SessionInitiator::start(&gw.public(), &phone, &psk, &hello, &mut OsRng).unwrap();
+        let (init, first) =
+            SessionInitiator::start(&gw.public(), &phone, &psk, &hello, &mut OsRng).unwrap();
         let (_, m1) = split_type(&first).unwrap();
         let resp = SessionResponder::read_hello(&gw, m1, &mut OsRng).unwrap();
-        let sh = ServerHello { device_id: String::new(), gateway_name: String::new(), addresses: vec![], rekey_after_secs: 120 };
+        let sh = ServerHello {
+            device_id: String::new(),
+            gateway_name: String::new(),
+            addresses: vec![],
+            rekey_after_secs: 120,
+        };
         let (m2, gw_session) = resp.accept(&psk, &sh, Duration::ZERO).unwrap();
         let (_, phone_session) = init.read_response(&m2, Duration::ZERO).unwrap();
         (phone_session, gw_session)
@@ -251,7 +257,9 @@ mod tests {
             let origin = Instant::now();
             let mut left = NoiseStream::new(x, a, origin);
             let mut right = NoiseStream::new(y, b, origin);
-            let data: Vec<u8> = (0..rng.gen_range(1..300_000)).map(|i| (i * 31 + seed as usize) as u8).collect();
+            let data: Vec<u8> = (0..rng.gen_range(1..300_000))
+                .map(|i| (i * 31 + seed as usize) as u8)
+                .collect();
             let sizes: Vec<usize> = (0..64).map(|_| rng.gen_range(1..70_000)).collect();
             let sent = data.clone();
             let writer = tokio::spawn(async move {

@@ -16,6 +16,7 @@ pub mod camera;
 pub mod config;
 pub mod listener;
 pub mod net;
+pub mod preauth;
 pub mod sessions;
 pub mod store;
 
@@ -70,6 +71,8 @@ pub struct Gateway {
     pub hello_times: Mutex<std::collections::HashMap<String, u64>>,
     /// Held while a pairing handshake is in progress: one pairing at a time.
     pub pairing_busy: tokio::sync::Mutex<()>,
+    /// Limits on unauthenticated peers.
+    pub preauth_limits: preauth::Limits,
 }
 
 impl Gateway {
@@ -98,6 +101,7 @@ impl Gateway {
             noise_addr,
             hello_times: Mutex::default(),
             pairing_busy: tokio::sync::Mutex::new(()),
+            preauth_limits: preauth::Limits::default(),
         }))
     }
 

@@ -17,23 +17,21 @@ use latchkey_pairing::handshake::{self, PAIRING_TYPE, SESSION_TYPE};
 use latchkey_pairing::{PairResult, PairingResponder, ServerHello, SessionPsk, SessionResponder};
 use rand::rngs::OsRng;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::DeviceContext;
+use crate::preauth::{Pending, PreAuth};
 use crate::store::PairingClaim;
 use crate::{Gateway, net, unix_now};
 
 /// Time a peer has to finish its part of a handshake.
 pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(5);
-/// Connections allowed to be in the handshake stage at once.
-pub const MAX_UNAUTHENTICATED: usize = 512;
 /// Seconds after which each side of a session rotates its sending key.
 pub const REKEY_AFTER_SECS: u64 = 120;
 
 /// Accepts connections until `shutdown` is cancelled.
 pub async fn serve(listener: TcpListener, gw: Arc<Gateway>, shutdown: CancellationToken) {
-    let handshakes = Arc::new(Semaphore::new(MAX_UNAUTHENTICATED));
+    let preauth = PreAuth::new(gw.preauth_limits);
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -48,14 +46,15 @@ pub async fn serve(listener: TcpListener, gw: Arc<Gateway>, shutdown: Cancellati
                 continue;
             }
         };
-        let Ok(permit) = handshakes.clone().try_acquire_owned() else {
-            tracing::debug!(%peer, "too many unauthenticated connections; dropping");
-            continue;
-        };
-        let gw = gw.clone();
-        let shutdown = shutdown.clone();
+        let pending = preauth.enter();
+        let (gw, shutdown, preauth) = (gw.clone(), shutdown.clone(), preauth.clone());
         tokio::spawn(async move {
-            handle(stream, net::canonical(peer), gw, permit, shutdown).await;
+            let evicted = pending.evicted.clone();
+            let peer = net::canonical(peer);
+            tokio::select! {
+                _ = handle(stream, peer, gw, pending, &preauth, shutdown) => {}
+                _ = evicted.cancelled() => tracing::debug!(%peer, "evicted from the handshake pool"),
+            }
         });
     }
 }
@@ -64,7 +63,8 @@ async fn handle(
     mut stream: TcpStream,
     peer: SocketAddr,
     gw: Arc<Gateway>,
-    permit: tokio::sync::OwnedSemaphorePermit,
+    pending: Pending,
+    preauth: &PreAuth,
     shutdown: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
@@ -85,14 +85,18 @@ async fn handle(
             return;
         }
     };
+    if !preauth.allow(peer.ip(), Instant::now()) {
+        tracing::debug!(%peer, "dropped: handshake rate limit for this source");
+        return;
+    }
     match handshake::split_type(&first) {
         Ok((PAIRING_TYPE, m1)) => {
-            pairing(stream, peer, &gw, m1, origin).await;
+            if pairing(stream, peer, &gw, m1, origin).await {
+                preauth.refund(peer.ip());
+            }
         }
         Ok((SESSION_TYPE, m1)) => {
-            if let Some(guard) = session(stream, peer, &gw, m1, origin, permit, shutdown).await {
-                drop(guard);
-            }
+            session(stream, peer, &gw, m1, origin, pending, preauth, shutdown).await;
         }
         Ok(_) | Err(_) => tracing::debug!(%peer, "dropped: not a Latchkey handshake"),
     }
@@ -103,26 +107,27 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     tokio::task::spawn_blocking(f).await.ok()
 }
 
+/// Runs a pairing; true when a phone was paired.
 async fn pairing(
     mut stream: TcpStream,
     peer: SocketAddr,
     gw: &Arc<Gateway>,
     m1: &[u8],
     origin: Instant,
-) {
+) -> bool {
     let addr = peer.to_string();
     let store = gw.store.clone();
     let candidates = match blocking(move || store.pairing_candidates(unix_now())).await {
         Some(Ok(c)) => c,
         Some(Err(e)) => {
             tracing::error!("pairing refused: {e}");
-            return;
+            return false;
         }
-        None => return,
+        None => return false,
     };
     if !candidates.iter().any(|c| c.open) && candidates.is_empty() {
         tracing::debug!(%peer, "pairing attempt while no pairing code is open");
-        return;
+        return false;
     }
     let secrets: Vec<&latchkey_pairing::PairingSecret> =
         candidates.iter().map(|c| &c.secret).collect();
@@ -138,11 +143,11 @@ async fn pairing(
             {
                 tracing::warn!(%peer, failures = n, closed, "failed pairing attempt");
             }
-            return;
+            return false;
         }
     };
     let Some(candidate) = candidates.get(responder.candidate()) else {
-        return;
+        return false;
     };
     if !candidate.open {
         tracing::warn!(%peer, "a pairing code that was already used was presented again");
@@ -158,7 +163,7 @@ async fn pairing(
             )
         })
         .await;
-        return;
+        return false;
     }
     let Ok(_busy) = gw.pairing_busy.try_lock() else {
         let store = gw.store.clone();
@@ -173,7 +178,7 @@ async fn pairing(
             )
         })
         .await;
-        return;
+        return false;
     };
     let window = candidate.window;
     let exchange = async {
@@ -182,7 +187,7 @@ async fn pairing(
     };
     let Ok(Some(m3)) = tokio::time::timeout(HANDSHAKE_DEADLINE * 2, exchange).await else {
         tracing::info!(%peer, "pairing abandoned by the phone");
-        return;
+        return false;
     };
     let phone = match responder.read_request(&m3, origin.elapsed()) {
         Ok(p) => p,
@@ -191,11 +196,11 @@ async fn pairing(
             let a = addr.clone();
             let why = format!("bad pairing message 3: {e}");
             blocking(move || store.pairing_failed(unix_now(), &a, &why)).await;
-            return;
+            return false;
         }
     };
     let Ok(psk) = SessionPsk::generate(&mut OsRng) else {
-        return;
+        return false;
     };
     let store = gw.store.clone();
     let (key, name, code, psk2, a) = (
@@ -227,9 +232,9 @@ async fn pairing(
                 store.audit(unix_now(), "pairing-refused", None, Some(&addr), &detail)
             })
             .await;
-            return;
+            return false;
         }
-        None => return,
+        None => return false,
     };
     tracing::info!(device = %device.record.id, name = %device.record.name, code = %device.code, state = device.record.state.as_str(), "phone paired");
     let result = PairResult {
@@ -244,6 +249,7 @@ async fn pairing(
         let _ = stream.write_all(&wire).await;
         let _ = stream.shutdown().await;
     }
+    true
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -253,9 +259,10 @@ async fn session(
     gw: &Arc<Gateway>,
     m1: &[u8],
     origin: Instant,
-    permit: tokio::sync::OwnedSemaphorePermit,
+    pending: Pending,
+    preauth: &PreAuth,
     shutdown: CancellationToken,
-) -> Option<crate::sessions::SessionGuard> {
+) -> Option<()> {
     let responder = SessionResponder::read_hello(&gw.keys, m1, &mut OsRng).ok()?;
     let key = responder.remote_key();
     let store = gw.store.clone();
@@ -292,7 +299,9 @@ async fn session(
     };
     let (m2, session) = responder.accept(&psk, &hello, origin.elapsed()).ok()?;
     write_frame(&mut stream, &m2).await.ok()?;
-    drop(permit);
+    // Authenticated: leave the pre-auth pool (and its eviction) for good.
+    drop(pending);
+    preauth.refund(peer.ip());
     let guard = gw.sessions.register(&record.id.0);
     let store = gw.store.clone();
     let (id, a) = (record.id.0.clone(), peer.to_string());
@@ -321,5 +330,6 @@ async fn session(
         _ = tokio::time::sleep(expiry) => tracing::info!(%peer, device = %record.id, "session cut: access expired"),
         _ = shutdown.cancelled() => {},
     }
-    Some(guard)
+    drop(guard);
+    Some(())
 }

@@ -130,6 +130,10 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // Many phones and cameras each hold a descriptor: use all the system allows.
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::warn!("could not raise the open-file limit: {e}");
+    }
     let state = cli.state.clone().unwrap_or_else(default_state_dir);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -137,19 +137,26 @@ impl Gateway {
     /// Starts `latchkey run` on 127.0.0.1 port 0 with `extra` arguments and waits until
     /// it prints its listening lines.
     pub fn start(state: &Path, extra: &[&str]) -> anyhow::Result<Self> {
+        Self::start_on(state, "127.0.0.1:0", extra)
+    }
+
+    /// Stops the daemon and starts it again on the same Noise address, as a reboot would.
+    pub fn restart(&mut self, extra: &[&str]) -> anyhow::Result<()> {
+        self.stop()?;
+        let noise = self.noise.to_string();
+        *self = Self::start_on(&self.state.clone(), &noise, extra)?;
+        Ok(())
+    }
+
+    /// Starts `latchkey run` with its Noise listener on `noise` (admin on port 0).
+    pub fn start_on(state: &Path, noise: &str, extra: &[&str]) -> anyhow::Result<Self> {
         std::fs::create_dir_all(state)?;
         let log = state.with_extension("log");
         let log_file = std::fs::File::create(&log)?;
         let mut child = Command::new(bin("latchkey")?)
             .arg("--state")
             .arg(state)
-            .args([
-                "run",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "127.0.0.1:0",
-            ])
+            .args(["run", "--listen", noise, "--admin-listen", "127.0.0.1:0"])
             .args(extra)
             .env("LATCHKEY_LOG", "debug")
             .stdin(Stdio::null())
@@ -200,6 +207,30 @@ impl Gateway {
             state: state.to_path_buf(),
             log,
         })
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Open file descriptors of the daemon.
+    pub fn open_fds(&self) -> anyhow::Result<usize> {
+        Ok(std::fs::read_dir(format!("/proc/{}/fd", self.pid()))?.count())
+    }
+
+    /// Resident memory of the daemon, in KiB, and its thread count.
+    pub fn rss_kib_and_threads(&self) -> anyhow::Result<(u64, u64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        let field = |name: &str| -> anyhow::Result<u64> {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .with_context(|| format!("{name} missing from /proc status"))
+        };
+        Ok((field("VmRSS:")?, field("Threads:")?))
     }
 
     /// The daemon's log so far.

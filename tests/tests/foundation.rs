@@ -52,7 +52,6 @@ fn pair_list_revoke_and_stay_revoked_after_restart() {
         dir.path().join("C2"),
     );
     let mut gw = Gateway::start(&g, &[]).unwrap();
-
     let (junk_reply, _) = poke(gw.noise, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(
         junk_reply.is_empty(),
@@ -101,10 +100,14 @@ fn pair_list_revoke_and_stay_revoked_after_restart() {
         refused.stderr
     );
 
-    gw.stop().unwrap();
-    let gw = Gateway::start(&g, &[]).unwrap();
+    gw.restart(&[]).unwrap();
     let still = client(&c, &["cameras", "--json"]).unwrap();
     assert!(!still.ok, "revocation must survive a restart");
+    assert!(
+        still.stderr.contains("refused this phone"),
+        "refused, not unreachable: {}",
+        still.stderr
+    );
 
     let audit = latchkey(&g, &["audit", "--json"])
         .unwrap()
