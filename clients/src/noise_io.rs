@@ -214,3 +214,115 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for NoiseStream<S> {
         Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Property-style tests: random write and read sizes through a real session pair.
+    use super::*;
+    use latchkey_pairing::handshake::split_type;
+    use latchkey_pairing::{
+        ClientHello, Keypair, ServerHello, SessionInitiator, SessionPsk, SessionResponder,
+    };
+    use rand::rngs::OsRng;
+    use rand::{Rng, SeedableRng};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, duplex};
+
+    fn session_pair() -> (Session, Session) {
+        let gw = Keypair::generate(&mut OsRng).unwrap();
+        let phone = Keypair::generate(&mut OsRng).unwrap();
+        let psk = SessionPsk::generate(&mut OsRng).unwrap();
+        let hello = ClientHello { timestamp_ms: 1 };
+        let (init, first) =
+            SessionInitiator::start(&gw.public(), &phone, &psk, &hello, &mut OsRng).unwrap();
+        let (_, m1) = split_type(&first).unwrap();
+        let resp = SessionResponder::read_hello(&gw, m1, &mut OsRng).unwrap();
+        let sh = ServerHello {
+            device_id: String::new(),
+            gateway_name: String::new(),
+            addresses: vec![],
+            rekey_after_secs: 120,
+        };
+        let (m2, gw_session) = resp.accept(&psk, &sh, Duration::ZERO).unwrap();
+        let (_, phone_session) = init.read_response(&m2, Duration::ZERO).unwrap();
+        (phone_session, gw_session)
+    }
+
+    #[tokio::test]
+    async fn random_chunking_round_trips_both_ways() {
+        for seed in 0..8u64 {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let (a, b) = session_pair();
+            // A small pipe forces partial reads and writes of frames.
+            let (x, y) = duplex(rng.gen_range(1..5000));
+            let origin = Instant::now();
+            let mut left = NoiseStream::new(x, a, origin);
+            let mut right = NoiseStream::new(y, b, origin);
+            let data: Vec<u8> = (0..rng.gen_range(1..300_000))
+                .map(|i| (i * 31 + seed as usize) as u8)
+                .collect();
+            let sizes: Vec<usize> = (0..64).map(|_| rng.gen_range(1..70_000)).collect();
+            let sent = data.clone();
+            let writer = tokio::spawn(async move {
+                let mut pos = 0;
+                let mut i = 0;
+                while pos < sent.len() {
+                    let n = sizes[i % sizes.len()].min(sent.len() - pos);
+                    left.write_all(&sent[pos..pos + n]).await.unwrap();
+                    pos += n;
+                    i += 1;
+                }
+                left.shutdown().await.unwrap();
+                left
+            });
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; rng.gen_range(1..9000)];
+            loop {
+                let n = right.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            assert_eq!(got.len(), data.len(), "seed {seed}");
+            assert!(got == data, "seed {seed}: corrupted");
+            let _ = writer.await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn tampering_and_truncation_are_errors_not_data() {
+        let (a, b) = session_pair();
+        let origin = Instant::now();
+        let (x, mut y) = duplex(1 << 20);
+        let mut left = NoiseStream::new(x, a, origin);
+        left.write_all(b"hello world").await.unwrap();
+        left.flush().await.unwrap();
+        let mut wire = vec![0u8; 2 + 11 + 16];
+        y.read_exact(&mut wire).await.unwrap();
+        // Flip one ciphertext bit and feed it to the other side.
+        let (p, mut q) = duplex(1 << 20);
+        let mut right = NoiseStream::new(p, b, origin);
+        wire[5] ^= 0x40;
+        q.write_all(&wire).await.unwrap();
+        let mut buf = [0u8; 64];
+        let err = right.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+
+        // A stream that ends inside a frame is an error, not a clean end.
+        let (_, b2) = session_pair();
+        let (p, mut q) = duplex(1 << 20);
+        let mut right = NoiseStream::new(p, b2, origin);
+        q.write_all(&[0x03, 0xe8, 1, 2, 3]).await.unwrap();
+        drop(q);
+        let err = right.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[tokio::test]
+    async fn read_frame_refuses_oversized_lengths_before_allocating() {
+        let (mut p, mut q) = duplex(64);
+        q.write_all(&[0xff, 0xff]).await.unwrap();
+        let err = read_frame(&mut p, 1024).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+}

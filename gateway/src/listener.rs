@@ -21,6 +21,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::DeviceContext;
+use crate::store::PairingClaim;
 use crate::{Gateway, net, unix_now};
 
 /// Time a peer has to finish its part of a handshake.
@@ -204,9 +205,18 @@ async fn pairing(
         psk.clone(),
         addr.clone(),
     );
-    let added =
-        blocking(move || store.complete_pairing(window, &key, &name, &psk2, &code, &a, unix_now()))
-            .await;
+    let added = blocking(move || {
+        let claim = PairingClaim {
+            window,
+            public_key: &key,
+            suggested_name: &name,
+            psk: &psk2,
+            code: &code,
+            addr: &a,
+        };
+        store.complete_pairing(&claim, unix_now())
+    })
+    .await;
     let device = match added {
         Some(Ok(d)) => d,
         Some(Err(e)) => {

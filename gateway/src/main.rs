@@ -214,6 +214,11 @@ async fn run(state: PathBuf, config_path: Option<PathBuf>, flags: RunFlags) -> a
         camera_grace,
     };
     let gw = Gateway::open(state, config, noise_addr)?;
+    if std::io::IsTerminal::is_terminal(&std::io::stdout())
+        && gw.store.devices().map(|d| d.is_empty()).unwrap_or(false)
+    {
+        first_owner_qr(&gw).await?;
+    }
     let shutdown = CancellationToken::new();
     let signals = shutdown.clone();
     tokio::spawn(async move {
@@ -233,6 +238,30 @@ async fn run(state: PathBuf, config_path: Option<PathBuf>, flags: RunFlags) -> a
         signals.cancel();
     });
     latchkey_gateway::run(Listeners { noise, admin }, gw, shutdown).await
+}
+
+/// On a gateway with no device yet, shows a pairing QR for the owner's phone right away.
+async fn first_owner_qr(gw: &std::sync::Arc<Gateway>) -> anyhow::Result<()> {
+    let now = latchkey_gateway::unix_now();
+    let params = latchkey_gateway::store::PairingParams {
+        name: None,
+        role: Role::Owner,
+        cameras: latchkey_pairing::CameraGrant::All,
+        device_expires_at: None,
+        auto_confirm: false,
+        window_expires_at: now + socket::MAX_PAIRING_TTL_SECS,
+    };
+    let uri = socket::open_pairing(gw, params).await?.encode();
+    println!(
+        "No phone is paired yet. Scan this with the owner's phone (works once, for 5 minutes):"
+    );
+    print_qr(&uri)?;
+    println!("{uri}");
+    println!("or, from a terminal: latchkey-client pair '{uri}'");
+    println!(
+        "then compare the 6-digit code and run: latchkey confirm DEVICE   (a new code: latchkey pair)"
+    );
+    Ok(())
 }
 
 fn print_qr(uri: &str) -> anyhow::Result<()> {

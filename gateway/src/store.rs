@@ -202,6 +202,26 @@ pub struct NewDevice {
     pub code: String,
 }
 
+/// A phone that completed a pairing handshake, asking to be recorded.
+#[derive(Debug, Clone, Copy)]
+pub struct PairingClaim<'a> {
+    /// The pairing window whose secret it used.
+    pub window: i64,
+    /// Its static key.
+    pub public_key: &'a PublicKey,
+    /// The name it suggested.
+    pub suggested_name: &'a str,
+    /// The session PSK minted for it.
+    pub psk: &'a SessionPsk,
+    /// The short code both sides showed.
+    pub code: &'a str,
+    /// Where it connected from.
+    pub addr: &'a str,
+}
+
+/// Name, role, cameras, device expiry and auto-confirm of a pairing window.
+type WindowTerms = (Option<String>, String, String, Option<i64>, bool);
+
 /// Handle to the store; cheap to clone. Calls block briefly on disk I/O.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -466,18 +486,21 @@ impl Store {
     #[allow(clippy::too_many_arguments, clippy::type_complexity)]
     pub fn complete_pairing(
         &self,
-        window: i64,
-        public_key: &PublicKey,
-        suggested_name: &str,
-        psk: &SessionPsk,
-        code: &str,
-        addr: &str,
+        claim: &PairingClaim<'_>,
         now: UnixTime,
     ) -> Result<NewDevice, StoreError> {
+        let PairingClaim {
+            window,
+            public_key,
+            suggested_name,
+            psk,
+            code,
+            addr,
+        } = *claim;
         let id = public_key.device_id();
         let outcome = self.with("recording a paired device", |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let window_row: Option<(Option<String>, String, String, Option<i64>, bool)> = tx
+            let window_row: Option<WindowTerms> = tx
                 .query_row(
                     "SELECT name, role, cameras, device_expires_at, auto_confirm FROM pairing_windows
                      WHERE id = ?1 AND state = 'open' AND expires_at > ?2",
@@ -698,6 +721,17 @@ mod tests {
     use super::*;
     use rand::rngs::OsRng;
 
+    fn claim<'a>(window: i64, public_key: &'a PublicKey, psk: &'a SessionPsk) -> PairingClaim<'a> {
+        PairingClaim {
+            window,
+            public_key,
+            suggested_name: "x",
+            psk,
+            code: "123456",
+            addr: "lo",
+        }
+    }
+
     fn params(now: u64) -> PairingParams {
         PairingParams {
             name: Some("phone".into()),
@@ -721,13 +755,13 @@ mod tests {
         let key = Keypair::generate(&mut OsRng).unwrap().public();
         let psk = SessionPsk::generate(&mut OsRng).unwrap();
         let dev = store
-            .complete_pairing(window, &key, "x", &psk, "123456", "lo", 102)
+            .complete_pairing(&claim(window, &key, &psk), 102)
             .unwrap();
         assert_eq!(dev.record.state, DeviceState::Pending);
         assert_eq!(dev.record.name, "phone");
         let other = Keypair::generate(&mut OsRng).unwrap().public();
         assert!(matches!(
-            store.complete_pairing(window, &other, "y", &psk, "1", "lo", 103),
+            store.complete_pairing(&claim(window, &other, &psk), 103),
             Err(StoreError::SecretGone)
         ));
         // The used secret is still recognised (to alarm on reuse), but not as open.
@@ -782,7 +816,7 @@ mod tests {
         let key = Keypair::generate(&mut OsRng).unwrap().public();
         let psk = SessionPsk::generate(&mut OsRng).unwrap();
         let dev = store
-            .complete_pairing(window, &key, "x", &psk, "1", "lo", 101)
+            .complete_pairing(&claim(window, &key, &psk), 101)
             .unwrap();
         let id = dev.record.id.0;
         assert_eq!(
@@ -803,7 +837,7 @@ mod tests {
         ));
         let window = store.open_pairing(&params(104), &secret, 104).unwrap();
         assert!(matches!(
-            store.complete_pairing(window, &key, "x", &psk, "1", "lo", 105),
+            store.complete_pairing(&claim(window, &key, &psk), 105),
             Err(StoreError::KeyRevoked)
         ));
     }

@@ -18,18 +18,18 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use latchkey_tests::{Gateway, bin, client, latchkey};
 use serde_json::Value;
-use support::{Proc, bin, closed_port, output_ok, peer_script, until};
+use support::{Proc, closed_port, output_ok, peer_script, until};
 
 /// Camera status from `latchkey cameras --json`.
 fn camera(state: &std::path::Path, id: &str) -> Value {
-    let out = output_ok(
-        Command::new(bin("latchkey"))
-            .arg("--state")
-            .arg(state)
-            .args(["cameras", "--json"]),
-    );
-    let all: Value = serde_json::from_str(&out).unwrap();
+    let all = latchkey(state, &["cameras", "--json"])
+        .unwrap()
+        .expect_ok("latchkey cameras")
+        .unwrap()
+        .json()
+        .unwrap();
     all.as_array()
         .unwrap()
         .iter()
@@ -39,19 +39,15 @@ fn camera(state: &std::path::Path, id: &str) -> Value {
 }
 
 /// Pairs a new client state dir and returns its device id.
-fn pair(gw_state: &std::path::Path, phone: &std::path::Path, cameras: &str) -> String {
-    let uri = output_ok(
-        Command::new(bin("latchkey"))
-            .arg("--state")
-            .arg(gw_state)
-            .args(["pair", "--auto-confirm", "--uri-only", "--cameras", cameras]),
-    );
-    let out = output_ok(
-        Command::new(bin("latchkey-client"))
-            .arg("--state")
-            .arg(phone)
-            .args(["pair", uri.trim()]),
-    );
+fn pair(gateway: &Gateway, phone: &std::path::Path, cameras: &str) -> String {
+    let uri = gateway
+        .pair_uri(&["--auto-confirm", "--cameras", cameras])
+        .unwrap();
+    let out = client(phone, &["pair", &uri])
+        .unwrap()
+        .expect_ok("latchkey-client pair")
+        .unwrap()
+        .stdout;
     out.split_whitespace()
         .skip_while(|w| *w != "device")
         .nth(1)
@@ -94,33 +90,21 @@ fn cameras_stream_through_the_channel() {
     let mjpeg_base = mjpeg.wait_line("serving ", Duration::from_secs(30));
     let dead = closed_port();
 
-    let gateway = Proc::spawn(
-        "latchkey",
-        Command::new(bin("latchkey"))
-            .arg("--state")
-            .arg(&gw_state)
-            .args([
-                "run",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "127.0.0.1:0",
-            ])
-            .args(["--camera-grace", "2s"])
-            .arg(format!("--camera=front={rtsp_url}"))
-            .arg("--camera=demo=demo:")
-            .arg(format!("--camera=yard=mjpeg+{mjpeg_base}/mjpeg"))
-            .arg(format!("--camera=still=snapshot+{mjpeg_base}/snapshot.jpg"))
-            .arg(format!("--camera=dead=rtsp://127.0.0.1:{dead}/cam1")),
-        dir.path(),
-    );
-    gateway.wait_line("listening noise ", Duration::from_secs(20));
-    gateway.wait_line("listening admin ", Duration::from_secs(20));
+    let cameras = [
+        format!("--camera=front={rtsp_url}"),
+        "--camera=demo=demo:".to_string(),
+        format!("--camera=yard=mjpeg+{mjpeg_base}/mjpeg"),
+        format!("--camera=still=snapshot+{mjpeg_base}/snapshot.jpg"),
+        format!("--camera=dead=rtsp://127.0.0.1:{dead}/cam1"),
+    ];
+    let mut args = vec!["--camera-grace", "2s"];
+    args.extend(cameras.iter().map(String::as_str));
+    let gateway = Gateway::start(&gw_state, &args).unwrap();
 
-    let device = pair(&gw_state, &phone, "all");
+    let device = pair(&gateway, &phone, "all");
     let serve = Proc::spawn(
         "serve",
-        Command::new(bin("latchkey-client"))
+        Command::new(bin("latchkey-client").unwrap())
             .arg("--state")
             .arg(&phone)
             .args(["serve", "--listen", "127.0.0.1:0"]),
@@ -190,7 +174,7 @@ fn cameras_stream_through_the_channel() {
     // Snapshots and MJPEG from the demo, MJPEG and snapshot cameras.
     let jpg = dir.path().join("x.jpg");
     output_ok(
-        Command::new(bin("latchkey-client"))
+        Command::new(bin("latchkey-client").unwrap())
             .arg("--state")
             .arg(&phone)
             .args(["snapshot", "demo", "-o"])
@@ -233,12 +217,18 @@ fn cameras_stream_through_the_channel() {
     let dead_status = camera(&gw_state, "dead");
     assert_eq!(dead_status["state"], "offline", "{dead_status}");
     assert!(dead_status["error"].as_str().unwrap().contains("refused"));
+    let demo = Command::new("curl")
+        .args(["-sf", "--max-time", "10"])
+        .arg(format!("{base}/cameras/demo/snapshot.jpg"))
+        .output()
+        .unwrap();
+    assert!(demo.status.success() && demo.stdout.starts_with(&[0xff, 0xd8]));
     assert_eq!(camera(&gw_state, "demo")["state"], "online");
 
     // A guest granted only `demo` cannot tell `front` from a camera that does not exist.
-    pair(&gw_state, &guest, "demo");
+    pair(&gateway, &guest, "demo");
     let listed = output_ok(
-        Command::new(bin("latchkey-client"))
+        Command::new(bin("latchkey-client").unwrap())
             .arg("--state")
             .arg(&guest)
             .args(["cameras", "--json"]),
@@ -247,7 +237,7 @@ fn cameras_stream_through_the_channel() {
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
     assert_eq!(listed[0]["id"], "demo");
     let refusal = |cam: &str| {
-        let out = Command::new(bin("latchkey-client"))
+        let out = Command::new(bin("latchkey-client").unwrap())
             .arg("--state")
             .arg(&guest)
             .args(["snapshot", cam, "-o"])
@@ -272,19 +262,23 @@ fn cameras_stream_through_the_channel() {
     until("curl receiving", Duration::from_secs(10), || {
         std::fs::metadata(&body_file).is_ok_and(|m| m.len() > 50_000)
     });
-    output_ok(
-        Command::new(bin("latchkey"))
-            .arg("--state")
-            .arg(&gw_state)
-            .args(["revoke", &device]),
+    assert!(
+        curl.try_wait().unwrap().is_none(),
+        "curl ended before the revocation"
     );
-    let revoked = Instant::now();
+    let revoking = Instant::now();
+    latchkey(&gw_state, &["revoke", &device])
+        .unwrap()
+        .expect_ok("latchkey revoke")
+        .unwrap();
     until(
         "curl to end after revocation",
         Duration::from_secs(1),
         || curl.try_wait().unwrap().is_some(),
     );
-    eprintln!("stream ended {:?} after the revocation", revoked.elapsed());
+    let took = revoking.elapsed();
+    eprintln!("stream ended {took:?} after `latchkey revoke` started");
+    assert!(took < Duration::from_secs(1), "{took:?}");
 
     drop((serve, gateway, mjpeg, rtsp));
 }

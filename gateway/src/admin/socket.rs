@@ -150,13 +150,6 @@ async fn handle(req: AdminRequest, gw: Arc<Gateway>) -> anyhow::Result<Value> {
         } => {
             let ttl = ttl_secs.clamp(1, MAX_PAIRING_TTL_SECS);
             let grant = CameraGrant::parse_list(&cameras);
-            if let CameraGrant::Only(ids) = &grant {
-                for id in ids {
-                    if !gw.config.cameras.iter().any(|c| &c.id == id) {
-                        anyhow::bail!("no camera {id:?} (see `latchkey cameras`)");
-                    }
-                }
-            }
             let params = PairingParams {
                 name: name.filter(|n| !n.trim().is_empty()),
                 role,
@@ -165,16 +158,7 @@ async fn handle(req: AdminRequest, gw: Arc<Gateway>) -> anyhow::Result<Value> {
                 auto_confirm,
                 window_expires_at: now + ttl,
             };
-            let secret = PairingSecret::generate(&mut OsRng)?;
-            let store = gw.store.clone();
-            let s2 = secret.clone();
-            tokio::task::spawn_blocking(move || store.open_pairing(&params, &s2, now)).await??;
-            let uri = PairingUri {
-                gateway_key: gw.keys.public(),
-                secret,
-                name: gw.config.name.clone(),
-                addresses: gw.addresses(),
-            };
+            let uri = open_pairing(&gw, params).await?;
             Ok(json!({ "uri": uri.encode(), "expires_in_secs": ttl }))
         }
         AdminRequest::Confirm { device } => {
@@ -233,6 +217,27 @@ async fn handle(req: AdminRequest, gw: Arc<Gateway>) -> anyhow::Result<Value> {
             Ok(serde_json::to_value(rows)?)
         }
     }
+}
+
+/// Opens a pairing window (closing any other) and returns the URI for the QR code.
+pub async fn open_pairing(gw: &Arc<Gateway>, params: PairingParams) -> anyhow::Result<PairingUri> {
+    if let CameraGrant::Only(ids) = &params.cameras {
+        for id in ids {
+            if !gw.config.cameras.iter().any(|c| &c.id == id) {
+                anyhow::bail!("no camera {id:?} (see `latchkey cameras`)");
+            }
+        }
+    }
+    let secret = PairingSecret::generate(&mut OsRng)?;
+    let store = gw.store.clone();
+    let stored = secret.clone();
+    tokio::task::spawn_blocking(move || store.open_pairing(&params, &stored, unix_now())).await??;
+    Ok(PairingUri {
+        gateway_key: gw.keys.public(),
+        secret,
+        name: gw.config.name.clone(),
+        addresses: gw.addresses(),
+    })
 }
 
 /// Finds a device by exact id, else by unique name.

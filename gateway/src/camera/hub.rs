@@ -70,6 +70,9 @@ struct Camera {
     config: CameraConfig,
     /// The running fan-out, if an upstream task is alive.
     slot: Mutex<Option<Fanout<Frame>>>,
+    /// When a viewer last arrived: a snapshot comes and goes between two idle checks,
+    /// and must still restart the grace period.
+    last_watch: Mutex<Instant>,
     health: watch::Sender<Health>,
 }
 
@@ -155,6 +158,7 @@ impl Hub {
                 Arc::new(Camera {
                     config: config.clone(),
                     slot: Mutex::new(None),
+                    last_watch: Mutex::new(Instant::now()),
                     health: watch::Sender::new(Health::default()),
                 })
             })
@@ -198,6 +202,10 @@ impl Hub {
             }
         };
         let viewer = fanout.subscribe();
+        *camera
+            .last_watch
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Instant::now();
         Some(Watch {
             viewer,
             health: camera.health.subscribe(),
@@ -254,7 +262,11 @@ impl Camera {
             *idle_since = None;
             return false;
         }
-        let since = *idle_since.get_or_insert_with(Instant::now);
+        let last_watch = *self
+            .last_watch
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let since = (*idle_since.get_or_insert_with(Instant::now)).max(last_watch);
         if since.elapsed() < grace {
             return false;
         }

@@ -1,5 +1,5 @@
-//! Minimal local helpers for the streaming test until the shared harness in
-//! `latchkey_tests` lands: child processes killed on drop, ready lines with deadlines.
+//! Helpers the streaming test needs beyond `latchkey_tests`: camera peers and the client's
+//! `serve` as child processes (killed on drop) whose ready lines are awaited with deadlines.
 
 // Test code: a panic is a failed test, which is what these helpers are for.
 #![allow(
@@ -12,8 +12,8 @@
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, channel};
-use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
 /// A running child whose stdout lines can be awaited; killed and reaped on drop.
@@ -79,33 +79,6 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Path of a workspace binary, built once per test run so it is never stale.
-pub fn bin(name: &str) -> PathBuf {
-    static BUILD: Once = Once::new();
-    // tests/…/target/debug/deps/streaming-HASH → target/debug
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-    BUILD.call_once(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let target_dir = profile_dir.parent().unwrap();
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--bins",
-                "-p",
-                "latchkey-gateway",
-                "-p",
-                "latchkey-client",
-            ])
-            .arg("--target-dir")
-            .arg(target_dir)
-            .status()
-            .unwrap();
-        assert!(status.success(), "building the binaries failed");
-    });
-    profile_dir.join(name)
 }
 
 /// Path of a peer script in tests/peers.
