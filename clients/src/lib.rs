@@ -7,7 +7,7 @@
 //! let uri = latchkey_client::PairingUri::parse("latchkey://pair?v=1&...")?;
 //! let paired = latchkey_client::pair(&dir, &uri, "My phone").await?;
 //! println!("compare this code with the gateway: {}", paired.code);
-//! let mut conn = latchkey_client::connect(&dir).await?;
+//! let conn = latchkey_client::connect(&dir).await?;
 //! for camera in conn.cameras().await? {
 //!     println!("{}", camera.id);
 //! }
@@ -17,11 +17,12 @@
 pub mod api;
 pub mod connect;
 pub mod noise_io;
+pub mod serve;
 pub mod state;
 
 use std::io;
 
-pub use api::{CameraInfo, Connection};
+pub use api::{CameraInfo, Connection, LiveFormat};
 pub use connect::{PairOutcome, connect, pair};
 pub use latchkey_pairing::PairingUri;
 pub use state::{ClientState, GatewayRecord, StateDir};

@@ -4,6 +4,7 @@
 //! name = "Home"                       # shown on phones and in the pairing QR
 //! listen = "[::]:7447"                # Noise (phones)
 //! admin_listen = "[::]:8443"          # admin web UI, HTTPS, LAN only
+//! camera_grace_secs = 10              # keep a camera connected this long after its last viewer
 //!
 //! [[camera]]
 //! id = "front"
@@ -36,6 +37,8 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     /// Admin HTTPS listener address.
     pub admin_listen: Option<SocketAddr>,
+    /// Seconds a camera stays connected after its last viewer left.
+    pub camera_grace_secs: Option<u64>,
     /// Cameras.
     #[serde(default, rename = "camera")]
     pub cameras: Vec<CameraEntry>,
@@ -67,7 +70,12 @@ pub struct Config {
     pub name: String,
     /// Cameras, in configuration order; the demo camera when none is configured.
     pub cameras: Vec<CameraConfig>,
+    /// How long a camera stays connected after its last viewer left.
+    pub camera_grace: std::time::Duration,
 }
+
+/// Default for [`Config::camera_grace`].
+pub const DEFAULT_CAMERA_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Reads a TOML configuration file.
 pub fn read_file(path: &Path) -> anyhow::Result<FileConfig> {

@@ -5,7 +5,8 @@
 //!
 //! ```text
 //!  phones ──TCP──▶ listener (Noise handshakes, silence to strangers)
-//!                    └─▶ api::router over HTTP/2 inside the channel ──▶ cameras
+//!                    └─▶ api::router over HTTP/2 inside the channel
+//!                          └─▶ live (fMP4 / MJPEG bodies) ◀── fanout ◀── camera::hub ◀── cameras
 //!  owner CLI ──unix socket──▶ admin::socket ──▶ store (SQLite) + sessions (revocation)
 //!  owner browser ──HTTPS──▶ admin::https
 //! ```
@@ -14,7 +15,10 @@ pub mod admin;
 pub mod api;
 pub mod camera;
 pub mod config;
+pub mod fanout;
 pub mod listener;
+pub mod live;
+pub mod mp4;
 pub mod net;
 pub mod preauth;
 pub mod sessions;
@@ -73,6 +77,8 @@ pub struct Gateway {
     pub pairing_busy: tokio::sync::Mutex<()>,
     /// Limits on unauthenticated peers.
     pub preauth_limits: preauth::Limits,
+    /// The cameras: one upstream each, fanned out to viewers.
+    pub cameras: camera::hub::Hub,
 }
 
 impl Gateway {
@@ -92,7 +98,13 @@ impl Gateway {
                 unix_now(),
             )
             .context("loading the gateway key")?;
+        let options = camera::hub::HubOptions {
+            grace: config.camera_grace,
+            ..Default::default()
+        };
+        let cameras = camera::hub::Hub::new(&config.cameras, Arc::new(camera::RealOpener), options);
         Ok(Arc::new(Self {
+            cameras,
             state_dir,
             store,
             keys,

@@ -32,7 +32,7 @@ struct Cli {
 enum Command {
     /// Start the gateway. With no config and no --camera it serves the built-in demo camera.
     #[command(
-        after_help = "Example config (TOML):\n\n  name = \"Home\"\n  listen = \"[::]:7447\"\n  admin_listen = \"[::]:8443\"\n\n  [[camera]]\n  id = \"front\"\n  url = \"rtsp://user:pass@192.168.1.10:554/stream1\"\n\n  [[camera]]\n  id = \"garden\"\n  url = \"mjpeg+http://192.168.1.11/video.cgi\""
+        after_help = "Example config (TOML):\n\n  name = \"Home\"\n  listen = \"[::]:7447\"\n  admin_listen = \"[::]:8443\"\n  camera_grace_secs = 10\n\n  [[camera]]\n  id = \"front\"\n  url = \"rtsp://user:pass@192.168.1.10:554/stream1\"\n\n  [[camera]]\n  id = \"garden\"\n  url = \"mjpeg+http://192.168.1.11/video.cgi\""
     )]
     Run {
         /// TOML configuration file.
@@ -50,6 +50,9 @@ enum Command {
         /// Gateway name shown on phones.
         #[arg(long)]
         name: Option<String>,
+        /// Keep a camera connected this long after its last viewer left [default: 10s].
+        #[arg(long, value_parser = humantime::parse_duration)]
+        camera_grace: Option<Duration>,
     },
     /// Open a pairing window: prints a QR code and the pairing URI.
     Pair {
@@ -147,7 +150,17 @@ fn main() -> anyhow::Result<()> {
                 admin_listen,
                 cameras,
                 name,
-            } => run(state, config, listen, admin_listen, cameras, name).await,
+                camera_grace,
+            } => {
+                let flags = RunFlags {
+                    listen,
+                    admin_listen,
+                    cameras,
+                    name,
+                    camera_grace,
+                };
+                run(state, config, flags).await
+            }
             other => admin(state, other).await,
         }
     })
@@ -168,14 +181,23 @@ async fn bind(addr: Option<SocketAddr>, port: u16) -> anyhow::Result<tokio::net:
     }
 }
 
-async fn run(
-    state: PathBuf,
-    config_path: Option<PathBuf>,
+/// `latchkey run`'s flags that override the config file.
+struct RunFlags {
     listen: Option<SocketAddr>,
     admin_listen: Option<SocketAddr>,
-    camera_flags: Vec<String>,
+    cameras: Vec<String>,
     name: Option<String>,
-) -> anyhow::Result<()> {
+    camera_grace: Option<Duration>,
+}
+
+async fn run(state: PathBuf, config_path: Option<PathBuf>, flags: RunFlags) -> anyhow::Result<()> {
+    let RunFlags {
+        listen,
+        admin_listen,
+        cameras: camera_flags,
+        name,
+        camera_grace,
+    } = flags;
     let file = match &config_path {
         Some(p) => config::read_file(p)?,
         None => config::FileConfig::default(),
@@ -187,7 +209,15 @@ async fn run(
     let noise_addr = noise
         .local_addr()
         .context("reading the noise listener address")?;
-    let gw = Gateway::open(state, Config { name, cameras }, noise_addr)?;
+    let camera_grace = camera_grace
+        .or(file.camera_grace_secs.map(Duration::from_secs))
+        .unwrap_or(config::DEFAULT_CAMERA_GRACE);
+    let config = Config {
+        name,
+        cameras,
+        camera_grace,
+    };
+    let gw = Gateway::open(state, config, noise_addr)?;
     if std::io::IsTerminal::is_terminal(&std::io::stdout())
         && gw.store.devices().map(|d| d.is_empty()).unwrap_or(false)
     {
@@ -355,9 +385,29 @@ async fn admin(state: PathBuf, command: Command) -> anyhow::Result<()> {
             }
         }
         Command::Cameras { json: false } => {
-            println!("{:<16} {:<9} ONLINE", "ID", "KIND");
+            println!(
+                "{:<16} {:<9} {:<10} {:<6} {:<10} {:<7} {:<8} ERROR",
+                "ID", "KIND", "STATE", "CODEC", "SIZE", "VIEWERS", "UPSTREAM"
+            );
             for c in result.as_array().into_iter().flatten() {
-                println!("{:<16} {:<9} {}", s(c, "id"), s(c, "kind"), s(c, "online"));
+                let size = match (
+                    c.get("width").and_then(Value::as_u64),
+                    c.get("height").and_then(Value::as_u64),
+                ) {
+                    (Some(w), Some(h)) => format!("{w}x{h}"),
+                    _ => "-".to_string(),
+                };
+                println!(
+                    "{:<16} {:<9} {:<10} {:<6} {:<10} {:<7} {:<8} {}",
+                    s(c, "id"),
+                    s(c, "kind"),
+                    s(c, "state"),
+                    s(c, "codec"),
+                    size,
+                    s(c, "viewers"),
+                    s(c, "upstream_sessions"),
+                    s(c, "error")
+                );
             }
         }
         Command::Audit { json: false, .. } => {

@@ -483,6 +483,7 @@ impl Store {
     }
 
     /// Consumes the window's secret and adds the device, in one transaction.
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
     pub fn complete_pairing(
         &self,
         claim: &PairingClaim<'_>,

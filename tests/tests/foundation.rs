@@ -285,7 +285,7 @@ fn revocation_cuts_a_live_session_within_a_second() {
         .unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let state = latchkey_client::StateDir::open(&c).unwrap();
-    let mut conn = rt.block_on(latchkey_client::connect(&state)).unwrap();
+    let conn = rt.block_on(latchkey_client::connect(&state)).unwrap();
     assert_eq!(rt.block_on(conn.cameras()).unwrap().len(), 1);
     let listed = latchkey(&g, &["devices", "--json"])
         .unwrap()

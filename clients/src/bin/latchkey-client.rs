@@ -42,6 +42,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Save a camera's latest picture as a JPEG.
+    Snapshot {
+        /// Camera id.
+        camera: String,
+        /// Where to write the JPEG.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Serve the cameras on a local HTTP port for VLC, ffplay or a browser:
+    /// /cameras/ID/live.mp4, /cameras/ID/live.mjpeg, /cameras/ID/snapshot.jpg and / (a player page).
+    Serve {
+        /// Where to listen; loopback only unless you choose otherwise (anyone who can reach
+        /// this port watches with this phone's rights).
+        #[arg(long, default_value = "127.0.0.1:7448")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 fn default_state_dir() -> PathBuf {
@@ -106,14 +122,54 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Cameras { json } => {
-                let mut conn = latchkey_client::connect(&dir).await?;
+                let conn = latchkey_client::connect(&dir).await?;
                 let cameras = conn.cameras().await?;
                 if json {
                     println!("{}", serde_json::to_string_pretty(&cameras)?);
                 } else {
                     for c in cameras {
-                        println!("{:<16} {:<9} {}", c.id, c.kind, if c.online { "online" } else { "offline" });
+                        let state = c.state.clone().unwrap_or_else(|| if c.online { "online".into() } else { "offline".into() });
+                        println!(
+                            "{:<16} {:<9} {:<10} {:<6} {}",
+                            c.id,
+                            c.kind,
+                            state,
+                            c.codec.as_deref().unwrap_or("-"),
+                            c.error.as_deref().unwrap_or("")
+                        );
                     }
+                }
+                Ok(())
+            }
+            Command::Snapshot { camera, output } => {
+                let conn = latchkey_client::connect(&dir).await?;
+                let jpeg = conn
+                    .snapshot(&camera)
+                    .await
+                    .with_context(|| format!("getting a snapshot of camera {camera:?}"))?;
+                std::fs::write(&output, &jpeg)
+                    .with_context(|| format!("writing {}", output.display()))?;
+                println!("wrote {} ({} bytes)", output.display(), jpeg.len());
+                Ok(())
+            }
+            Command::Serve { listen } => {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("binding {listen}"))?;
+                let addr = listener.local_addr().context("reading the local address")?;
+                if !addr.ip().is_loopback() {
+                    eprintln!(
+                        "warning: {addr} is reachable from other machines; anyone who reaches it watches with this phone's rights"
+                    );
+                }
+                println!("listening http://{addr}");
+                {
+                    use std::io::Write as _;
+                    let _ = std::io::stdout().flush();
+                }
+                tokio::select! {
+                    r = latchkey_client::serve::serve(listener, dir) => r.context("serving")?,
+                    _ = tokio::signal::ctrl_c() => {}
                 }
                 Ok(())
             }

@@ -140,7 +140,14 @@ use tokio::io::AsyncReadExt as _;
 async fn handle(req: AdminRequest, gw: Arc<Gateway>) -> anyhow::Result<Value> {
     let now = unix_now();
     match req {
-        AdminRequest::Pair { name, role, cameras, expires_secs, auto_confirm, ttl_secs } => {
+        AdminRequest::Pair {
+            name,
+            role,
+            cameras,
+            expires_secs,
+            auto_confirm,
+            ttl_secs,
+        } => {
             let ttl = ttl_secs.clamp(1, MAX_PAIRING_TTL_SECS);
             let grant = CameraGrant::parse_list(&cameras);
             let params = PairingParams {
@@ -158,9 +165,14 @@ async fn handle(req: AdminRequest, gw: Arc<Gateway>) -> anyhow::Result<Value> {
             let id = resolve(&gw, &device).await?;
             let store = gw.store.clone();
             let id2 = id.clone();
-            let state = tokio::task::spawn_blocking(move || store.set_device_state(&id2, DeviceState::Active, now, "owner (cli)")).await??;
+            let state = tokio::task::spawn_blocking(move || {
+                store.set_device_state(&id2, DeviceState::Active, now, "owner (cli)")
+            })
+            .await??;
             if state == DeviceState::Revoked {
-                anyhow::bail!("device {id} is revoked; a revocation cannot be undone (pair the phone again with a new key)");
+                anyhow::bail!(
+                    "device {id} is revoked; a revocation cannot be undone (pair the phone again with a new key)"
+                );
             }
             Ok(json!({ "id": id, "state": state }))
         }
@@ -169,7 +181,10 @@ async fn handle(req: AdminRequest, gw: Arc<Gateway>) -> anyhow::Result<Value> {
             let store = gw.store.clone();
             let id2 = id.clone();
             // Durable first: the answer is only sent once the revocation is on disk.
-            let persisted = tokio::task::spawn_blocking(move || store.set_device_state(&id2, DeviceState::Revoked, now, "owner (cli)")).await?;
+            let persisted = tokio::task::spawn_blocking(move || {
+                store.set_device_state(&id2, DeviceState::Revoked, now, "owner (cli)")
+            })
+            .await?;
             let cut = gw.sessions.cut(&id);
             match persisted {
                 Ok(_) => Ok(json!({ "id": id, "state": "revoked", "sessions_closed": cut })),
@@ -194,16 +209,11 @@ async fn handle(req: AdminRequest, gw: Arc<Gateway>) -> anyhow::Result<Value> {
                 .collect();
             Ok(Value::Array(rows))
         }
-        AdminRequest::Cameras => Ok(Value::Array(
-            gw.config
-                .cameras
-                .iter()
-                .map(|c| json!({ "id": c.id, "kind": c.source.kind(), "online": matches!(c.source, crate::camera::CameraSource::Demo) }))
-                .collect(),
-        )),
+        AdminRequest::Cameras => Ok(serde_json::to_value(gw.cameras.statuses())?),
         AdminRequest::Audit { limit } => {
             let store = gw.store.clone();
-            let rows = tokio::task::spawn_blocking(move || store.audit_log(limit.clamp(1, 10_000))).await??;
+            let rows = tokio::task::spawn_blocking(move || store.audit_log(limit.clamp(1, 10_000)))
+                .await??;
             Ok(serde_json::to_value(rows)?)
         }
     }
