@@ -8,6 +8,7 @@
 //!                    └─▶ api::router over HTTP/2 inside the channel ──▶ cameras
 //!  owner CLI ──unix socket──▶ admin::socket ──▶ store (SQLite) + sessions (revocation)
 //!  owner browser ──HTTPS──▶ admin::https
+//!  portmap::PortMapper ──(only under a standing owner approval)──▶ home router (UPnP IGD)
 //! ```
 
 pub mod admin;
@@ -16,6 +17,7 @@ pub mod camera;
 pub mod config;
 pub mod listener;
 pub mod net;
+pub mod portmap;
 pub mod sessions;
 pub mod store;
 
@@ -70,6 +72,8 @@ pub struct Gateway {
     pub hello_times: Mutex<std::collections::HashMap<String, u64>>,
     /// Held while a pairing handshake is in progress: one pairing at a time.
     pub pairing_busy: tokio::sync::Mutex<()>,
+    /// Remote access: router mappings under the owner's approval.
+    pub remote: Arc<portmap::PortMapper>,
 }
 
 impl Gateway {
@@ -89,8 +93,15 @@ impl Gateway {
                 unix_now(),
             )
             .context("loading the gateway key")?;
+        let remote = Arc::new(portmap::PortMapper::new(
+            store.clone(),
+            noise_addr.port(),
+            &config.name,
+            config.cameras.clone(),
+        ));
         Ok(Arc::new(Self {
             state_dir,
+            remote,
             store,
             keys,
             config,
@@ -102,9 +113,16 @@ impl Gateway {
     }
 
     /// Addresses a phone can reach the gateway at: the listener's own address, or every
-    /// LAN address when it listens on all of them.
+    /// LAN address when it listens on all of them; and, while remote access is open, the
+    /// router's external IPv4 address and port and the gateway's global IPv6 address.
     pub fn addresses(&self) -> Vec<SocketAddr> {
-        net::reachable_addresses(self.noise_addr)
+        let mut out = net::reachable_addresses(self.noise_addr);
+        for a in self.remote.published() {
+            if !out.contains(&a) {
+                out.push(a);
+            }
+        }
+        out
     }
 }
 
@@ -141,8 +159,9 @@ pub async fn run(
         gateway.clone(),
         shutdown.clone(),
     ));
+    let portmap = tokio::spawn(gateway.remote.clone().run(shutdown.clone()));
     shutdown.cancelled().await;
-    for task in [noise, admin_https, admin_socket] {
+    for task in [noise, admin_https, admin_socket, portmap] {
         if let Err(e) = task.await {
             tracing::warn!("task ended badly during shutdown: {e}");
         }
