@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+pub mod netns;
+
 /// Where cargo put the binaries: next to the test executable's `deps/` folder.
 pub fn bin_dir() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("locating the test executable")?;
@@ -137,19 +139,32 @@ impl Gateway {
     /// Starts `latchkey run` on 127.0.0.1 port 0 with `extra` arguments and waits until
     /// it prints its listening lines.
     pub fn start(state: &Path, extra: &[&str]) -> anyhow::Result<Self> {
+        let cmd = Command::new(bin("latchkey")?);
+        Self::start_cmd(cmd, "127.0.0.1:0", state, extra)
+    }
+
+    /// Starts `latchkey run` inside the network namespace `ns` (`ip netns exec`), with
+    /// Noise on every address of the namespace (`[::]:0`, so both the LAN IPv4 and the
+    /// global IPv6 address answer) and admin HTTPS on its loopback.
+    pub fn start_in_netns(ns: &str, state: &Path, extra: &[&str]) -> anyhow::Result<Self> {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns]).arg(bin("latchkey")?);
+        Self::start_cmd(cmd, "[::]:0", state, extra)
+    }
+
+    fn start_cmd(
+        mut cmd: Command,
+        listen: &str,
+        state: &Path,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(state)?;
         let log = state.with_extension("log");
         let log_file = std::fs::File::create(&log)?;
-        let mut child = Command::new(bin("latchkey")?)
+        let mut child = cmd
             .arg("--state")
             .arg(state)
-            .args([
-                "run",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "127.0.0.1:0",
-            ])
+            .args(["run", "--listen", listen, "--admin-listen", "127.0.0.1:0"])
             .args(extra)
             .env("LATCHKEY_LOG", "debug")
             .stdin(Stdio::null())
