@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 # camera), curl, iproute2 (ss), miniupnpd and friends (a real UPnP router in namespaces).
 packages=(ffmpeg curl iproute2 python3-gi gir1.2-gst-rtsp-server-1.0
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
-  gstreamer1.0-plugins-bad gstreamer1.0-x)
+  gstreamer1.0-plugins-bad gstreamer1.0-x
+  miniupnpd-nftables miniupnpc natpmpc nftables socat tcpdump)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

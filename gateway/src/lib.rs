@@ -9,6 +9,7 @@
 //!                          └─▶ live (fMP4 / MJPEG bodies) ◀── fanout ◀── camera::hub ◀── cameras
 //!  owner CLI ──unix socket──▶ admin::socket ──▶ store (SQLite) + sessions (revocation)
 //!  owner browser ──HTTPS──▶ admin::https
+//!  portmap::PortMapper ──(only under a standing owner approval)──▶ home router (UPnP IGD)
 //! ```
 
 pub mod admin;
@@ -20,6 +21,7 @@ pub mod listener;
 pub mod live;
 pub mod mp4;
 pub mod net;
+pub mod portmap;
 pub mod preauth;
 pub mod sessions;
 pub mod store;
@@ -79,6 +81,8 @@ pub struct Gateway {
     pub preauth_limits: preauth::Limits,
     /// The cameras: one upstream each, fanned out to viewers.
     pub cameras: camera::hub::Hub,
+    /// Remote access: router mappings under the owner's approval.
+    pub remote: Arc<portmap::PortMapper>,
 }
 
 impl Gateway {
@@ -103,9 +107,16 @@ impl Gateway {
             ..Default::default()
         };
         let cameras = camera::hub::Hub::new(&config.cameras, Arc::new(camera::RealOpener), options);
+        let remote = Arc::new(portmap::PortMapper::new(
+            store.clone(),
+            noise_addr.port(),
+            &config.name,
+            config.cameras.clone(),
+        ));
         Ok(Arc::new(Self {
             cameras,
             state_dir,
+            remote,
             store,
             keys,
             config,
@@ -118,9 +129,16 @@ impl Gateway {
     }
 
     /// Addresses a phone can reach the gateway at: the listener's own address, or every
-    /// LAN address when it listens on all of them.
+    /// LAN address when it listens on all of them; and, while remote access is open, the
+    /// router's external IPv4 address and port and the gateway's global IPv6 address.
     pub fn addresses(&self) -> Vec<SocketAddr> {
-        net::reachable_addresses(self.noise_addr)
+        let mut out = net::reachable_addresses(self.noise_addr);
+        for a in self.remote.published() {
+            if !out.contains(&a) {
+                out.push(a);
+            }
+        }
+        out
     }
 }
 
@@ -157,8 +175,9 @@ pub async fn run(
         gateway.clone(),
         shutdown.clone(),
     ));
+    let portmap = tokio::spawn(gateway.remote.clone().run(shutdown.clone()));
     shutdown.cancelled().await;
-    for task in [noise, admin_https, admin_socket] {
+    for task in [noise, admin_https, admin_socket, portmap] {
         if let Err(e) = task.await {
             tracing::warn!("task ended badly during shutdown: {e}");
         }

@@ -1,4 +1,5 @@
-//! The state store: gateway key, devices, pairing windows and the audit log, in SQLite.
+//! The state store: gateway key, devices, pairing windows, remote-access approvals and
+//! the audit log, in SQLite.
 //!
 //! WAL mode with `synchronous=FULL`: a write is durable when its call returns, and a
 //! crash leaves the old or the new state, never a torn one. Every change that must be
@@ -59,6 +60,16 @@ CREATE TABLE IF NOT EXISTS pairing_windows (
     failures INTEGER NOT NULL DEFAULT 0,
     state TEXT NOT NULL,
     used_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS remote_approvals (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ipv4 INTEGER NOT NULL,
+    ipv6 INTEGER NOT NULL,
+    lease_secs INTEGER NOT NULL CHECK (lease_secs > 0),
+    approved_at INTEGER NOT NULL,
+    approved_by TEXT NOT NULL,
+    ended_at INTEGER,
+    ended_by TEXT
 );
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -189,6 +200,24 @@ pub struct AuditRow {
     pub addr: Option<String>,
     /// Human detail.
     pub detail: String,
+}
+
+/// The owner's approval for remote access: what the gateway may ask of the router, and
+/// for how long each lease runs. At most one stands (has no `ended_at`) at a time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RemoteApproval {
+    /// Row id.
+    pub id: i64,
+    /// An IPv4 port mapping is approved.
+    pub ipv4: bool,
+    /// An IPv6 pinhole is approved.
+    pub ipv6: bool,
+    /// Lease asked of the router, renewed at half-life; never 0.
+    pub lease_secs: u32,
+    /// When the owner approved.
+    pub approved_at: UnixTime,
+    /// Who approved (`owner (cli)`, ...).
+    pub approved_by: String,
 }
 
 /// A device newly admitted by a pairing handshake.
@@ -697,6 +726,111 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Records the owner's approval for remote access, ending any earlier one, with its
+    /// audit row, durably, before returning.
+    pub fn approve_remote(
+        &self,
+        ipv4: bool,
+        ipv6: bool,
+        lease_secs: u32,
+        now: UnixTime,
+        by: &str,
+    ) -> Result<RemoteApproval, StoreError> {
+        // A lease of 0 means "forever" to a router: refuse it at the lowest layer too.
+        let lease_secs = lease_secs.max(1);
+        let id = self.with("recording a remote-access approval", |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "UPDATE remote_approvals SET ended_at = ?1, ended_by = 'replaced' WHERE ended_at IS NULL",
+                [ts(now)],
+            )?;
+            tx.execute(
+                "INSERT INTO remote_approvals (ipv4, ipv6, lease_secs, approved_at, approved_by) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![ipv4, ipv6, lease_secs, ts(now), by],
+            )?;
+            let id = tx.last_insert_rowid();
+            let detail = format!(
+                "remote access approved by {by}: ipv4 {}, ipv6 {}, lease {lease_secs} s",
+                if ipv4 { "yes" } else { "no" },
+                if ipv6 { "yes" } else { "no" }
+            );
+            audit_in(&tx, now, "remote-approved", None, None, &detail)?;
+            tx.commit()?;
+            Ok(id)
+        })?;
+        Ok(RemoteApproval {
+            id,
+            ipv4,
+            ipv6,
+            lease_secs,
+            approved_at: now,
+            approved_by: by.to_string(),
+        })
+    }
+
+    /// The standing remote-access approval, if any.
+    pub fn remote_approval(&self) -> Result<Option<RemoteApproval>, StoreError> {
+        let row = self.with("reading the remote-access approval", |c| {
+            c.query_row(
+                "SELECT id, ipv4, ipv6, lease_secs, approved_at, approved_by FROM remote_approvals
+                 WHERE ended_at IS NULL ORDER BY id DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, bool>(1)?,
+                        r.get::<_, bool>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, String>(5)?,
+                    ))
+                },
+            )
+            .optional()
+        })?;
+        let Some((id, ipv4, ipv6, lease, at, by)) = row else {
+            return Ok(None);
+        };
+        let lease_secs = u32::try_from(lease)
+            .ok()
+            .filter(|l| *l > 0)
+            .ok_or_else(|| self.corrupt("remote approval lease is out of range"))?;
+        Ok(Some(RemoteApproval {
+            id,
+            ipv4,
+            ipv6,
+            lease_secs,
+            approved_at: from_ts(at),
+            approved_by: by,
+        }))
+    }
+
+    /// Ends the standing remote-access approval durably (with its audit row); returns
+    /// whether one stood.
+    pub fn end_remote_approval(&self, now: UnixTime, by: &str) -> Result<bool, StoreError> {
+        self.with("ending the remote-access approval", |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = tx.execute(
+                "UPDATE remote_approvals SET ended_at = ?1, ended_by = ?2 WHERE ended_at IS NULL",
+                params![ts(now), by],
+            )?;
+            if n > 0 {
+                audit_in(
+                    &tx,
+                    now,
+                    "remote-closed",
+                    None,
+                    None,
+                    &format!("remote access withdrawn by {by}"),
+                )?;
+            }
+            tx.commit()?;
+            Ok(n > 0)
+        })
+    }
+}
+
 fn audit_in(
     c: &Connection,
     now: UnixTime,
@@ -840,6 +974,35 @@ mod tests {
             store.complete_pairing(&claim(window, &key, &psk), 105),
             Err(StoreError::KeyRevoked)
         ));
+    }
+
+    #[test]
+    fn remote_approval_stands_until_ended_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            assert_eq!(store.remote_approval().unwrap(), None);
+            store.approve_remote(true, false, 0, 100, "test").unwrap();
+            let a = store.approve_remote(true, true, 3600, 101, "test").unwrap();
+            assert_eq!(store.remote_approval().unwrap(), Some(a));
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let a = store.remote_approval().unwrap().unwrap();
+        assert!(a.ipv4 && a.ipv6);
+        assert_eq!(a.lease_secs, 3600);
+        assert!(store.end_remote_approval(102, "test").unwrap());
+        assert!(!store.end_remote_approval(103, "test").unwrap());
+        assert_eq!(store.remote_approval().unwrap(), None);
+        let kinds: Vec<String> = store
+            .audit_log(10)
+            .unwrap()
+            .into_iter()
+            .map(|a| a.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            ["remote-closed", "remote-approved", "remote-approved"]
+        );
     }
 
     #[test]

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+pub mod netns;
+
 /// Where cargo put the binaries: next to the test executable's `deps/` folder.
 pub fn bin_dir() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("locating the test executable")?;
@@ -140,7 +142,8 @@ impl Gateway {
         Self::start_on(state, "127.0.0.1:0", extra)
     }
 
-    /// Stops the daemon and starts it again on the same Noise address, as a reboot would.
+    /// Stops the daemon and starts it again (outside any namespace) on the same Noise
+    /// address, as a reboot would.
     pub fn restart(&mut self, extra: &[&str]) -> anyhow::Result<()> {
         self.stop()?;
         let noise = self.noise.to_string();
@@ -150,13 +153,31 @@ impl Gateway {
 
     /// Starts `latchkey run` with its Noise listener on `noise` (admin on port 0).
     pub fn start_on(state: &Path, noise: &str, extra: &[&str]) -> anyhow::Result<Self> {
+        Self::start_cmd(Command::new(bin("latchkey")?), noise, state, extra)
+    }
+
+    /// Starts `latchkey run` inside the network namespace `ns` (`ip netns exec`), with
+    /// Noise on every address of the namespace (`[::]:0`, so both the LAN IPv4 and the
+    /// global IPv6 address answer) and admin HTTPS on its loopback.
+    pub fn start_in_netns(ns: &str, state: &Path, extra: &[&str]) -> anyhow::Result<Self> {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns]).arg(bin("latchkey")?);
+        Self::start_cmd(cmd, "[::]:0", state, extra)
+    }
+
+    fn start_cmd(
+        mut cmd: Command,
+        listen: &str,
+        state: &Path,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(state)?;
         let log = state.with_extension("log");
         let log_file = std::fs::File::create(&log)?;
-        let mut child = Command::new(bin("latchkey")?)
+        let mut child = cmd
             .arg("--state")
             .arg(state)
-            .args(["run", "--listen", noise, "--admin-listen", "127.0.0.1:0"])
+            .args(["run", "--listen", listen, "--admin-listen", "127.0.0.1:0"])
             .args(extra)
             .env("LATCHKEY_LOG", "debug")
             .stdin(Stdio::null())

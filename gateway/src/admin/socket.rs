@@ -67,6 +67,33 @@ pub enum AdminRequest {
         /// Most rows.
         limit: u32,
     },
+    /// Remote access: router, external address, approval, mappings, diagnosis.
+    RemoteStatus,
+    /// What `remote-open` would ask the router (asks it nothing but discovery).
+    RemotePlan {
+        /// An IPv4 port mapping.
+        ipv4: bool,
+        /// An IPv6 pinhole.
+        ipv6: bool,
+        /// Lease in seconds.
+        lease_secs: u32,
+    },
+    /// Record the owner's approval and open remote access.
+    RemoteOpen {
+        /// An IPv4 port mapping.
+        ipv4: bool,
+        /// An IPv6 pinhole.
+        ipv6: bool,
+        /// Lease in seconds.
+        lease_secs: u32,
+    },
+    /// End the approval and remove every mapping, verified on the router.
+    RemoteClose,
+    /// List every mapping on the router; optionally remove one by index.
+    RemoteAudit {
+        /// Index to remove.
+        remove: Option<u32>,
+    },
 }
 
 /// Binds the socket, replacing a stale one left by a crash.
@@ -210,6 +237,26 @@ async fn handle(req: AdminRequest, gw: Arc<Gateway>) -> anyhow::Result<Value> {
             Ok(Value::Array(rows))
         }
         AdminRequest::Cameras => Ok(serde_json::to_value(gw.cameras.statuses())?),
+        AdminRequest::RemoteStatus => gw.remote.status().await,
+        AdminRequest::RemotePlan {
+            ipv4,
+            ipv6,
+            lease_secs,
+        } => gw.remote.plan(ipv4, ipv6, lease_secs).await,
+        AdminRequest::RemoteOpen {
+            ipv4,
+            ipv6,
+            lease_secs,
+        } => {
+            if lease_secs == 0 {
+                anyhow::bail!(
+                    "a lease of 0 means forever to a router; Latchkey never asks for one"
+                );
+            }
+            gw.remote.open(ipv4, ipv6, lease_secs, "owner (cli)").await
+        }
+        AdminRequest::RemoteClose => gw.remote.close("owner (cli)").await,
+        AdminRequest::RemoteAudit { remove } => gw.remote.audit(remove).await,
         AdminRequest::Audit { limit } => {
             let store = gw.store.clone();
             let rows = tokio::task::spawn_blocking(move || store.audit_log(limit.clamp(1, 10_000)))

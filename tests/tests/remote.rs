@@ -1,0 +1,383 @@
+//! End-to-end: remote access with the owner's consent, against a real UPnP router
+//! (miniupnpd) in network namespaces this test creates and removes. The gateway runs in
+//! the `lan` namespace, the remote phone in `wan`. Runs as root (as CI does); a missing
+//! miniupnpd fails the test.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)] // tests fail loudly
+
+use std::path::Path;
+use std::time::Duration;
+
+use latchkey_tests::netns::{LAN_CAM, LAN_HOST, Netns, RouterKind, WAN_RTR};
+use latchkey_tests::{Gateway, latchkey, wait_for};
+
+const PHONE: Duration = Duration::from_secs(20);
+
+fn remote(state: &Path, args: &[&str]) -> latchkey_tests::Run {
+    let mut all = vec!["remote"];
+    all.extend_from_slice(args);
+    latchkey(state, &all).unwrap()
+}
+
+fn status(state: &Path) -> serde_json::Value {
+    remote(state, &["status", "--json"])
+        .expect_ok("remote status")
+        .unwrap()
+        .json()
+        .unwrap()
+}
+
+/// Pairs a phone from the LAN namespace and returns its state directory.
+fn pair_on_lan(net: &Netns, gw: &Gateway, dir: &Path) -> std::path::PathBuf {
+    let phone = dir.join("phone");
+    let uri = gw.pair_uri(&["--auto-confirm", "--name", "phone"]).unwrap();
+    let p = phone.to_string_lossy().to_string();
+    net.exec(
+        &net.lan(),
+        "latchkey-client",
+        &["--state", &p, "pair", &uri],
+        PHONE,
+    )
+    .unwrap()
+    .expect_ok("pair on the LAN")
+    .unwrap();
+    phone
+}
+
+fn phone_cameras(net: &Netns, ns: &str, phone: &Path) -> latchkey_tests::Run {
+    let p = phone.to_string_lossy().to_string();
+    net.exec(
+        ns,
+        "latchkey-client",
+        &["--state", &p, "cameras", "--json"],
+        PHONE,
+    )
+    .unwrap()
+}
+
+/// The check, step by step: nothing before approval, the mapping after `remote
+/// open --yes`, a LAN-paired phone reaching the gateway from the internet through it,
+/// nothing after `remote close`, then the same over an IPv6 pinhole.
+#[test]
+fn open_reach_close_over_ipv4_then_ipv6() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Netns::up(dir.path(), RouterKind::default()).unwrap();
+    let state = dir.path().join("G");
+    let mut gw = Gateway::start_in_netns(&net.lan(), &state, &[]).unwrap();
+    let port = gw.noise.port();
+
+    assert_eq!(
+        net.table().unwrap(),
+        Vec::<String>::new(),
+        "nothing before approval"
+    );
+    let st = status(&state);
+    assert_eq!(st["external_ipv4"], WAN_RTR, "{st:#}");
+    assert_eq!(st["verdict"], "closed", "{st:#}");
+    assert!(st["approval"].is_null());
+    assert_eq!(st["router"]["igd"], "IGDv2");
+
+    let phone = pair_on_lan(&net, &gw, dir.path());
+    assert!(phone_cameras(&net, &net.lan(), &phone).ok);
+    assert!(
+        !phone_cameras(&net, &net.wan(), &phone).ok,
+        "closed: no way in from the internet"
+    );
+
+    // No terminal and no --yes: refused, and the router is asked nothing.
+    let refused = remote(&state, &["open", "--ipv4"]);
+    assert!(!refused.ok);
+    assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
+    assert!(
+        refused.stdout.contains("AddPortMapping TCP"),
+        "the plan is shown: {}",
+        refused.stdout
+    );
+    assert_eq!(net.table().unwrap(), Vec::<String>::new());
+
+    let opened = remote(&state, &["open", "--ipv4", "--yes", "--json"])
+        .expect_ok("remote open")
+        .unwrap();
+    assert!(
+        opened.stdout.contains(&format!("external port {port}")),
+        "{}",
+        opened.stdout
+    );
+    let table = net.table().unwrap();
+    assert_eq!(table, [format!("TCP {port}->{LAN_HOST}:{port}")]);
+    let st = status(&state);
+    assert_eq!(st["verdict"], "reachable", "{st:#}");
+    assert_eq!(st["diagnosis"], format!("reachable at {WAN_RTR}:{port}"));
+    assert!(st["mappings"][0]["lease_secs"].as_u64().unwrap() > 0);
+
+    // A pairing URI minted now carries the external address.
+    let uri = gw.pair_uri(&[]).unwrap();
+    assert!(uri.contains(&format!("a={WAN_RTR}%3A{port}")), "{uri}");
+    // The phone paired before learns it on its next LAN connection, then works outside.
+    assert!(phone_cameras(&net, &net.lan(), &phone).ok);
+    let outside = phone_cameras(&net, &net.wan(), &phone);
+    assert!(
+        outside.ok,
+        "from the wan through the mapping: {}",
+        outside.stderr
+    );
+    assert!(outside.stdout.contains("\"demo\""), "{}", outside.stdout);
+
+    let closed = remote(&state, &["close", "--json"])
+        .expect_ok("remote close")
+        .unwrap();
+    let closed: serde_json::Value = serde_json::from_str(&closed.stdout).unwrap();
+    assert_eq!(closed["ipv4"]["verified_gone"], true, "{closed:#}");
+    assert_eq!(
+        net.table().unwrap(),
+        Vec::<String>::new(),
+        "nothing after close"
+    );
+    assert!(!phone_cameras(&net, &net.wan(), &phone).ok, "closed again");
+
+    // IPv6: a pinhole for the gateway's global address; no IPv4 mapping.
+    remote(&state, &["open", "--ipv6", "--yes"])
+        .expect_ok("remote open --ipv6")
+        .unwrap();
+    assert_eq!(
+        net.table().unwrap(),
+        Vec::<String>::new(),
+        "--ipv6 maps no IPv4 port"
+    );
+    let st = status(&state);
+    assert_eq!(st["mappings"][0]["kind"], "ipv6", "{st:#}");
+    let outside = phone_cameras(&net, &net.wan(), &phone);
+    assert!(
+        outside.ok,
+        "from the wan through the IPv6 pinhole: {}",
+        outside.stderr
+    );
+    let closed = remote(&state, &["close", "--json"])
+        .expect_ok("close")
+        .unwrap();
+    let closed: serde_json::Value = serde_json::from_str(&closed.stdout).unwrap();
+    assert_eq!(closed["ipv6"]["verified_gone"], true, "{closed:#}");
+    assert!(
+        !phone_cameras(&net, &net.wan(), &phone).ok,
+        "pinhole closed"
+    );
+
+    let audit = latchkey(&state, &["audit", "--json"])
+        .unwrap()
+        .json()
+        .unwrap();
+    let kinds: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["kind"].as_str())
+        .collect();
+    for k in [
+        "remote-approved",
+        "remote-mapped",
+        "remote-unmapped",
+        "remote-pinhole",
+        "remote-pinhole-closed",
+        "remote-closed",
+    ] {
+        assert!(kinds.contains(&k), "{k} missing from {kinds:?}");
+    }
+    gw.stop().unwrap();
+}
+
+/// Shutdown removes the mappings but keeps the approval; a restart restores them; a
+/// router reboot is repaired within one renewal interval; a gateway without approval
+/// asks for nothing, however often it restarts.
+#[test]
+fn restart_restore_and_router_reboot_repair() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Netns::up(dir.path(), RouterKind::default()).unwrap();
+    let state = dir.path().join("G");
+    for _ in 0..2 {
+        let mut gw = Gateway::start_in_netns(&net.lan(), &state, &[]).unwrap();
+        status(&state);
+        gw.stop().unwrap();
+    }
+    assert_eq!(
+        net.table().unwrap(),
+        Vec::<String>::new(),
+        "no approval, no mapping"
+    );
+    assert!(
+        !net.router_log().contains("AddPortMapping"),
+        "no AddPortMapping was ever sent"
+    );
+
+    let mut gw = Gateway::start_in_netns(&net.lan(), &state, &[]).unwrap();
+    let port = gw.noise.port();
+    remote(&state, &["open", "--ipv4", "--lease", "6s", "--yes"])
+        .expect_ok("open")
+        .unwrap();
+    assert_eq!(net.table().unwrap().len(), 1);
+    assert!(
+        net.router_log().contains("AddPortMapping"),
+        "the log check above can see requests"
+    );
+    gw.stop().unwrap();
+    assert_eq!(
+        net.table().unwrap(),
+        Vec::<String>::new(),
+        "removed on shutdown"
+    );
+
+    let gw = Gateway::start_in_netns(&net.lan(), &state, &[]).unwrap();
+    let port2 = gw.noise.port();
+    let restored = wait_for(Duration::from_secs(10), || {
+        let t = net.table().unwrap();
+        (t.len() == 1).then_some(t)
+    })
+    .expect("the approved mapping comes back on start");
+    assert_eq!(
+        restored,
+        [format!("TCP {port2}->{LAN_HOST}:{port2}")],
+        "was {port}"
+    );
+
+    net.reboot_router().unwrap();
+    assert_eq!(
+        net.table().unwrap(),
+        Vec::<String>::new(),
+        "the reboot emptied the table"
+    );
+    // Lease 6 s: renewal (and repair) every 3 s.
+    let repaired = wait_for(Duration::from_secs(8), || {
+        let t = net.table().unwrap();
+        (t.len() == 1).then_some(t)
+    });
+    assert!(repaired.is_some(), "not repaired; log:\n{}", gw.log());
+    let audit = latchkey(&state, &["audit", "--json"])
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["kind"] == "remote-repaired"),
+        "{audit:#}"
+    );
+    remote(&state, &["close"]).expect_ok("close").unwrap();
+    assert_eq!(net.table().unwrap(), Vec::<String>::new());
+}
+
+/// The router reports 100.64.0.1: the owner reads a plain explanation and the IPv6 way.
+#[test]
+fn cgnat_gets_a_plain_diagnosis() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Netns::up(
+        dir.path(),
+        RouterKind {
+            cgnat: true,
+            ..RouterKind::default()
+        },
+    )
+    .unwrap();
+    let state = dir.path().join("G");
+    let _gw = Gateway::start_in_netns(&net.lan(), &state, &[]).unwrap();
+    let st = status(&state);
+    assert_eq!(st["external_ipv4"], "100.64.0.1");
+    assert_eq!(st["verdict"], "cgnat", "{st:#}");
+    let text = st["diagnosis"].as_str().unwrap();
+    assert!(
+        text.contains("carrier-grade NAT") && text.contains("IPv6 is the way in"),
+        "{text}"
+    );
+    let plain = remote(&state, &["status"]).expect_ok("status").unwrap();
+    assert!(
+        plain.stdout.contains("carrier-grade NAT"),
+        "{}",
+        plain.stdout
+    );
+}
+
+/// An older IGDv1 router: found, mapped (AddPortMapping), listed and cleaned up.
+#[test]
+fn igdv1_router_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Netns::up(
+        dir.path(),
+        RouterKind {
+            igd_v1: true,
+            ..RouterKind::default()
+        },
+    )
+    .unwrap();
+    let state = dir.path().join("G");
+    let gw = Gateway::start_in_netns(&net.lan(), &state, &[]).unwrap();
+    let port = gw.noise.port();
+    let st = status(&state);
+    assert_eq!(st["router"]["igd"], "IGDv1", "{st:#}");
+    assert_eq!(st["external_ipv4"], WAN_RTR);
+    remote(&state, &["open", "--ipv4", "--yes"])
+        .expect_ok("open")
+        .unwrap();
+    assert_eq!(
+        net.table().unwrap(),
+        [format!("TCP {port}->{LAN_HOST}:{port}")]
+    );
+    remote(&state, &["close"]).expect_ok("close").unwrap();
+    assert_eq!(net.table().unwrap(), Vec::<String>::new());
+}
+
+/// A camera maps a port to itself: the audit flags it as the camera's, and the owner
+/// removes it by index.
+#[test]
+fn camera_mapping_is_flagged_and_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Netns::up(dir.path(), RouterKind::default()).unwrap();
+    let state = dir.path().join("G");
+    let cam = format!("front=rtsp://admin:pw@{LAN_CAM}:554/stream1");
+    let _gw = Gateway::start_in_netns(&net.lan(), &state, &["--camera", &cam]).unwrap();
+    net.camera_maps(10554, 554).unwrap();
+    assert_eq!(net.table().unwrap(), [format!("TCP 10554->{LAN_CAM}:554")]);
+
+    let audit = remote(&state, &["audit", "--json"])
+        .expect_ok("audit")
+        .unwrap()
+        .json()
+        .unwrap();
+    let m = &audit["mappings"][0];
+    assert_eq!(m["owner"], "camera", "{audit:#}");
+    assert_eq!(m["camera"], "front");
+    assert!(
+        m["warning"].as_str().unwrap().contains("camera front"),
+        "{m:#}"
+    );
+    let plain = remote(&state, &["audit"]).expect_ok("audit").unwrap();
+    assert!(
+        plain.stdout.contains("WARNING: camera front"),
+        "{}",
+        plain.stdout
+    );
+
+    let index = m["index"].as_u64().unwrap().to_string();
+    remote(&state, &["audit", "--remove", &index])
+        .expect_ok("audit --remove")
+        .unwrap();
+    assert_eq!(
+        net.table().unwrap(),
+        Vec::<String>::new(),
+        "the camera's mapping is gone"
+    );
+    let log = latchkey(&state, &["audit", "--json"])
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["kind"] == "router-mapping-removed")
+    );
+}
