@@ -79,6 +79,9 @@ async fn authorize(
         }
         Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
     };
+    if gw.sessions.is_blocked(&record.id.0) {
+        return error(StatusCode::FORBIDDEN, "device is revoked");
+    }
     if let Err(denied) = record.admit(unix_now()) {
         return error(StatusCode::FORBIDDEN, &denied.to_string());
     }

@@ -72,7 +72,12 @@ pub struct Config {
     pub cameras: Vec<CameraConfig>,
     /// How long a camera stays connected after its last viewer left.
     pub camera_grace: std::time::Duration,
+    /// Seconds after which each side of a session rotates its sending key.
+    pub rekey_after_secs: u64,
 }
+
+/// Default for [`Config::rekey_after_secs`] (WireGuard's 120 s).
+pub const DEFAULT_REKEY_AFTER_SECS: u64 = 120;
 
 /// Default for [`Config::camera_grace`].
 pub const DEFAULT_CAMERA_GRACE: std::time::Duration = std::time::Duration::from_secs(10);

@@ -26,8 +26,6 @@ use crate::{Gateway, net, unix_now};
 
 /// Time a peer has to finish its part of a handshake.
 pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(5);
-/// Seconds after which each side of a session rotates its sending key.
-pub const REKEY_AFTER_SECS: u64 = 120;
 
 /// Accepts connections until `shutdown` is cancelled.
 pub async fn serve(listener: TcpListener, gw: Arc<Gateway>, shutdown: CancellationToken) {
@@ -278,6 +276,10 @@ async fn session(
         return None;
     };
     let now = unix_now();
+    if gw.sessions.is_blocked(&record.id.0) {
+        tracing::info!(%peer, device = %record.id, "session refused: revoked (not yet saved to disk)");
+        return None;
+    }
     if let Err(denied) = record.admit(now) {
         tracing::info!(%peer, device = %record.id, "session refused: {denied}");
         return None;
@@ -295,7 +297,7 @@ async fn session(
         device_id: record.id.0.clone(),
         gateway_name: gw.config.name.clone(),
         addresses: gw.addresses(),
-        rekey_after_secs: REKEY_AFTER_SECS,
+        rekey_after_secs: gw.config.rekey_after_secs,
     };
     let (m2, session) = responder.accept(&psk, &hello, origin.elapsed()).ok()?;
     write_frame(&mut stream, &m2).await.ok()?;

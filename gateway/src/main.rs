@@ -53,6 +53,9 @@ enum Command {
         /// Keep a camera connected this long after its last viewer left [default: 10s].
         #[arg(long, value_parser = humantime::parse_duration)]
         camera_grace: Option<Duration>,
+        /// Session key rotation interval (tests use a short one) [default: 120s].
+        #[arg(long, hide = true, value_parser = humantime::parse_duration)]
+        rekey_after: Option<Duration>,
     },
     /// Open a pairing window: prints a QR code and the pairing URI.
     Pair {
@@ -205,8 +208,10 @@ fn main() -> anyhow::Result<()> {
                 cameras,
                 name,
                 camera_grace,
+                rekey_after,
             } => {
                 let flags = RunFlags {
+                    rekey_after,
                     listen,
                     admin_listen,
                     cameras,
@@ -238,6 +243,7 @@ async fn bind(addr: Option<SocketAddr>, port: u16) -> anyhow::Result<tokio::net:
 
 /// `latchkey run`'s flags that override the config file.
 struct RunFlags {
+    rekey_after: Option<Duration>,
     listen: Option<SocketAddr>,
     admin_listen: Option<SocketAddr>,
     cameras: Vec<String>,
@@ -247,6 +253,7 @@ struct RunFlags {
 
 async fn run(state: PathBuf, config_path: Option<PathBuf>, flags: RunFlags) -> anyhow::Result<()> {
     let RunFlags {
+        rekey_after,
         listen,
         admin_listen,
         cameras: camera_flags,
@@ -268,6 +275,10 @@ async fn run(state: PathBuf, config_path: Option<PathBuf>, flags: RunFlags) -> a
         .or(file.camera_grace_secs.map(Duration::from_secs))
         .unwrap_or(config::DEFAULT_CAMERA_GRACE);
     let config = Config {
+        rekey_after_secs: rekey_after
+            .map_or(latchkey_gateway::config::DEFAULT_REKEY_AFTER_SECS, |d| {
+                d.as_secs().max(1)
+            }),
         name,
         cameras,
         camera_grace,

@@ -1,4 +1,5 @@
-//! Live sessions per device, so a revocation can cut them all at once.
+//! Live sessions per device, so a revocation can cut them all at once, and the
+//! in-memory list of revoked devices that holds even when the store cannot be written.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,9 @@ pub struct SessionRegistry {
 struct Inner {
     next: u64,
     by_device: HashMap<String, HashMap<u64, CancellationToken>>,
+    /// Devices cut by a revocation in this process: refused even if the store still says
+    /// active (a full disk can keep a revocation from being saved).
+    blocked: std::collections::HashSet<String>,
 }
 
 /// Held by a session task; unregisters on drop.
@@ -47,14 +51,22 @@ impl SessionRegistry {
         }
     }
 
-    /// Cuts every live session of `device`; returns how many there were.
+    /// Cuts every live session of `device` and refuses it from now on, whatever the
+    /// store says; returns how many sessions there were.
     pub fn cut(&self, device: &str) -> usize {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.blocked.insert(device.to_string());
         let sessions = inner.by_device.remove(device).unwrap_or_default();
         for token in sessions.values() {
             token.cancel();
         }
         sessions.len()
+    }
+
+    /// Whether `device` was revoked in this process.
+    pub fn is_blocked(&self, device: &str) -> bool {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.blocked.contains(device)
     }
 
     /// Live sessions of `device`.
@@ -93,6 +105,7 @@ mod tests {
         assert_eq!(reg.cut("a"), 2);
         assert!(a1.token.is_cancelled() && a2.token.is_cancelled());
         assert!(!b.token.is_cancelled());
+        assert!(reg.is_blocked("a") && !reg.is_blocked("b"));
         drop(b);
         assert_eq!(reg.count("b"), 0);
     }

@@ -1006,6 +1006,31 @@ mod tests {
     }
 
     #[test]
+    fn the_audit_log_stays_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .with("t", |c| {
+                let tx = c.transaction()?;
+                for i in 0..(AUDIT_CAP + 600) {
+                    audit_in(&tx, 1, "test", None, None, &format!("entry {i}"))?;
+                }
+                tx.commit()
+            })
+            .unwrap();
+        let count: i64 = store
+            .with("t", |c| {
+                c.query_row("SELECT COUNT(*) FROM audit", [], |r| r.get(0))
+            })
+            .unwrap();
+        assert!(count <= AUDIT_CAP + 256, "{count} rows");
+        assert_eq!(
+            store.audit_log(1).unwrap()[0].detail,
+            format!("entry {}", AUDIT_CAP + 599)
+        );
+    }
+
+    #[test]
     fn a_corrupt_file_is_refused_with_a_reason() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(DB_FILE), vec![0x42u8; 8192]).unwrap();
