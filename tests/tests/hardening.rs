@@ -250,8 +250,9 @@ fn a_crash_at_any_moment_never_loses_an_acknowledged_revocation() {
     drop(gw);
 }
 
-/// ATTACKS 29 (sessions side): a thousand connect/disconnect cycles leave descriptors,
-/// threads and memory flat.
+/// ATTACKS 29 (viewers side) and issue 6: a thousand session and viewer connect/disconnect
+/// cycles leave descriptors, threads and memory flat. (Camera drops: see the hub's
+/// `a_thousand_camera_drops_leak_no_connection_or_task`.)
 #[test]
 fn a_thousand_session_cycles_leak_nothing() {
     let dir = tmp();
@@ -264,6 +265,16 @@ fn a_thousand_session_cycles_leak_nothing() {
             for _ in 0..n {
                 let conn = latchkey_client::connect(&state).await.unwrap();
                 conn.cameras().await.unwrap();
+                // A viewer joins the live stream, takes one chunk, and leaves.
+                let live = conn
+                    .live("demo", latchkey_client::LiveFormat::Mjpeg)
+                    .await
+                    .unwrap();
+                let mut body = live.into_body();
+                http_body_util::BodyExt::frame(&mut body)
+                    .await
+                    .unwrap()
+                    .unwrap();
             }
         })
     };
@@ -287,4 +298,144 @@ fn a_thousand_session_cycles_leak_nothing() {
         rss_after < rss_before + 6 * 1024,
         "RSS {rss_before} KiB -> {rss_after} KiB"
     );
+}
+
+/// Records the first frame a real client sends, by standing between it and the gateway.
+fn record_first_frame(
+    gateway: std::net::SocketAddr,
+) -> (std::net::SocketAddr, std::thread::JoinHandle<Vec<u8>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handle = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut phone, _) = listener.accept().unwrap();
+        let mut upstream = std::net::TcpStream::connect(gateway).unwrap();
+        let mut header = [0u8; 2];
+        phone.read_exact(&mut header).unwrap();
+        let mut body = vec![0u8; usize::from(u16::from_be_bytes(header))];
+        phone.read_exact(&mut body).unwrap();
+        let mut recorded = header.to_vec();
+        recorded.extend_from_slice(&body);
+        upstream.write_all(&recorded).unwrap();
+        let mut up2 = upstream.try_clone().unwrap();
+        let mut phone2 = phone.try_clone().unwrap();
+        let t = std::thread::spawn(move || std::io::copy(&mut up2, &mut phone2));
+        let _ = std::io::copy(&mut phone, &mut upstream);
+        let _ = upstream.shutdown(std::net::Shutdown::Write);
+        let _ = t.join();
+        recorded
+    });
+    (addr, handle)
+}
+
+/// ATTACKS 1: the bytes of a real pairing, replayed after it succeeded, get silence and
+/// an audit alarm.
+#[test]
+fn a_replayed_pairing_handshake_gets_silence_and_an_alarm() {
+    let dir = tmp();
+    let g = dir.path().join("G");
+    let gw = Gateway::start(&g, &[]).unwrap();
+    let uri = gw.pair_uri(&["--auto-confirm"]).unwrap();
+    let (proxy, recorder) = record_first_frame(gw.noise);
+    let via_proxy = uri.replace(
+        &format!("a={}", gw.noise.to_string().replace(':', "%3A")),
+        &format!("a={}", proxy.to_string().replace(':', "%3A")),
+    );
+    assert_ne!(via_proxy, uri);
+    client(&dir.path().join("phone"), &["pair", &via_proxy])
+        .unwrap()
+        .expect_ok("pair through the recorder")
+        .unwrap();
+    let captured = recorder.join().unwrap();
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(gw.noise).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+    s.write_all(&captured).unwrap();
+    let mut back = Vec::new();
+    let _ = s.read_to_end(&mut back);
+    assert!(back.is_empty(), "a replay got {} bytes", back.len());
+    let audit = latchkey(&g, &["audit", "--json"]).unwrap().json().unwrap();
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["kind"] == "pairing-reused"),
+        "{audit}"
+    );
+}
+
+/// ATTACKS 3: while one pairing is in progress, a second one with the same code gets
+/// silence and is audited as busy; the first then completes.
+#[test]
+fn a_second_concurrent_pairing_is_refused_as_busy() {
+    let dir = tmp();
+    let g = dir.path().join("G");
+    let gw = Gateway::start(&g, &[]).unwrap();
+    let uri =
+        latchkey_pairing::PairingUri::parse(&gw.pair_uri(&["--auto-confirm"]).unwrap()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use latchkey_client::noise_io::{read_frame, write_frame};
+        let phone = latchkey_pairing::Keypair::generate(&mut rand_core::OsRng).unwrap();
+        let (init, first) = latchkey_pairing::PairingInitiator::start(
+            &uri.gateway_key,
+            &uri.secret,
+            &phone,
+            &mut rand_core::OsRng,
+        )
+        .unwrap();
+        let mut s = tokio::net::TcpStream::connect(gw.noise).await.unwrap();
+        write_frame(&mut s, &first).await.unwrap();
+        let m2 = read_frame(&mut s, 65535).await.unwrap();
+        // Halfway through: another phone tries the same code.
+        let other = client(&dir.path().join("other"), &["pair", &uri.encode()]).unwrap();
+        assert!(!other.ok, "a concurrent pairing succeeded");
+        let request = latchkey_pairing::PairRequest {
+            name: "first".into(),
+        };
+        let (awaiting, m3) = init.read_response(&m2, &request, Duration::ZERO).unwrap();
+        write_frame(&mut s, &m3).await.unwrap();
+        let result = read_frame(&mut s, 65535).await.unwrap();
+        let result = awaiting.read_result(&result, Duration::ZERO).unwrap();
+        assert_eq!(result.state, latchkey_pairing::DeviceState::Active);
+    });
+    let audit = latchkey(&g, &["audit", "--json"]).unwrap().json().unwrap();
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["kind"] == "pairing-busy"),
+        "{audit}"
+    );
+}
+
+/// ATTACKS 21: another local user cannot use the admin socket.
+#[test]
+fn another_local_user_cannot_use_the_admin_socket() {
+    let dir = tmp();
+    let g = dir.path().join("G");
+    let gw = Gateway::start(&g, &[]).unwrap();
+    // Even with the directory opened up, the socket itself is 0600 and the uid is checked.
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::set_permissions(&g, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(latchkey_tests::bin("latchkey").unwrap())
+        .arg("--state")
+        .arg(&g)
+        .arg("devices")
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "user nobody listed devices: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    drop(gw);
 }

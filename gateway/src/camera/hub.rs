@@ -445,6 +445,7 @@ mod tests {
         interval: Duration,
         fail_first: usize,
         stall_after: Option<u32>,
+        end_after: Option<u32>,
         opens: AtomicUsize,
         live: Arc<AtomicUsize>,
     }
@@ -456,6 +457,7 @@ mod tests {
                 interval,
                 fail_first: 0,
                 stall_after: None,
+                end_after: None,
                 opens: AtomicUsize::new(0),
                 live: Arc::new(AtomicUsize::new(0)),
             })
@@ -486,7 +488,8 @@ mod tests {
         fn open(&self, _: &CameraSource) -> BoxFuture<'static, Result<FrameStream, SourceError>> {
             let n = self.opens.fetch_add(1, Ordering::SeqCst);
             let fail = n < self.fail_first;
-            let (gop, interval, stall_after) = (self.gop, self.interval, self.stall_after);
+            let (gop, interval, stall_after, end_after) =
+                (self.gop, self.interval, self.stall_after, self.end_after);
             self.live.fetch_add(1, Ordering::SeqCst);
             let guard = LiveGuard(self.live.clone());
             Box::pin(async move {
@@ -500,6 +503,9 @@ mod tests {
                     async move {
                         if stall_after.is_some_and(|s| i >= s) {
                             std::future::pending::<()>().await;
+                        }
+                        if end_after.is_some_and(|e| i >= e) {
+                            return None; // the camera hung up
                         }
                         tokio::time::sleep(interval).await;
                         let frame = Frame::Video(VideoFrame {
@@ -627,6 +633,40 @@ mod tests {
         assert_eq!(clip.opens.load(Ordering::SeqCst), 4);
         let s = hub.status("front").unwrap();
         assert_eq!((s.state, s.error), (LinkState::Online, None));
+    }
+
+    /// ATTACKS 29: a camera that drops a thousand times is reconnected each time, and
+    /// connections and tasks stay flat (virtual time, so the backoffs cost nothing).
+    #[tokio::test(start_paused = true)]
+    async fn a_thousand_camera_drops_leak_no_connection_or_task() {
+        let mut clip = Clip::new(2, Duration::from_millis(5));
+        Arc::get_mut(&mut clip).unwrap().end_after = Some(2);
+        let hub = hub(clip.clone(), Duration::from_secs(3600));
+        let mut viewer = hub.watch("front").unwrap();
+        viewer.first_frame(Duration::from_secs(5)).await.unwrap();
+        let metrics = tokio::runtime::Handle::current().metrics();
+        let tasks_before = metrics.num_alive_tasks();
+        let mut drops = 0;
+        while clip.opens.load(Ordering::SeqCst) < 1001 {
+            // Keep reading so the viewer stays live; frames resume after each reconnect.
+            if tokio::time::timeout(Duration::from_secs(60), viewer.viewer.recv())
+                .await
+                .is_err()
+            {
+                panic!("no frame for a minute of virtual time after {drops} drops");
+            }
+            drops = clip.opens.load(Ordering::SeqCst) - 1;
+        }
+        assert!(drops >= 1000, "{drops} drops");
+        assert!(
+            clip.live.load(Ordering::SeqCst) <= 1,
+            "camera connections leaked"
+        );
+        assert!(
+            metrics.num_alive_tasks() <= tasks_before + 1,
+            "tasks {tasks_before} -> {}",
+            metrics.num_alive_tasks()
+        );
     }
 
     #[tokio::test]
