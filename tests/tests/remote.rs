@@ -381,3 +381,122 @@ fn camera_mapping_is_flagged_and_removed() {
             .any(|a| a["kind"] == "router-mapping-removed")
     );
 }
+
+/// Issue 4 item 7, DESIGN §3: over a whole scenario (start, pair, view, open, view from
+/// the internet, close, revoke) every packet the gateway's host sends goes to the router,
+/// the phone, or link-scoped discovery (SSDP, IPv6 neighbour discovery). Captured with
+/// tcpdump on every interface of the LAN namespace.
+#[test]
+fn the_gateway_talks_only_to_the_router_and_the_phone() {
+    use latchkey_tests::netns::LAN6_HOST;
+    let dir = tempfile::tempdir().unwrap();
+    let net = Netns::up(dir.path(), RouterKind::default()).unwrap();
+    let capture = dir.path().join("capture.txt");
+    let mut tcpdump = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &net.lan(),
+            "tcpdump",
+            "-i",
+            "any",
+            "-nn",
+            "-l",
+            "-q",
+            "-t",
+        ])
+        .stdout(std::fs::File::create(&capture).unwrap())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tcpdump (Debian package tcpdump) must be installed");
+    std::thread::sleep(Duration::from_millis(700));
+
+    let state = dir.path().join("G");
+    let gw = Gateway::start_in_netns(&net.lan(), &state, &[]).unwrap();
+    let phone = pair_on_lan(&net, &gw, dir.path());
+    assert!(phone_cameras(&net, &net.lan(), &phone).ok);
+    assert_eq!(status(&state)["external_ipv4"], WAN_RTR);
+    remote(&state, &["open", "--yes"])
+        .expect_ok("remote open")
+        .unwrap();
+    assert!(
+        phone_cameras(&net, &net.lan(), &phone).ok,
+        "learn the external address"
+    );
+    let outside = phone_cameras(&net, &net.wan(), &phone);
+    assert!(outside.ok, "{}", outside.stderr);
+    remote(&state, &["close"])
+        .expect_ok("remote close")
+        .unwrap();
+    latchkey(&state, &["revoke", "phone"])
+        .unwrap()
+        .expect_ok("revoke")
+        .unwrap();
+    drop(gw);
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = std::process::Command::new("kill")
+        .arg("-INT")
+        .arg(tcpdump.id().to_string())
+        .status();
+    let _ = tcpdump.wait();
+
+    let ours = [LAN_HOST, LAN6_HOST];
+    let allowed_exact = [
+        LAN_HOST,
+        LAN6_HOST,
+        "192.168.77.1",
+        "2001:db8:77::1", // itself and the router
+        "203.0.113.2",
+        "2001:db8:113::2", // the phone, outside
+        "239.255.255.250",
+        "ff02::c",
+        "ff02::f", // SSDP discovery
+    ];
+    let text = std::fs::read_to_string(&capture).unwrap();
+    let mut seen = 0;
+    let mut offenders = Vec::new();
+    for line in text.lines() {
+        // e.g. "eth0  Out IP 192.168.77.2.41234 > 192.168.77.1.5555: tcp 120"
+        // Only what this host sends: tcpdump marks it "Out" on `-i any`.
+        if line.split_whitespace().nth(1) != Some("Out") {
+            continue;
+        }
+        let Some((left, right)) = line.split_once(" > ") else {
+            continue;
+        };
+        let src = left.split_whitespace().last().unwrap_or("");
+        let dst = right.split(": ").next().unwrap_or("").trim();
+        let host = |endpoint: &str| -> String {
+            // Strip the ".port" tcpdump appends (IPv4 a.b.c.d.port, IPv6 x:y::z.port).
+            match endpoint.rsplit_once('.') {
+                Some((h, p))
+                    if p.chars().all(|c| c.is_ascii_digit())
+                        && (h.contains(':') || h.matches('.').count() == 3) =>
+                {
+                    h.to_string()
+                }
+                _ => endpoint.to_string(),
+            }
+        };
+        let (src, dst) = (host(src), host(dst));
+        if !ours.contains(&src.as_str()) && !src.starts_with("fe80:") {
+            continue; // another address of this namespace (the camera alias)
+        }
+        seen += 1;
+        let ok = allowed_exact.contains(&dst.as_str())
+            || dst.starts_with("ff02:") // link-local multicast: neighbour discovery, MLD
+            || dst.starts_with("fe80:"); // the router's link-local address
+        if !ok {
+            offenders.push(line.to_string());
+        }
+    }
+    assert!(
+        seen > 50,
+        "the capture saw only {seen} packets from the gateway:\n{text}"
+    );
+    assert!(
+        offenders.is_empty(),
+        "packets to someone else:\n{}",
+        offenders.join("\n")
+    );
+}
