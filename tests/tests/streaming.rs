@@ -282,3 +282,86 @@ fn cameras_stream_through_the_channel() {
 
     drop((serve, gateway, mjpeg, rtsp));
 }
+
+/// An H.265 camera behind digest authentication that also sends a PCMA audio track:
+/// the gateway logs in with the credentials from the camera URL, drops the audio, and
+/// ffprobe reads HEVC from the client's local front. Wrong credentials show the camera
+/// offline with a reason.
+#[test]
+fn h265_camera_with_digest_auth_and_audio() {
+    let dir = tempfile::tempdir().unwrap();
+    let rtsp = Proc::spawn(
+        "rtsp-cam-h265",
+        Command::new("/usr/bin/python3")
+            .arg(peer_script("rtsp_cam.py"))
+            .env("RTSP_PORT", "0")
+            .env("CODEC", "h265")
+            .env("AUDIO", "1")
+            .env("RTSP_USER", "admin")
+            .env("RTSP_PASS", "s3cret"),
+        dir.path(),
+    );
+    let url = rtsp.wait_line("serving ", Duration::from_secs(30));
+    let with_creds = url.replacen("rtsp://", "rtsp://admin:s3cret@", 1);
+    let wrong = url.replacen("rtsp://", "rtsp://admin:nope@", 1);
+    let gw_state = dir.path().join("gateway");
+    let gateway = Gateway::start(
+        &gw_state,
+        &[
+            &format!("--camera=hevc={with_creds}"),
+            &format!("--camera=locked={wrong}"),
+        ],
+    )
+    .unwrap();
+    let phone = dir.path().join("phone");
+    pair(&gateway, &phone, "all");
+    let serve = Proc::spawn(
+        "serve",
+        Command::new(bin("latchkey-client").unwrap())
+            .arg("--state")
+            .arg(&phone)
+            .args(["serve", "--listen", "127.0.0.1:0"]),
+        dir.path(),
+    );
+    let base = serve.wait_line("listening ", Duration::from_secs(10));
+    let probe = output_ok(
+        Command::new("timeout")
+            .args(["30", "ffprobe", "-v", "error", "-show_entries"])
+            .args([
+                "stream=codec_name,codec_type,width,height",
+                "-of",
+                "compact",
+            ])
+            .arg(format!("{base}/cameras/hevc/live.mp4")),
+    );
+    assert!(probe.contains("codec_name=hevc"), "{probe}");
+    assert!(
+        !probe.contains("codec_type=audio"),
+        "audio is dropped: {probe}"
+    );
+    // Decodes, not just probes.
+    output_ok(
+        Command::new("timeout")
+            .args(["40", "ffmpeg", "-v", "error", "-i"])
+            .arg(format!("{base}/cameras/hevc/live.mp4"))
+            .args(["-t", "2", "-f", "null", "-"]),
+    );
+    until(
+        "the locked camera to be offline",
+        Duration::from_secs(20),
+        || {
+            let _ = Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "-m", "3"])
+                .arg(format!("{base}/cameras/locked/live.mp4"))
+                .status();
+            let c = camera(&gw_state, "locked");
+            c["state"] == "offline"
+        },
+    );
+    let locked = camera(&gw_state, "locked");
+    assert!(
+        locked["error"].as_str().unwrap_or("").contains("401"),
+        "{locked}"
+    );
+    assert_eq!(camera(&gw_state, "hevc")["codec"], "h265");
+}
