@@ -54,6 +54,19 @@ async fn first_tcp(addresses: &[SocketAddr]) -> Result<TcpStream, ClientError> {
     Err(ClientError::Unreachable(errors.join("; ")))
 }
 
+/// Reads the gateway's next pairing message. Silence (the connection closed or nothing
+/// came) is how a gateway refuses, so both mean "refused".
+async fn pairing_answer(stream: &mut TcpStream) -> Result<Vec<u8>, ClientError> {
+    match tokio::time::timeout(ATTEMPT_TIMEOUT, read_frame(stream, MAX_FRAME)).await {
+        Ok(Ok(m)) => Ok(m),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Err(ClientError::PairingRefused)
+        }
+        Ok(Err(e)) => Err(ClientError::io("pairing with the gateway", e)),
+        Err(_) => Err(ClientError::PairingRefused),
+    }
+}
+
 /// Pairs this phone with the gateway in `uri`, generating the phone's key on first use.
 /// The key never leaves the phone; only its public half travels, encrypted.
 pub async fn pair(
@@ -72,15 +85,7 @@ pub async fn pair(
         PairingInitiator::start(&uri.gateway_key, &uri.secret, &keypair, &mut OsRng)?;
     let io = |e: std::io::Error| ClientError::io("pairing with the gateway", e);
     write_frame(&mut stream, &first).await.map_err(io)?;
-    let message2 =
-        match tokio::time::timeout(ATTEMPT_TIMEOUT, read_frame(&mut stream, MAX_FRAME)).await {
-            Ok(Ok(m)) => m,
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                return Err(ClientError::PairingRefused);
-            }
-            Ok(Err(e)) => return Err(io(e)),
-            Err(_) => return Err(ClientError::PairingRefused),
-        };
+    let message2 = pairing_answer(&mut stream).await?;
     let request = PairRequest {
         name: name.to_string(),
     };
@@ -89,15 +94,7 @@ pub async fn pair(
         .map_err(|_| ClientError::GatewayNotAuthentic)?;
     let code = awaiting.code().to_string();
     write_frame(&mut stream, &message3).await.map_err(io)?;
-    let result_frame =
-        match tokio::time::timeout(ATTEMPT_TIMEOUT, read_frame(&mut stream, MAX_FRAME)).await {
-            Ok(Ok(m)) => m,
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                return Err(ClientError::PairingRefused);
-            }
-            Ok(Err(e)) => return Err(io(e)),
-            Err(_) => return Err(ClientError::PairingRefused),
-        };
+    let result_frame = pairing_answer(&mut stream).await?;
     let result = awaiting.read_result(&result_frame, origin.elapsed())?;
     keys::b64_key(&result.session_psk).map_err(|_| {
         ClientError::Protocol(

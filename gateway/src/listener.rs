@@ -123,7 +123,7 @@ async fn pairing(
         }
         None => return false,
     };
-    if !candidates.iter().any(|c| c.open) && candidates.is_empty() {
+    if candidates.is_empty() {
         tracing::debug!(%peer, "pairing attempt while no pairing code is open");
         return false;
     }
