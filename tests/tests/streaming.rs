@@ -365,3 +365,100 @@ fn h265_camera_with_digest_auth_and_audio() {
     );
     assert_eq!(camera(&gw_state, "hevc")["codec"], "h265");
 }
+
+/// ATTACKS 31 and issue 3 "bad input": cameras that send garbage RTSP, a nonsense SDP, a
+/// 2 GB announced body, nothing at all, or MJPEG parts that lie about their length and are
+/// not JPEGs. Each is shown offline with a reason; the gateway stays up, and the demo
+/// camera beside them keeps streaming.
+#[test]
+fn hostile_cameras_are_offline_with_a_reason_and_harm_nobody() {
+    let dir = tempfile::tempdir().unwrap();
+    let hostile = Proc::spawn(
+        "hostile-cam",
+        Command::new("python3").arg(peer_script("hostile_cam.py")),
+        dir.path(),
+    );
+    let mut ports = std::collections::HashMap::new();
+    for _ in 0..5 {
+        let line = hostile.wait_line("serving ", Duration::from_secs(10));
+        let (mode, port) = line.split_once(' ').unwrap();
+        ports.insert(mode.to_string(), port.to_string());
+    }
+    let cams = [
+        format!(
+            "--camera=garbage=rtsp://127.0.0.1:{}/x",
+            ports["rtsp-garbage"]
+        ),
+        format!(
+            "--camera=badsdp=rtsp://127.0.0.1:{}/x",
+            ports["rtsp-bad-sdp"]
+        ),
+        format!("--camera=huge=rtsp://127.0.0.1:{}/x", ports["rtsp-huge"]),
+        format!("--camera=stall=rtsp://127.0.0.1:{}/x", ports["rtsp-stall"]),
+        format!(
+            "--camera=liar=mjpeg+http://127.0.0.1:{}/mjpeg",
+            ports["mjpeg-lies"]
+        ),
+        "--camera=demo=demo:".to_string(),
+    ];
+    let args: Vec<&str> = cams.iter().map(String::as_str).collect();
+    let gw_state = dir.path().join("gateway");
+    let mut gateway = Gateway::start(&gw_state, &args).unwrap();
+    let phone = dir.path().join("phone");
+    pair(&gateway, &phone, "all");
+    let serve = Proc::spawn(
+        "serve",
+        Command::new(bin("latchkey-client").unwrap())
+            .arg("--state")
+            .arg(&phone)
+            .args(["serve", "--listen", "127.0.0.1:0"]),
+        dir.path(),
+    );
+    let base = serve.wait_line("listening ", Duration::from_secs(10));
+    // Ask every hostile camera for a stream (each request starts its upstream).
+    let askers: Vec<_> = ["garbage", "badsdp", "huge", "stall"]
+        .iter()
+        .map(|c| ("live.mp4", *c))
+        .chain([("live.mjpeg", "liar")])
+        .map(|(file, cam)| {
+            Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "-m", "20"])
+                .arg(format!("{base}/cameras/{cam}/{file}"))
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for cam in ["garbage", "badsdp", "huge", "stall", "liar"] {
+        until(
+            &format!("{cam} to be offline with a reason"),
+            Duration::from_secs(45),
+            || {
+                let c = camera(&gw_state, cam);
+                c["state"] == "offline" && c["error"].as_str().is_some_and(|e| !e.is_empty())
+            },
+        );
+    }
+    for mut a in askers {
+        let _ = a.kill();
+        let _ = a.wait();
+    }
+    let body = Command::new("curl")
+        .args(["-s", "-m", "3"])
+        .arg(format!("{base}/cameras/demo/live.mjpeg"))
+        .output()
+        .unwrap()
+        .stdout;
+    assert!(
+        jpeg_parts(&body) >= 5,
+        "the demo camera kept streaming: {} parts",
+        jpeg_parts(&body)
+    );
+    assert!(
+        !gateway.log().contains("panicked"),
+        "the gateway panicked:\n{}",
+        gateway.log()
+    );
+    gateway
+        .stop()
+        .expect("the gateway is still running and stops cleanly");
+}
