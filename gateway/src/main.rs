@@ -456,6 +456,21 @@ async fn admin(state: PathBuf, command: Command) -> anyhow::Result<()> {
                     s(d, "last_addr")
                 );
             }
+            let window = socket::request(&state, &AdminRequest::PairingStatus).await?;
+            let failures = window.get("failures").and_then(Value::as_u64).unwrap_or(0);
+            match window.get("state").and_then(Value::as_str) {
+                Some("open") => println!(
+                    "pairing code open until {}; {failures} failed attempts",
+                    when(&window, "expires_at")
+                ),
+                Some("closed") if failures > 0 => println!(
+                    "pairing code closed after {failures} failed attempts: someone may be guessing; `latchkey pair` opens a new one"
+                ),
+                Some(other) if failures > 0 => {
+                    println!("last pairing code {other}; {failures} failed attempts")
+                }
+                _ => {}
+            }
         }
         Command::Cameras { json: false } => {
             println!(

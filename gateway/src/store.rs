@@ -185,6 +185,17 @@ pub struct DeviceRow {
     pub last_addr: Option<String>,
 }
 
+/// The latest pairing window, as shown to the owner.
+#[derive(Clone, Debug, Serialize)]
+pub struct PairingWindowRow {
+    /// `open`, `used`, `closed` or `expired`.
+    pub state: String,
+    /// Failed attempts counted against it.
+    pub failures: u32,
+    /// When its code stops (or stopped) working.
+    pub expires_at: UnixTime,
+}
+
 /// One audit log entry.
 #[derive(Clone, Debug, Serialize)]
 pub struct AuditRow {
@@ -496,6 +507,25 @@ impl Store {
             }
             tx.commit()?;
             Ok(Some((failures, closed)))
+        })
+    }
+
+    /// The most recent pairing window: its state (`open`, `used`, `closed`, `expired`),
+    /// failed attempts and expiry, for the owner's device list.
+    pub fn latest_pairing_window(&self) -> Result<Option<PairingWindowRow>, StoreError> {
+        self.with("reading pairing windows", |c| {
+            c.query_row(
+                "SELECT state, failures, expires_at FROM pairing_windows ORDER BY id DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok(PairingWindowRow {
+                        state: r.get(0)?,
+                        failures: r.get(1)?,
+                        expires_at: from_ts(r.get(2)?),
+                    })
+                },
+            )
+            .optional()
         })
     }
 

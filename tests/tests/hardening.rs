@@ -104,6 +104,15 @@ fn guessing_the_pairing_secret_closes_the_window_until_the_owner_reopens_it() {
         kinds.iter().filter(|k| **k == "pairing-failed").count() >= 19,
         "{kinds:?}"
     );
+    let listed = latchkey(&g, &["devices"])
+        .unwrap()
+        .expect_ok("devices")
+        .unwrap();
+    assert!(
+        listed.stdout.contains("closed after 20 failed attempts"),
+        "the owner sees it: {}",
+        listed.stdout
+    );
     let fresh = gw.pair_uri(&["--auto-confirm"]).unwrap();
     client(&dir.path().join("owner"), &["pair", &fresh])
         .unwrap()

@@ -60,6 +60,8 @@ pub enum AdminRequest {
     },
     /// List devices.
     Devices,
+    /// The latest pairing window and its failed attempts.
+    PairingStatus,
     /// List cameras.
     Cameras,
     /// Read the audit log.
@@ -219,6 +221,11 @@ async fn handle(req: AdminRequest, gw: Arc<Gateway>) -> anyhow::Result<Value> {
                     "device {id}: {cut} live sessions were cut, but the revocation is NOT yet saved: {e}"
                 )),
             }
+        }
+        AdminRequest::PairingStatus => {
+            let store = gw.store.clone();
+            let row = tokio::task::spawn_blocking(move || store.latest_pairing_window()).await??;
+            Ok(serde_json::to_value(row)?)
         }
         AdminRequest::Devices => {
             let store = gw.store.clone();
