@@ -51,7 +51,8 @@ const RETRY: Duration = Duration::from_secs(15);
 pub enum PortmapError {
     /// No UPnP router answered on the LAN.
     #[error(
-        "searching for a UPnP router on {lans}: none answered{}",
+        "searching for a UPnP router on {lans}: {}{}",
+        match failed { Some(why) => format!("a device answered, but it is not a usable router ({why})"), None => "none answered".to_string() },
         if *ignored > 0 { format!(" ({ignored} answers from outside the LAN subnet were ignored)") } else { String::new() }
     )]
     NoRouter {
@@ -59,6 +60,8 @@ pub enum PortmapError {
         lans: String,
         /// Answers ignored because they named a router off the LAN.
         ignored: usize,
+        /// Why the last answer could not be used (a broken or hostile description).
+        failed: Option<String>,
     },
     /// No router answered an IPv6 search.
     #[error("searching for the router over IPv6 from {from}: none answered")]
@@ -218,6 +221,7 @@ impl PortMapper {
         live.router.as_ref().ok_or(PortmapError::NoRouter {
             lans: String::new(),
             ignored: 0,
+            failed: None,
         })
     }
 

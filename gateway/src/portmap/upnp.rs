@@ -130,6 +130,7 @@ where
 pub async fn discover() -> Result<Router, PortmapError> {
     let lans = lan_interfaces()?;
     let mut ignored = Vec::new();
+    let mut failed = None;
     for lan in lans.iter().take(4) {
         for _ in 0..SEARCH_ROUNDS {
             let mut opts = SearchOptions::default();
@@ -162,7 +163,15 @@ pub async fn discover() -> Result<Router, PortmapError> {
                         ignored.push(other);
                     }
                 },
-                Ok(Err(e)) => tracing::debug!(lan = %lan.ip, "SSDP search: {e}"),
+                Ok(Err(e)) => {
+                    tracing::debug!(lan = %lan.ip, "SSDP search: {e}");
+                    // A timeout means nobody answered; anything else came from an answer.
+                    if !matches!(e, igd_next::SearchError::NoResponseWithinTimeout) {
+                        let mut why = e.to_string();
+                        why.truncate(200);
+                        failed = Some(why);
+                    }
+                }
                 Err(_) => tracing::debug!(lan = %lan.ip, "SSDP search timed out"),
             }
         }
@@ -174,6 +183,7 @@ pub async fn discover() -> Result<Router, PortmapError> {
             .collect::<Vec<_>>()
             .join(", "),
         ignored: ignored.len(),
+        failed,
     })
 }
 
