@@ -334,6 +334,58 @@ async fn first_owner_qr(gw: &std::sync::Arc<Gateway>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// At a terminal: waits for the phone to pair, shows its short code, and asks the owner
+/// to confirm that the phone shows the same one (the defence against a photographed QR).
+async fn wait_and_confirm(state: &std::path::Path, auto_confirm: bool) -> anyhow::Result<()> {
+    let before = socket::request(state, &AdminRequest::Devices).await?;
+    let known: Vec<String> = before
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| s(d, "id"))
+        .collect();
+    println!("Waiting for the phone... (Ctrl-C to stop waiting; the code stays valid)");
+    let device = loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = socket::request(state, &AdminRequest::Devices).await?;
+        if let Some(d) = now
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|d| !known.contains(&s(d, "id")))
+        {
+            break d.clone();
+        }
+        let window = socket::request(state, &AdminRequest::PairingStatus).await?;
+        match window.get("state").and_then(Value::as_str) {
+            Some("open") => continue,
+            Some("closed") => anyhow::bail!(
+                "the pairing code was closed after too many failed attempts; run `latchkey pair` again"
+            ),
+            _ => anyhow::bail!("the pairing code expired unused; run `latchkey pair` again"),
+        }
+    };
+    let (id, name, code) = (s(&device, "id"), s(&device, "name"), s(&device, "code"));
+    println!("Phone {name:?} paired as device {id}. It shows the code {code}.");
+    if auto_confirm {
+        return Ok(());
+    }
+    print!("Does the phone show {code}? Type yes to let it in: ");
+    std::io::Write::flush(&mut std::io::stdout())?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    if answer.trim().eq_ignore_ascii_case("yes") || answer.trim().eq_ignore_ascii_case("y") {
+        socket::request(state, &AdminRequest::Confirm { device: id.clone() }).await?;
+        println!("device {id} confirmed");
+    } else {
+        socket::request(state, &AdminRequest::Revoke { device: id.clone() }).await?;
+        println!(
+            "device {id} rejected and revoked: the codes did not match, someone else may have scanned the QR code"
+        );
+    }
+    Ok(())
+}
+
 fn print_qr(uri: &str) -> anyhow::Result<()> {
     let code = qrcode::QrCode::new(uri.as_bytes()).context("making the QR code")?;
     let text = code
@@ -418,7 +470,9 @@ async fn admin(state: PathBuf, command: Command) -> anyhow::Result<()> {
                     "The code works once, for {} seconds.",
                     s(&result, "expires_in_secs")
                 );
-                if !auto_confirm {
+                if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                    wait_and_confirm(&state, auto_confirm).await?;
+                } else if !auto_confirm {
                     println!(
                         "Then compare the 6-digit code on the phone with `latchkey devices` and run `latchkey confirm DEVICE`."
                     );
