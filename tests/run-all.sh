@@ -23,4 +23,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# The end-to-end tests run the real `latchkey` and `latchkey-client` binaries, which
+# `cargo test` does not build for another package's tests: build them first.
+cargo build --workspace --locked --bins
 cargo test --workspace --locked "$@"
