@@ -158,6 +158,17 @@ pub async fn run(
     println!("listening noise {}", gateway.noise_addr);
     println!("listening admin https://{admin_addr}");
     println!("admin certificate sha256 {}", tls.fingerprint);
+    let web = admin::web::Web::new(gateway.clone(), tls.fingerprint.clone(), admin_addr);
+    if !web.has_password() {
+        // First run: no default password, ever. The owner sets one through this link,
+        // valid 15 minutes and once; the token rides in the fragment, never sent in logs.
+        let token = web.auth.new_setup_token(std::time::Instant::now());
+        let host = net::reachable_addresses(admin_addr)
+            .first()
+            .copied()
+            .unwrap_or(admin_addr);
+        println!("setup https://{host}/setup#{token}");
+    }
     tracing::info!(gateway_key = %gateway.keys.public(), "ready");
     let noise = tokio::spawn(listener::serve(
         listeners.noise,
@@ -167,7 +178,7 @@ pub async fn run(
     let admin_https = tokio::spawn(admin::https::serve(
         listeners.admin,
         tls,
-        gateway.clone(),
+        web,
         shutdown.clone(),
     ));
     let admin_socket = tokio::spawn(admin::socket::serve(
