@@ -157,7 +157,6 @@ pub async fn run(
     let socket = admin::socket::bind(&gateway.state_dir).context("opening the admin socket")?;
     println!("listening noise {}", gateway.noise_addr);
     println!("listening admin https://{admin_addr}");
-    println!("admin certificate sha256 {}", tls.fingerprint);
     let web = admin::web::Web::new(gateway.clone(), tls.fingerprint.clone(), admin_addr);
     if !web.has_password() {
         // First run: no default password, ever. The owner sets one through this link,
@@ -169,6 +168,9 @@ pub async fn run(
             .unwrap_or(admin_addr);
         println!("setup https://{host}/setup#{token}");
     }
+    // Printed last: the harness (and an owner's script) know the start-up lines are
+    // complete once the fingerprint is out.
+    println!("admin certificate sha256 {}", tls.fingerprint);
     tracing::info!(gateway_key = %gateway.keys.public(), "ready");
     let noise = tokio::spawn(listener::serve(
         listeners.noise,

@@ -69,7 +69,13 @@ fn answer<T: Serialize>(r: Result<T, ActionError>) -> Response {
     }
 }
 
-fn bad_json() -> Response {
+fn bad_json(rejection: &JsonRejection) -> Response {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the request body is too large",
+        );
+    }
     json_error(
         StatusCode::BAD_REQUEST,
         "the request body is not the expected JSON",
@@ -105,8 +111,9 @@ async fn login(
     Extension(peer): Extension<Peer>,
     body: Result<Json<LoginBody>, JsonRejection>,
 ) -> Response {
-    let Ok(Json(body)) = body else {
-        return bad_json();
+    let body = match body {
+        Ok(Json(b)) => b,
+        Err(r) => return bad_json(&r),
     };
     let ip = peer.0.ip();
     if let Gate::Wait(wait) = web.auth.gate(ip, Instant::now()) {
@@ -189,8 +196,9 @@ async fn setup(
     Extension(peer): Extension<Peer>,
     body: Result<Json<SetupBody>, JsonRejection>,
 ) -> Response {
-    let Ok(Json(body)) = body else {
-        return bad_json();
+    let body = match body {
+        Ok(Json(b)) => b,
+        Err(r) => return bad_json(&r),
     };
     let len = body.password.chars().count();
     if !(auth::MIN_PASSWORD..=auth::MAX_PASSWORD).contains(&len) {
@@ -283,8 +291,9 @@ async fn grants(
     Path(id): Path<String>,
     body: Result<Json<GrantsBody>, JsonRejection>,
 ) -> Response {
-    let Ok(Json(body)) = body else {
-        return bad_json();
+    let body = match body {
+        Ok(Json(b)) => b,
+        Err(r) => return bad_json(&r),
     };
     answer(actions::set_grants(&web.gw, &id, &body.cameras, body.expires_secs, BY).await)
 }
@@ -321,8 +330,9 @@ pub fn qr_svg(text: &str) -> Option<String> {
 }
 
 async fn pair(State(web): WebState, body: Result<Json<PairBody>, JsonRejection>) -> Response {
-    let Ok(Json(body)) = body else {
-        return bad_json();
+    let body = match body {
+        Ok(Json(b)) => b,
+        Err(r) => return bad_json(&r),
     };
     let offer = actions::pair(
         &web.gw,
@@ -385,8 +395,9 @@ async fn remote_open(
     State(web): WebState,
     body: Result<Json<RemoteBody>, JsonRejection>,
 ) -> Response {
-    let Ok(Json(b)) = body else {
-        return bad_json();
+    let b = match body {
+        Ok(Json(b)) => b,
+        Err(r) => return bad_json(&r),
     };
     answer(actions::remote_open(&web.gw, b.ipv4, b.ipv6, b.lease_secs, BY).await)
 }

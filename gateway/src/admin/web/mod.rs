@@ -250,7 +250,7 @@ fn check(web: &Web, req: &Request) -> Result<Option<Authed>, Box<Response>> {
         .and_then(|id| web.auth.session(id, now).map(|s| (id.to_string(), s)));
     let Some((session_id, session)) = session else {
         return Err(Box::new(
-            if path.starts_with("/api/") || path.starts_with("/cameras/") {
+            if !safe || path.starts_with("/api/") || path.starts_with("/cameras/") {
                 json_error(StatusCode::UNAUTHORIZED, "log in first")
             } else {
                 Redirect::to("/login").into_response()
