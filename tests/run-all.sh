@@ -5,11 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The real peers: ffmpeg/ffprobe (viewers), gst-rtsp-server through Debian's Python (RTSP
-# camera), curl, iproute2 (ss), miniupnpd and friends (a real UPnP router in namespaces).
+# camera), curl, iproute2 (ss), miniupnpd and friends (a real UPnP router in namespaces),
+# Chromium and Node (the admin UI's browser test, Playwright in tests/browser).
 packages=(ffmpeg curl iproute2 python3-gi gir1.2-gst-rtsp-server-1.0
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
   gstreamer1.0-plugins-bad gstreamer1.0-x
-  miniupnpd-nftables miniupnpc natpmpc nftables socat tcpdump)
+  miniupnpd-nftables miniupnpc natpmpc nftables socat tcpdump
+  chromium chromium-driver nodejs npm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -22,6 +24,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   "${sudo_cmd[@]}" apt-get update -qq
   "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# Playwright (playwright-core only: it drives Debian's Chromium, downloads no browser).
+(cd tests/browser && npm ci --no-audit --no-fund)
 
 # The end-to-end tests run the real `latchkey` and `latchkey-client` binaries, which
 # `cargo test` does not build for another package's tests: build them first.

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http2::SendRequest;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -85,7 +85,7 @@ pub struct CameraInfo {
 /// An open session with the gateway.
 #[derive(Debug)]
 pub struct Connection {
-    sender: SendRequest<Empty<Bytes>>,
+    sender: SendRequest<Full<Bytes>>,
     addr: SocketAddr,
     hello: ServerHello,
     driver: tokio::task::JoinHandle<()>,
@@ -145,10 +145,24 @@ impl Connection {
         method: Method,
         path: &str,
     ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
-        let req = Request::builder()
+        self.request_with_body(method, path, None).await
+    }
+
+    /// Like [`Self::request`], with a JSON body.
+    pub async fn request_with_body(
+        &self,
+        method: Method,
+        path: &str,
+        json: Option<Bytes>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+        let mut builder = Request::builder()
             .method(method)
-            .uri(format!("http://gateway{path}"))
-            .body(Empty::new())
+            .uri(format!("http://gateway{path}"));
+        if json.is_some() {
+            builder = builder.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
+        let req = builder
+            .body(Full::new(json.unwrap_or_default()))
             .map_err(|e| ClientError::Api {
                 status: 0,
                 message: format!("building request for {path}: {e}"),
@@ -172,7 +186,26 @@ impl Connection {
         &self,
         path: &str,
     ) -> Result<T, ClientError> {
-        let response = self.request(Method::GET, path).await?;
+        self.call_json(Method::GET, path, None).await
+    }
+
+    /// POSTs `body` as JSON to `path` and decodes the JSON answer.
+    pub async fn post_json<T: for<'de> Deserialize<'de>>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<T, ClientError> {
+        let bytes = Bytes::from(body.to_string());
+        self.call_json(Method::POST, path, Some(bytes)).await
+    }
+
+    async fn call_json<T: for<'de> Deserialize<'de>>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> Result<T, ClientError> {
+        let response = self.request_with_body(method, path, body).await?;
         let status = response.status();
         let body = http_body_util::Limited::new(response.into_body(), MAX_JSON_BODY)
             .collect()
@@ -260,4 +293,86 @@ impl Connection {
     ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
         self.camera_get(camera, format.file_name()).await
     }
+}
+
+/// Owner actions (the gateway refuses them, 403, unless this phone has the owner role).
+impl Connection {
+    /// Every device paired with the gateway.
+    pub async fn devices(&self) -> Result<Vec<serde_json::Value>, ClientError> {
+        self.get_json("/v1/devices").await
+    }
+
+    /// Revokes a device (by id or unique name); its live sessions close at once.
+    pub async fn revoke(&self, device: &str) -> Result<serde_json::Value, ClientError> {
+        let path = format!("/v1/devices/{}/revoke", path_segment(device));
+        self.post_json(&path, &serde_json::Value::Null).await
+    }
+
+    /// Confirms a pending device (after comparing its short code).
+    pub async fn confirm(&self, device: &str) -> Result<serde_json::Value, ClientError> {
+        let path = format!("/v1/devices/{}/confirm", path_segment(device));
+        self.post_json(&path, &serde_json::Value::Null).await
+    }
+
+    /// Mints an invitation: a pairing URI for a guest or viewer.
+    pub async fn invite(&self, invite: &Invite) -> Result<Invitation, ClientError> {
+        let body = serde_json::to_value(invite).map_err(|e| ClientError::Api {
+            status: 0,
+            message: format!("encoding the invitation: {e}"),
+        })?;
+        self.post_json("/v1/invitations", &body).await
+    }
+
+    /// The gateway's audit log, newest first.
+    pub async fn audit(&self, limit: u32) -> Result<AuditPage, ClientError> {
+        self.get_json(&format!("/v1/audit?limit={limit}")).await
+    }
+}
+
+/// Percent-encodes a device id or name for a URL path segment.
+fn path_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.' {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// What an owner phone asks for when inviting someone.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Invite {
+    /// `guest` or `viewer`.
+    pub role: String,
+    /// `all` or a comma list of camera ids.
+    pub cameras: String,
+    /// Access lifetime in seconds (`None`: no expiry).
+    pub expires_secs: Option<u64>,
+    /// The name to give the new device.
+    pub name: Option<String>,
+    /// Admit the new device without a confirmation.
+    pub auto_confirm: bool,
+}
+
+/// A minted invitation.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Invitation {
+    /// The pairing URI to show as a QR code.
+    pub uri: String,
+    /// Seconds the code stays valid.
+    pub expires_in_secs: u64,
+    /// When the code expires, seconds since the epoch.
+    pub expires_at: u64,
+}
+
+/// One page of the audit log.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AuditPage {
+    /// Rows, newest first.
+    pub rows: Vec<serde_json::Value>,
+    /// Rows in all.
+    pub total: u64,
 }

@@ -22,7 +22,7 @@ pub mod state;
 
 use std::io;
 
-pub use api::{CameraInfo, Connection, LiveFormat};
+pub use api::{AuditPage, CameraInfo, Connection, Invitation, Invite, LiveFormat};
 pub use connect::{PairOutcome, connect, pair};
 pub use latchkey_pairing::PairingUri;
 pub use state::{ClientState, GatewayRecord, StateDir};

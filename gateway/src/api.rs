@@ -19,14 +19,17 @@ use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use latchkey_pairing::DeviceRecord;
+use latchkey_pairing::{Action, DeviceRecord, Role};
+use serde::Deserialize;
 use serde_json::json;
 
+use crate::admin::actions::{self, ActionError, PairRequest};
 use crate::camera::hub::{Unavailable, Watch};
 use crate::camera::{CameraSource, CameraStatus, Frame};
 use crate::live::{self, LiveError};
+use crate::store::AuditFilter;
 use crate::{Gateway, unix_now};
 
 /// How long a viewer waits for a camera's first picture before being told it is offline.
@@ -54,6 +57,11 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/v1/cameras/{id}/live.mp4", get(live_mp4))
         .route("/v1/cameras/{id}/live.mjpeg", get(live_mjpeg))
         .route("/v1/cameras/{id}/snapshot.jpg", get(snapshot))
+        .route("/v1/devices", get(owner_devices))
+        .route("/v1/devices/{id}/revoke", post(owner_revoke))
+        .route("/v1/devices/{id}/confirm", post(owner_confirm))
+        .route("/v1/invitations", post(owner_invite))
+        .route("/v1/audit", get(owner_audit))
         .layer(middleware::from_fn_with_state(gw.clone(), authorize))
         .with_state(gw)
 }
@@ -110,22 +118,18 @@ fn no_such_camera() -> Response {
 
 /// What a live request asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Output {
+pub enum Output {
+    /// Fragmented MP4.
     Mp4,
+    /// `multipart/x-mixed-replace` JPEGs.
     Mjpeg,
+    /// One JPEG.
     Snapshot,
 }
 
-/// Checks the grant and the output kind, starts watching, and waits for a first frame.
-async fn start(
-    gw: &Gateway,
-    device: &DeviceRecord,
-    id: &str,
-    output: Output,
-) -> Result<(Watch, Frame), Response> {
-    if device.may_view(id, unix_now()).is_err() {
-        return Err(no_such_camera());
-    }
+/// Checks the output kind, starts watching, and waits for a first frame. The caller has
+/// already decided that the asker may watch `id`.
+async fn start(gw: &Gateway, id: &str, output: Output) -> Result<(Watch, Frame), Response> {
     let Some(source) = gw.cameras.source(id) else {
         return Err(no_such_camera());
     };
@@ -147,6 +151,77 @@ async fn start(
             Err(error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()))
         }
     }
+}
+
+/// Serves camera `id` as `output`, ending live bodies at `until`. Shared by the phone
+/// API (after its grant check) and the owner's admin UI.
+pub async fn serve_camera(
+    gw: &Gateway,
+    id: &str,
+    output: Output,
+    until: Option<tokio::time::Instant>,
+) -> Response {
+    let (watch, first) = match start(gw, id, output).await {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let body = match output {
+        Output::Mp4 => live::mp4_body(watch, first, until).map(|b| streaming("video/mp4", b)),
+        Output::Mjpeg => live::mjpeg_body(watch, first, until)
+            .map(|b| streaming(&crate::camera::multipart::content_type(), b)),
+        Output::Snapshot => {
+            drop(watch);
+            live::snapshot(first).map(|jpeg| {
+                (
+                    [
+                        (header::CONTENT_TYPE, "image/jpeg"),
+                        (header::CACHE_CONTROL, "no-store"),
+                    ],
+                    jpeg,
+                )
+                    .into_response()
+            })
+        }
+    };
+    body.unwrap_or_else(live_error)
+}
+
+/// The phone API's camera door: the grant check (same 404 for "missing" and "not
+/// yours"), an audit row naming device and camera, then the stream.
+async fn device_camera(
+    gw: Arc<Gateway>,
+    device: DeviceRecord,
+    ctx: DeviceContext,
+    id: String,
+    output: Output,
+) -> Response {
+    if device.may_view(&id, unix_now()).is_err() || gw.cameras.source(&id).is_none() {
+        return no_such_camera();
+    }
+    if output != Output::Snapshot {
+        let store = gw.store.clone();
+        let (dev, cam, addr) = (device.id.0.clone(), id.clone(), ctx.peer.to_string());
+        let kind = if output == Output::Mp4 {
+            "live.mp4"
+        } else {
+            "live.mjpeg"
+        };
+        let done = tokio::task::spawn_blocking(move || {
+            store.audit_camera(
+                unix_now(),
+                "camera-watched",
+                Some(&dev),
+                &cam,
+                Some(&addr),
+                kind,
+            )
+        })
+        .await;
+        if let Ok(Err(e)) = done {
+            tracing::error!("writing the audit log: {e}");
+        }
+    }
+    serve_camera(&gw, &id, output, deadline(&device)).await
 }
 
 /// When this device's access ends, as a tokio deadline for its streams.
@@ -180,54 +255,28 @@ fn live_error(e: LiveError) -> Response {
 async fn live_mp4(
     State(gw): State<Arc<Gateway>>,
     Extension(device): Extension<DeviceRecord>,
+    Extension(ctx): Extension<DeviceContext>,
     Path(id): Path<String>,
 ) -> Response {
-    let (watch, first) = match start(&gw, &device, &id, Output::Mp4).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
-    match live::mp4_body(watch, first, deadline(&device)) {
-        Ok(body) => streaming("video/mp4", body),
-        Err(e) => live_error(e),
-    }
+    device_camera(gw, device, ctx, id, Output::Mp4).await
 }
 
 async fn live_mjpeg(
     State(gw): State<Arc<Gateway>>,
     Extension(device): Extension<DeviceRecord>,
+    Extension(ctx): Extension<DeviceContext>,
     Path(id): Path<String>,
 ) -> Response {
-    let (watch, first) = match start(&gw, &device, &id, Output::Mjpeg).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
-    match live::mjpeg_body(watch, first, deadline(&device)) {
-        Ok(body) => streaming(&crate::camera::multipart::content_type(), body),
-        Err(e) => live_error(e),
-    }
+    device_camera(gw, device, ctx, id, Output::Mjpeg).await
 }
 
 async fn snapshot(
     State(gw): State<Arc<Gateway>>,
     Extension(device): Extension<DeviceRecord>,
+    Extension(ctx): Extension<DeviceContext>,
     Path(id): Path<String>,
 ) -> Response {
-    let (watch, first) = match start(&gw, &device, &id, Output::Snapshot).await {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
-    drop(watch);
-    match live::snapshot(first) {
-        Ok(jpeg) => (
-            [
-                (header::CONTENT_TYPE, "image/jpeg"),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            jpeg,
-        )
-            .into_response(),
-        Err(e) => live_error(e),
-    }
+    device_camera(gw, device, ctx, id, Output::Snapshot).await
 }
 
 async fn gateway_info(
@@ -239,4 +288,193 @@ async fn gateway_info(
         "addresses": gw.addresses(),
         "device": { "id": device.id.0, "name": device.name, "role": device.role, "cameras": device.cameras.to_string() },
     }))
+}
+
+// Owner actions from a phone. Each checks the role on the freshly read record, and a
+// refusal is audited with the asking device and its address, so the owner sees a viewer
+// or guest trying.
+
+/// Refuses (403, audited) unless `device` may perform `action` now.
+async fn owner_only(
+    gw: &Arc<Gateway>,
+    device: &DeviceRecord,
+    ctx: &DeviceContext,
+    action: Action,
+    what: &str,
+) -> Result<String, Response> {
+    match device.may(action, unix_now()) {
+        Ok(()) => Ok(format!("owner phone {} ({})", device.name, device.id.0)),
+        Err(denied) => {
+            let detail = format!(
+                "{} ({:?}) asked to {what}: {denied}",
+                device.name, device.role
+            );
+            actions::audit_refusal(gw, &device.id.0, &ctx.peer.to_string(), &detail).await;
+            Err(error(StatusCode::FORBIDDEN, &denied.to_string()))
+        }
+    }
+}
+
+fn action_error(e: &ActionError) -> Response {
+    if e.status() >= 500 {
+        tracing::error!("owner action from a phone failed: {e}");
+    }
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    error(status, &e.to_string())
+}
+
+fn answer<T: serde::Serialize>(r: Result<T, ActionError>) -> Response {
+    match r {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => action_error(&e),
+    }
+}
+
+async fn owner_devices(
+    State(gw): State<Arc<Gateway>>,
+    Extension(device): Extension<DeviceRecord>,
+    Extension(ctx): Extension<DeviceContext>,
+) -> Response {
+    if let Err(r) = owner_only(&gw, &device, &ctx, Action::ListDevices, "list devices").await {
+        return r;
+    }
+    answer(actions::devices(&gw).await)
+}
+
+async fn owner_revoke(
+    State(gw): State<Arc<Gateway>>,
+    Extension(device): Extension<DeviceRecord>,
+    Extension(ctx): Extension<DeviceContext>,
+    Path(id): Path<String>,
+) -> Response {
+    let what = format!("revoke {id}");
+    let by = match owner_only(&gw, &device, &ctx, Action::Revoke, &what).await {
+        Ok(by) => by,
+        Err(r) => return r,
+    };
+    answer(actions::revoke(&gw, &id, &by).await)
+}
+
+async fn owner_confirm(
+    State(gw): State<Arc<Gateway>>,
+    Extension(device): Extension<DeviceRecord>,
+    Extension(ctx): Extension<DeviceContext>,
+    Path(id): Path<String>,
+) -> Response {
+    let what = format!("confirm {id}");
+    let by = match owner_only(&gw, &device, &ctx, Action::Invite, &what).await {
+        Ok(by) => by,
+        Err(r) => return r,
+    };
+    answer(actions::confirm(&gw, &id, &by).await)
+}
+
+/// What an owner phone asks for when inviting someone.
+#[derive(Debug, Deserialize)]
+pub struct InviteRequest {
+    /// `guest` or `viewer`; an owner is only ever made at the gateway itself.
+    pub role: Role,
+    /// Cameras: `all` or a comma list.
+    #[serde(default = "all_cameras")]
+    pub cameras: String,
+    /// Device access lifetime in seconds.
+    #[serde(default)]
+    pub expires_secs: Option<u64>,
+    /// The name to give the new device.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Admit the new device without a confirmation.
+    #[serde(default)]
+    pub auto_confirm: bool,
+}
+
+fn all_cameras() -> String {
+    "all".into()
+}
+
+async fn owner_invite(
+    State(gw): State<Arc<Gateway>>,
+    Extension(device): Extension<DeviceRecord>,
+    Extension(ctx): Extension<DeviceContext>,
+    body: Result<Json<InviteRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    if let Err(r) = owner_only(&gw, &device, &ctx, Action::Invite, "mint an invitation").await {
+        return r;
+    }
+    let Ok(Json(req)) = body else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "expected JSON {role, cameras, expires_secs}",
+        );
+    };
+    if req.role == Role::Owner {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "a phone can invite guests and viewers; pair another owner at the gateway",
+        );
+    }
+    let offer = actions::pair(
+        &gw,
+        PairRequest {
+            name: req.name,
+            role: req.role,
+            cameras: req.cameras,
+            expires_secs: req.expires_secs,
+            auto_confirm: req.auto_confirm,
+            ttl_secs: actions::MAX_PAIRING_TTL_SECS,
+        },
+    )
+    .await;
+    if offer.is_ok() {
+        tracing::info!(by = %device.id.0, role = ?req.role, "an owner phone minted an invitation");
+    }
+    answer(offer)
+}
+
+/// Audit log query: `?limit=&offset=&device=&camera=&kind=`.
+#[derive(Debug, Default, Deserialize)]
+pub struct AuditQuery {
+    /// Most rows.
+    pub limit: Option<u32>,
+    /// Rows to skip.
+    pub offset: Option<u32>,
+    /// Only this device.
+    pub device: Option<String>,
+    /// Only this camera.
+    pub camera: Option<String>,
+    /// Only this kind.
+    pub kind: Option<String>,
+}
+
+impl AuditQuery {
+    /// The store filter, empty strings meaning "any".
+    pub fn filter(&self) -> AuditFilter {
+        let some = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+        AuditFilter {
+            device: some(&self.device),
+            camera: some(&self.camera),
+            kind: some(&self.kind),
+        }
+    }
+}
+
+async fn owner_audit(
+    State(gw): State<Arc<Gateway>>,
+    Extension(device): Extension<DeviceRecord>,
+    Extension(ctx): Extension<DeviceContext>,
+    query: Result<axum::extract::Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    if let Err(r) = owner_only(&gw, &device, &ctx, Action::ReadAudit, "read the audit log").await {
+        return r;
+    }
+    let q = query.map(|q| q.0).unwrap_or_default();
+    answer(
+        actions::audit(
+            &gw,
+            q.filter(),
+            q.offset.unwrap_or(0),
+            q.limit.unwrap_or(100),
+        )
+        .await,
+    )
 }

@@ -157,6 +157,19 @@ pub async fn run(
     let socket = admin::socket::bind(&gateway.state_dir).context("opening the admin socket")?;
     println!("listening noise {}", gateway.noise_addr);
     println!("listening admin https://{admin_addr}");
+    let web = admin::web::Web::new(gateway.clone(), tls.fingerprint.clone(), admin_addr);
+    if !web.has_password() {
+        // First run: no default password, ever. The owner sets one through this link,
+        // valid 15 minutes and once; the token rides in the fragment, never sent in logs.
+        let token = web.auth.new_setup_token(std::time::Instant::now());
+        let host = net::reachable_addresses(admin_addr)
+            .first()
+            .copied()
+            .unwrap_or(admin_addr);
+        println!("setup https://{host}/setup#{token}");
+    }
+    // Printed last: the harness (and an owner's script) know the start-up lines are
+    // complete once the fingerprint is out.
     println!("admin certificate sha256 {}", tls.fingerprint);
     tracing::info!(gateway_key = %gateway.keys.public(), "ready");
     let noise = tokio::spawn(listener::serve(
@@ -167,7 +180,7 @@ pub async fn run(
     let admin_https = tokio::spawn(admin::https::serve(
         listeners.admin,
         tls,
-        gateway.clone(),
+        web,
         shutdown.clone(),
     ));
     let admin_socket = tokio::spawn(admin::socket::serve(

@@ -321,7 +321,9 @@ async fn first_owner_qr(gw: &std::sync::Arc<Gateway>) -> anyhow::Result<()> {
         auto_confirm: false,
         window_expires_at: now + socket::MAX_PAIRING_TTL_SECS,
     };
-    let uri = socket::open_pairing(gw, params).await?.encode();
+    let uri = latchkey_gateway::admin::actions::open_pairing(gw, params)
+        .await?
+        .encode();
     println!(
         "No phone is paired yet. Scan this with the owner's phone (works once, for 5 minutes):"
     );

@@ -79,6 +79,11 @@ CREATE TABLE IF NOT EXISTS audit (
     addr TEXT,
     detail TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS admin_password (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    phc TEXT NOT NULL,
+    set_at INTEGER NOT NULL
+);
 ";
 
 /// Everything the store can fail with.
@@ -211,6 +216,28 @@ pub struct AuditRow {
     pub addr: Option<String>,
     /// Human detail.
     pub detail: String,
+    /// The camera concerned, if any.
+    pub camera: Option<String>,
+}
+
+/// Which audit rows to show; `None` matches everything.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    /// Device id.
+    pub device: Option<String>,
+    /// Camera id.
+    pub camera: Option<String>,
+    /// Kind, e.g. `device-revoked`.
+    pub kind: Option<String>,
+}
+
+/// One page of the audit log.
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditPage {
+    /// Rows, newest first.
+    pub rows: Vec<AuditRow>,
+    /// Rows matching the filter in all.
+    pub total: u64,
 }
 
 /// The owner's approval for remote access: what the gateway may ask of the router, and
@@ -306,6 +333,19 @@ impl Store {
             return Err(StoreError::Corrupt { path, what: check });
         }
         conn.execute_batch(SCHEMA).map_err(sq("creating tables"))?;
+        // Stores made before the audit log named cameras gain the column in place.
+        let has_camera: bool = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('audit') WHERE name = 'camera'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(sq("reading the audit schema"))?
+            > 0;
+        if !has_camera {
+            conn.execute_batch("ALTER TABLE audit ADD COLUMN camera TEXT")
+                .map_err(sq("adding the audit camera column"))?;
+        }
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             path,
@@ -376,24 +416,152 @@ impl Store {
         })
     }
 
+    /// Appends an audit row that names the camera concerned.
+    pub fn audit_camera(
+        &self,
+        now: UnixTime,
+        kind: &str,
+        device: Option<&str>,
+        camera: &str,
+        addr: Option<&str>,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        self.with("writing audit log", |c| {
+            audit_in(c, now, kind, device, addr, detail)?;
+            c.execute(
+                "UPDATE audit SET camera = ?1 WHERE id = ?2",
+                params![camera, c.last_insert_rowid()],
+            )
+            .map(|_| ())
+        })
+    }
+
     /// The audit log, newest first.
     pub fn audit_log(&self, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
+        self.audit_page(&AuditFilter::default(), 0, limit)
+            .map(|p| p.rows)
+    }
+
+    /// One page of the audit log matching `filter`, newest first, with the number of
+    /// matching rows.
+    pub fn audit_page(
+        &self,
+        filter: &AuditFilter,
+        offset: u32,
+        limit: u32,
+    ) -> Result<AuditPage, StoreError> {
+        // Empty filters match everything; values are bound, never spliced into SQL.
+        const WHERE: &str = "WHERE (?1 IS NULL OR device = ?1) AND (?2 IS NULL OR camera = ?2) AND (?3 IS NULL OR kind = ?3)";
         self.with("reading audit log", |c| {
-            let mut st = c.prepare(
-                "SELECT id, at, kind, device, addr, detail FROM audit ORDER BY id DESC LIMIT ?1",
+            let args = params![filter.device, filter.camera, filter.kind];
+            let total: i64 =
+                c.query_row(&format!("SELECT COUNT(*) FROM audit {WHERE}"), args, |r| {
+                    r.get(0)
+                })?;
+            let mut st = c.prepare(&format!(
+                "SELECT id, at, kind, device, addr, detail, camera FROM audit {WHERE} ORDER BY id DESC LIMIT ?4 OFFSET ?5"
+            ))?;
+            let rows = st.query_map(
+                params![filter.device, filter.camera, filter.kind, limit, offset],
+                |r| {
+                    Ok(AuditRow {
+                        id: r.get(0)?,
+                        at: from_ts(r.get(1)?),
+                        kind: r.get(2)?,
+                        device: r.get(3)?,
+                        addr: r.get(4)?,
+                        detail: r.get(5)?,
+                        camera: r.get(6)?,
+                    })
+                },
             )?;
-            let rows = st.query_map([limit], |r| {
-                Ok(AuditRow {
-                    id: r.get(0)?,
-                    at: from_ts(r.get(1)?),
-                    kind: r.get(2)?,
-                    device: r.get(3)?,
-                    addr: r.get(4)?,
-                    detail: r.get(5)?,
-                })
-            })?;
-            rows.collect()
+            Ok(AuditPage {
+                rows: rows.collect::<Result<_, _>>()?,
+                total: u64::try_from(total).unwrap_or(0),
+            })
         })
+    }
+
+    /// The admin UI password as a PHC string (argon2id), if the owner has set one.
+    pub fn admin_password(&self) -> Result<Option<String>, StoreError> {
+        self.with("reading the admin password", |c| {
+            c.query_row("SELECT phc FROM admin_password WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .optional()
+        })
+    }
+
+    /// Stores the admin UI password (a PHC string) with its audit row. With
+    /// `first_only`, refuses (returns false) when one is already set: the one-time setup
+    /// link must never overwrite a password.
+    pub fn set_admin_password(
+        &self,
+        phc: &str,
+        first_only: bool,
+        now: UnixTime,
+        by: &str,
+    ) -> Result<bool, StoreError> {
+        self.with("storing the admin password", |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let exists: bool = tx.query_row("SELECT COUNT(*) FROM admin_password", [], |r| {
+                r.get::<_, i64>(0)
+            })? > 0;
+            if exists && first_only {
+                return Ok(false);
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO admin_password (id, phc, set_at) VALUES (1, ?1, ?2)",
+                params![phc, ts(now)],
+            )?;
+            audit_in(
+                &tx,
+                now,
+                "admin-password-set",
+                None,
+                None,
+                &format!("by {by}"),
+            )?;
+            tx.commit()?;
+            Ok(true)
+        })
+    }
+
+    /// Changes a device's camera grant and expiry durably, with its audit row.
+    pub fn set_device_grants(
+        &self,
+        id: &str,
+        cameras: &CameraGrant,
+        expires_at: Option<UnixTime>,
+        now: UnixTime,
+        by: &str,
+    ) -> Result<(), StoreError> {
+        let grant = cameras.to_string();
+        let changed = self.with("changing a device's grants", |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = tx.execute(
+                "UPDATE devices SET cameras = ?1, expires_at = ?2 WHERE id = ?3",
+                params![grant, expires_at.map(ts), id],
+            )?;
+            if n > 0 {
+                let until = expires_at.map_or_else(|| "never".to_string(), |e| e.to_string());
+                audit_in(
+                    &tx,
+                    now,
+                    "device-grants-changed",
+                    Some(id),
+                    None,
+                    &format!("by {by}: cameras {grant}, expires {until}"),
+                )?;
+            }
+            tx.commit()?;
+            Ok(n > 0)
+        })?;
+        if changed {
+            Ok(())
+        } else {
+            Err(StoreError::NoSuchDevice(id.to_string()))
+        }
     }
 
     /// Opens a pairing window, closing any other: one pairing at a time.

@@ -130,6 +130,8 @@ pub struct Gateway {
     pub admin: SocketAddr,
     /// The admin certificate's SHA-256 fingerprint, as printed.
     pub cert_fingerprint: String,
+    /// The one-time admin UI setup link, printed while no password is set.
+    pub setup_link: Option<String>,
     /// The state directory.
     pub state: PathBuf,
     log: PathBuf,
@@ -195,7 +197,7 @@ impl Gateway {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(20);
-        let (mut noise, mut admin, mut fp) = (None, None, None);
+        let (mut noise, mut admin, mut fp, mut setup_link) = (None, None, None, None);
         while noise.is_none() || admin.is_none() || fp.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = match rx.recv_timeout(left) {
@@ -213,6 +215,8 @@ impl Gateway {
                 noise = Some(a.parse()?);
             } else if let Some(a) = line.strip_prefix("listening admin https://") {
                 admin = Some(a.parse()?);
+            } else if let Some(l) = line.strip_prefix("setup ") {
+                setup_link = Some(l.to_string());
             } else if let Some(f) = line.strip_prefix("admin certificate sha256 ") {
                 fp = Some(f.to_string());
             }
@@ -225,6 +229,7 @@ impl Gateway {
             noise,
             admin,
             cert_fingerprint,
+            setup_link,
             state: state.to_path_buf(),
             log,
         })

@@ -58,6 +58,49 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:7448")]
         listen: std::net::SocketAddr,
     },
+    /// Owner only: list every device paired with the gateway.
+    Devices {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Owner only: revoke a device (id or unique name); its sessions close at once.
+    Revoke {
+        /// Device id or name.
+        device: String,
+    },
+    /// Owner only: confirm a pending device after comparing its short code.
+    Confirm {
+        /// Device id or name.
+        device: String,
+    },
+    /// Owner only: mint an invitation (a pairing URI) for a guest or viewer.
+    Invite {
+        /// `guest` or `viewer`.
+        #[arg(long, default_value = "guest", value_parser = ["guest", "viewer"])]
+        role: String,
+        /// Cameras: `all` or a comma list.
+        #[arg(long, default_value = "all")]
+        cameras: String,
+        /// How long the invited phone's access lasts, e.g. `24h`, `7d` (default: no end).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires: Option<std::time::Duration>,
+        /// The name to give the invited phone.
+        #[arg(long)]
+        name: Option<String>,
+        /// Admit the invited phone without a confirmation.
+        #[arg(long)]
+        auto_confirm: bool,
+    },
+    /// Owner only: read the gateway's audit log, newest first.
+    Audit {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        /// Most rows.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
 }
 
 fn default_state_dir() -> PathBuf {
@@ -150,6 +193,95 @@ fn main() -> anyhow::Result<()> {
                 std::fs::write(&output, &jpeg)
                     .with_context(|| format!("writing {}", output.display()))?;
                 println!("wrote {} ({} bytes)", output.display(), jpeg.len());
+                Ok(())
+            }
+            Command::Devices { json } => {
+                let conn = latchkey_client::connect(&dir).await?;
+                let devices = conn.devices().await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&devices)?);
+                } else {
+                    let f = |d: &serde_json::Value, k: &str| {
+                        d.get(k).and_then(|v| v.as_str()).unwrap_or("-").to_string()
+                    };
+                    for d in &devices {
+                        println!(
+                            "{:<28} {:<20} {:<7} {:<12} {:<8} {}",
+                            f(d, "id"),
+                            f(d, "name"),
+                            f(d, "role"),
+                            f(d, "cameras"),
+                            f(d, "state"),
+                            f(d, "last_addr")
+                        );
+                    }
+                }
+                Ok(())
+            }
+            Command::Revoke { device } => {
+                let conn = latchkey_client::connect(&dir).await?;
+                let r = conn.revoke(&device).await?;
+                println!(
+                    "device {} revoked ({} live sessions closed)",
+                    r.get("id").and_then(|v| v.as_str()).unwrap_or(&device),
+                    r.get("sessions_closed").and_then(|v| v.as_u64()).unwrap_or(0)
+                );
+                Ok(())
+            }
+            Command::Confirm { device } => {
+                let conn = latchkey_client::connect(&dir).await?;
+                let r = conn.confirm(&device).await?;
+                println!(
+                    "device {} confirmed",
+                    r.get("id").and_then(|v| v.as_str()).unwrap_or(&device)
+                );
+                Ok(())
+            }
+            Command::Invite {
+                role,
+                cameras,
+                expires,
+                name,
+                auto_confirm,
+            } => {
+                let conn = latchkey_client::connect(&dir).await?;
+                let invite = latchkey_client::Invite {
+                    role,
+                    cameras,
+                    expires_secs: expires.map(|d| d.as_secs().max(1)),
+                    name,
+                    auto_confirm,
+                };
+                let inv = conn.invite(&invite).await?;
+                println!("{}", inv.uri);
+                eprintln!(
+                    "show this as a QR code to the new phone; it works once, within {} s",
+                    inv.expires_in_secs
+                );
+                Ok(())
+            }
+            Command::Audit { json, limit } => {
+                let conn = latchkey_client::connect(&dir).await?;
+                let page = conn.audit(limit).await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&page.rows)?);
+                } else {
+                    for r in &page.rows {
+                        let f = |k: &str| {
+                            r.get(k)
+                                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                                .unwrap_or_default()
+                        };
+                        println!(
+                            "{:>6} {:>10} {:<22} {:<28} {}",
+                            f("id"),
+                            f("at"),
+                            f("kind"),
+                            f("device").replace("null", "-"),
+                            f("detail")
+                        );
+                    }
+                }
                 Ok(())
             }
             Command::Serve { listen } => {

@@ -1,5 +1,8 @@
-//! Owner-facing administration: the Unix socket the CLI talks to and the LAN HTTPS UI.
+//! Owner-facing administration: the Unix socket the CLI talks to and the LAN HTTPS UI,
+//! both doors onto the same owner actions.
 
+pub mod actions;
 pub mod https;
 pub mod socket;
 pub mod tls;
+pub mod web;

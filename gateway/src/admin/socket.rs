@@ -11,21 +11,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use latchkey_pairing::{CameraGrant, DeviceState, PairingSecret, PairingUri, Role};
-use rand::rngs::OsRng;
+use latchkey_pairing::Role;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{PairingParams, StoreError};
-use crate::{Gateway, unix_now};
+use super::actions::{self, ActionError, PairRequest};
+use crate::Gateway;
+use crate::store::AuditFilter;
 
 /// Socket file in the state directory.
 pub const SOCKET_FILE: &str = "admin.sock";
-/// Longest pairing window the owner may ask for (HomeKit's 5 minutes).
-pub const MAX_PAIRING_TTL_SECS: u64 = 300;
+pub use super::actions::MAX_PAIRING_TTL_SECS;
 /// Largest request line accepted.
 const MAX_REQUEST: usize = 64 * 1024;
 
@@ -166,8 +165,9 @@ async fn connection(stream: UnixStream, gw: Arc<Gateway>) -> anyhow::Result<()> 
 
 use tokio::io::AsyncReadExt as _;
 
-async fn handle(req: AdminRequest, gw: Arc<Gateway>) -> anyhow::Result<Value> {
-    let now = unix_now();
+async fn handle(req: AdminRequest, gw: Arc<Gateway>) -> Result<Value, ActionError> {
+    const BY: &str = "owner (cli)";
+    let gw = &gw;
     match req {
         AdminRequest::Pair {
             name,
@@ -177,138 +177,43 @@ async fn handle(req: AdminRequest, gw: Arc<Gateway>) -> anyhow::Result<Value> {
             auto_confirm,
             ttl_secs,
         } => {
-            let ttl = ttl_secs.clamp(1, MAX_PAIRING_TTL_SECS);
-            let grant = CameraGrant::parse_list(&cameras);
-            let params = PairingParams {
-                name: name.filter(|n| !n.trim().is_empty()),
-                role,
-                cameras: grant,
-                device_expires_at: expires_secs.map(|s| now.saturating_add(s)),
-                auto_confirm,
-                window_expires_at: now + ttl,
-            };
-            let uri = open_pairing(&gw, params).await?;
-            Ok(json!({ "uri": uri.encode(), "expires_in_secs": ttl }))
-        }
-        AdminRequest::Confirm { device } => {
-            let id = resolve(&gw, &device).await?;
-            let store = gw.store.clone();
-            let id2 = id.clone();
-            let state = tokio::task::spawn_blocking(move || {
-                store.set_device_state(&id2, DeviceState::Active, now, "owner (cli)")
-            })
-            .await??;
-            if state == DeviceState::Revoked {
-                anyhow::bail!(
-                    "device {id} is revoked; a revocation cannot be undone (pair the phone again with a new key)"
-                );
-            }
-            Ok(json!({ "id": id, "state": state }))
-        }
-        AdminRequest::Revoke { device } => {
-            let id = resolve(&gw, &device).await?;
-            let store = gw.store.clone();
-            let id2 = id.clone();
-            // Durable first: the answer is only sent once the revocation is on disk.
-            let persisted = tokio::task::spawn_blocking(move || {
-                store.set_device_state(&id2, DeviceState::Revoked, now, "owner (cli)")
-            })
+            let offer = actions::pair(
+                gw,
+                PairRequest {
+                    name,
+                    role,
+                    cameras,
+                    expires_secs,
+                    auto_confirm,
+                    ttl_secs,
+                },
+            )
             .await?;
-            let cut = gw.sessions.cut(&id);
-            match persisted {
-                Ok(_) => Ok(json!({ "id": id, "state": "revoked", "sessions_closed": cut })),
-                Err(e) => Err(anyhow::anyhow!(
-                    "device {id}: {cut} live sessions were cut, but the revocation is NOT yet saved: {e}"
-                )),
-            }
+            Ok(json!({ "uri": offer.uri, "expires_in_secs": offer.expires_in_secs }))
         }
-        AdminRequest::PairingStatus => {
-            let store = gw.store.clone();
-            let row = tokio::task::spawn_blocking(move || store.latest_pairing_window()).await??;
-            Ok(serde_json::to_value(row)?)
-        }
-        AdminRequest::Devices => {
-            let store = gw.store.clone();
-            let rows = tokio::task::spawn_blocking(move || store.devices()).await??;
-            let rows: Vec<Value> = rows
-                .into_iter()
-                .map(|d| {
-                    let live = gw.sessions.count(&d.id);
-                    let mut v = serde_json::to_value(&d).unwrap_or(Value::Null);
-                    if let Some(obj) = v.as_object_mut() {
-                        obj.insert("sessions".into(), json!(live));
-                    }
-                    v
-                })
-                .collect();
-            Ok(Value::Array(rows))
-        }
-        AdminRequest::Cameras => Ok(serde_json::to_value(gw.cameras.statuses())?),
-        AdminRequest::RemoteStatus => gw.remote.status().await,
+        AdminRequest::PairingStatus => actions::pairing_status(gw).await,
+        AdminRequest::Confirm { device } => actions::confirm(gw, &device, BY).await,
+        AdminRequest::Revoke { device } => actions::revoke(gw, &device, BY).await,
+        AdminRequest::Devices => actions::devices(gw).await.map(Value::Array),
+        AdminRequest::Cameras => Ok(actions::cameras(gw)),
+        AdminRequest::RemoteStatus => actions::remote_status(gw).await,
         AdminRequest::RemotePlan {
             ipv4,
             ipv6,
             lease_secs,
-        } => gw.remote.plan(ipv4, ipv6, lease_secs).await,
+        } => actions::remote_plan(gw, ipv4, ipv6, lease_secs).await,
         AdminRequest::RemoteOpen {
             ipv4,
             ipv6,
             lease_secs,
-        } => {
-            if lease_secs == 0 {
-                anyhow::bail!(
-                    "a lease of 0 means forever to a router; Latchkey never asks for one"
-                );
-            }
-            gw.remote.open(ipv4, ipv6, lease_secs, "owner (cli)").await
-        }
-        AdminRequest::RemoteClose => gw.remote.close("owner (cli)").await,
-        AdminRequest::RemoteAudit { remove } => gw.remote.audit(remove).await,
+        } => actions::remote_open(gw, ipv4, ipv6, lease_secs, BY).await,
+        AdminRequest::RemoteClose => actions::remote_close(gw, BY).await,
+        AdminRequest::RemoteAudit { remove } => actions::remote_audit(gw, remove).await,
         AdminRequest::Audit { limit } => {
-            let store = gw.store.clone();
-            let rows = tokio::task::spawn_blocking(move || store.audit_log(limit.clamp(1, 10_000)))
-                .await??;
-            Ok(serde_json::to_value(rows)?)
+            let page =
+                actions::audit(gw, AuditFilter::default(), 0, limit.clamp(1, 10_000)).await?;
+            Ok(serde_json::to_value(page.rows).unwrap_or(Value::Null))
         }
-    }
-}
-
-/// Opens a pairing window (closing any other) and returns the URI for the QR code.
-pub async fn open_pairing(gw: &Arc<Gateway>, params: PairingParams) -> anyhow::Result<PairingUri> {
-    if let CameraGrant::Only(ids) = &params.cameras {
-        for id in ids {
-            if !gw.config.cameras.iter().any(|c| &c.id == id) {
-                anyhow::bail!("no camera {id:?} (see `latchkey cameras`)");
-            }
-        }
-    }
-    let secret = PairingSecret::generate(&mut OsRng)?;
-    let store = gw.store.clone();
-    let stored = secret.clone();
-    tokio::task::spawn_blocking(move || store.open_pairing(&params, &stored, unix_now())).await??;
-    Ok(PairingUri {
-        gateway_key: gw.keys.public(),
-        secret,
-        name: gw.config.name.clone(),
-        addresses: gw.addresses(),
-    })
-}
-
-/// Finds a device by exact id, else by unique name.
-async fn resolve(gw: &Arc<Gateway>, what: &str) -> anyhow::Result<String> {
-    let store = gw.store.clone();
-    let devices = tokio::task::spawn_blocking(move || store.devices()).await??;
-    if devices.iter().any(|d| d.id == what) {
-        return Ok(what.to_string());
-    }
-    let named: Vec<_> = devices.iter().filter(|d| d.name == what).collect();
-    match named.as_slice() {
-        [one] => Ok(one.id.clone()),
-        [] => Err(StoreError::NoSuchDevice(what.to_string()).into()),
-        _ => anyhow::bail!(
-            "{} devices are named {what:?}; use the id (see `latchkey devices`)",
-            named.len()
-        ),
     }
 }
 

@@ -26,20 +26,26 @@ pub struct AdminTls {
     pub fingerprint: String,
 }
 
+/// Host names the certificate is made for, which are also the names the admin UI
+/// answers to (besides its addresses).
+pub fn names() -> Vec<String> {
+    let mut names = vec!["latchkey.local".to_string(), "localhost".to_string()];
+    if let Ok(host) = fs::read_to_string("/etc/hostname") {
+        let host = host.trim().to_ascii_lowercase();
+        if !host.is_empty() && host != "localhost" {
+            names.push(format!("{host}.local"));
+            names.push(host);
+        }
+    }
+    names
+}
+
 /// Loads the persisted certificate or makes one.
 pub fn load_or_create(dir: &Path) -> anyhow::Result<AdminTls> {
     let cert_path = dir.join(CERT_FILE);
     let key_path = dir.join(KEY_FILE);
     if !cert_path.exists() || !key_path.exists() {
-        let mut names = vec!["latchkey.local".to_string(), "localhost".to_string()];
-        if let Ok(host) = fs::read_to_string("/etc/hostname") {
-            let host = host.trim();
-            if !host.is_empty() {
-                names.push(host.to_string());
-                names.push(format!("{host}.local"));
-            }
-        }
-        let made = rcgen::generate_simple_self_signed(names)
+        let made = rcgen::generate_simple_self_signed(names())
             .context("generating the admin certificate")?;
         write_private(&key_path, made.signing_key.serialize_pem().as_bytes())?;
         write_private(&cert_path, made.cert.pem().as_bytes())?;

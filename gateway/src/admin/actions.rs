@@ -1,0 +1,382 @@
+//! Owner actions, one implementation for every door: the admin socket (CLI), the LAN web
+//! UI's JSON API and an owner's phone inside the Noise channel all call these.
+//!
+//! Each action takes `by`, the actor written into the audit log ("owner (cli)",
+//! "owner (web)", "device ID (owner phone)"), and returns a typed error whose
+//! [`ActionError::status`] tells the HTTP doors which status code to answer.
+
+use std::sync::Arc;
+
+use latchkey_pairing::{CameraGrant, DeviceState, PairingSecret, PairingUri, Role, UnixTime};
+use rand::rngs::OsRng;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::store::{AuditFilter, AuditPage, PairingParams, StoreError};
+use crate::{Gateway, unix_now};
+
+/// Longest pairing window the owner may ask for (HomeKit's 5 minutes).
+pub const MAX_PAIRING_TTL_SECS: u64 = 300;
+/// Largest audit page.
+pub const MAX_AUDIT_PAGE: u32 = 500;
+
+/// Why an owner action failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ActionError {
+    /// No device has that id or name.
+    #[error("no device {0:?} (see the device list)")]
+    NoSuchDevice(String),
+    /// The request itself is wrong; the message says how.
+    #[error("{0}")]
+    Invalid(String),
+    /// The request conflicts with the device's state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The store failed.
+    #[error("{op}: {source}")]
+    Store {
+        /// What was being done.
+        op: &'static str,
+        /// The cause.
+        #[source]
+        source: Box<StoreError>,
+    },
+    /// A revocation cut the live sessions but could not be saved.
+    #[error(
+        "device {id}: {cut} live sessions were cut, but the revocation is NOT yet saved: {source}"
+    )]
+    NotPersisted {
+        /// The device.
+        id: String,
+        /// Sessions cut.
+        cut: usize,
+        /// The cause.
+        #[source]
+        source: Box<StoreError>,
+    },
+    /// Remote access (the router) failed; the message is the port mapper's explanation.
+    #[error("{0}")]
+    Remote(String),
+    /// A background task died.
+    #[error("internal error while {0}")]
+    Internal(&'static str),
+}
+
+impl ActionError {
+    /// The HTTP status the web and phone APIs answer with.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::NoSuchDevice(_) => 404,
+            Self::Invalid(_) => 400,
+            Self::Conflict(_) => 409,
+            Self::Remote(_) => 502,
+            Self::Store { .. } | Self::NotPersisted { .. } | Self::Internal(_) => 500,
+        }
+    }
+}
+
+/// Runs a store call off the async threads.
+async fn blocking<T: Send + 'static>(
+    gw: &Arc<Gateway>,
+    op: &'static str,
+    f: impl FnOnce(&crate::store::Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ActionError> {
+    let store = gw.store.clone();
+    tokio::task::spawn_blocking(move || f(&store))
+        .await
+        .map_err(|_| ActionError::Internal(op))?
+        .map_err(|source| match source {
+            StoreError::NoSuchDevice(d) => ActionError::NoSuchDevice(d),
+            source => ActionError::Store {
+                op,
+                source: Box::new(source),
+            },
+        })
+}
+
+fn remote(e: anyhow::Error) -> ActionError {
+    ActionError::Remote(format!("{e:#}"))
+}
+
+/// What the owner asks for when minting a pairing code.
+#[derive(Clone, Debug)]
+pub struct PairRequest {
+    /// Device name (else the phone's suggestion).
+    pub name: Option<String>,
+    /// Role.
+    pub role: Role,
+    /// Cameras: `all` or a comma list.
+    pub cameras: String,
+    /// Device access lifetime in seconds.
+    pub expires_secs: Option<u64>,
+    /// Skip the owner's confirmation.
+    pub auto_confirm: bool,
+    /// Pairing code lifetime in seconds (clamped to 1..=300).
+    pub ttl_secs: u64,
+}
+
+/// A minted pairing code.
+#[derive(Clone, Debug, Serialize)]
+pub struct PairingOffer {
+    /// The `latchkey://pair?...` URI for the QR code.
+    pub uri: String,
+    /// Seconds the code stays valid.
+    pub expires_in_secs: u64,
+    /// When the code expires, seconds since the epoch.
+    pub expires_at: UnixTime,
+}
+
+/// Opens a pairing window (closing any other) and returns the URI for the QR code.
+pub async fn pair(gw: &Arc<Gateway>, req: PairRequest) -> Result<PairingOffer, ActionError> {
+    let now = unix_now();
+    let ttl = req.ttl_secs.clamp(1, MAX_PAIRING_TTL_SECS);
+    let params = PairingParams {
+        name: req
+            .name
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty()),
+        role: req.role,
+        cameras: CameraGrant::parse_list(&req.cameras),
+        device_expires_at: req.expires_secs.map(|s| now.saturating_add(s)),
+        auto_confirm: req.auto_confirm,
+        window_expires_at: now + ttl,
+    };
+    let uri = open_pairing(gw, params).await?;
+    Ok(PairingOffer {
+        uri: uri.encode(),
+        expires_in_secs: ttl,
+        expires_at: now + ttl,
+    })
+}
+
+fn check_cameras(gw: &Gateway, grant: &CameraGrant) -> Result<(), ActionError> {
+    if let CameraGrant::Only(ids) = grant {
+        for id in ids {
+            if !gw.config.cameras.iter().any(|c| &c.id == id) {
+                return Err(ActionError::Invalid(format!(
+                    "no camera {id:?} (see the camera list)"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Opens a pairing window with `params` and returns the URI.
+pub async fn open_pairing(
+    gw: &Arc<Gateway>,
+    params: PairingParams,
+) -> Result<PairingUri, ActionError> {
+    check_cameras(gw, &params.cameras)?;
+    let secret = PairingSecret::generate(&mut OsRng)
+        .map_err(|_| ActionError::Internal("drawing a pairing secret"))?;
+    let stored = secret.clone();
+    blocking(gw, "opening a pairing window", move |s| {
+        s.open_pairing(&params, &stored, unix_now())
+    })
+    .await?;
+    Ok(PairingUri {
+        gateway_key: gw.keys.public(),
+        secret,
+        name: gw.config.name.clone(),
+        addresses: gw.addresses(),
+    })
+}
+
+/// Finds a device by exact id, else by unique name.
+pub async fn resolve(gw: &Arc<Gateway>, what: &str) -> Result<String, ActionError> {
+    let devices = blocking(gw, "listing devices", |s| s.devices()).await?;
+    if devices.iter().any(|d| d.id == what) {
+        return Ok(what.to_string());
+    }
+    let named: Vec<_> = devices.iter().filter(|d| d.name == what).collect();
+    match named.as_slice() {
+        [one] => Ok(one.id.clone()),
+        [] => Err(ActionError::NoSuchDevice(what.to_string())),
+        _ => Err(ActionError::Conflict(format!(
+            "{} devices are named {what:?}; use the id",
+            named.len()
+        ))),
+    }
+}
+
+/// Confirms a pending device.
+pub async fn confirm(gw: &Arc<Gateway>, device: &str, by: &str) -> Result<Value, ActionError> {
+    let id = resolve(gw, device).await?;
+    let (id2, by) = (id.clone(), by.to_string());
+    let state = blocking(gw, "confirming a device", move |s| {
+        s.set_device_state(&id2, DeviceState::Active, unix_now(), &by)
+    })
+    .await?;
+    if state == DeviceState::Revoked {
+        return Err(ActionError::Conflict(format!(
+            "device {id} is revoked; a revocation cannot be undone (pair the phone again with a new key)"
+        )));
+    }
+    Ok(json!({ "id": id, "state": state }))
+}
+
+/// Revokes a device durably, then cuts its live sessions.
+pub async fn revoke(gw: &Arc<Gateway>, device: &str, by: &str) -> Result<Value, ActionError> {
+    let id = resolve(gw, device).await?;
+    let (id2, by) = (id.clone(), by.to_string());
+    let store = gw.store.clone();
+    // Durable first: the answer is only sent once the revocation is on disk.
+    let persisted = tokio::task::spawn_blocking(move || {
+        store.set_device_state(&id2, DeviceState::Revoked, unix_now(), &by)
+    })
+    .await
+    .map_err(|_| ActionError::Internal("revoking a device"))?;
+    // Cut even when saving failed: the owner wants this phone out now.
+    let cut = gw.sessions.cut(&id);
+    match persisted {
+        Ok(_) => Ok(json!({ "id": id, "state": "revoked", "sessions_closed": cut })),
+        Err(source) => Err(ActionError::NotPersisted {
+            id,
+            cut,
+            source: Box::new(source),
+        }),
+    }
+}
+
+/// Rejects a device that is still pending (its key is revoked for good). An active
+/// device is revoked, not rejected: the two words must not be confused in the audit log.
+pub async fn reject(gw: &Arc<Gateway>, device: &str, by: &str) -> Result<Value, ActionError> {
+    let id = resolve(gw, device).await?;
+    let id2 = id.clone();
+    let rows = blocking(gw, "listing devices", |s| s.devices()).await?;
+    match rows.iter().find(|d| d.id == id2).map(|d| d.state) {
+        Some(DeviceState::Pending) => revoke(gw, &id, &format!("{by}, rejected")).await,
+        Some(_) => Err(ActionError::Conflict(format!(
+            "device {id} is not pending; revoke it instead"
+        ))),
+        None => Err(ActionError::NoSuchDevice(id)),
+    }
+}
+
+/// Changes a device's cameras and expiry (`expires_secs` from now; `None` = never).
+pub async fn set_grants(
+    gw: &Arc<Gateway>,
+    device: &str,
+    cameras: &str,
+    expires_secs: Option<u64>,
+    by: &str,
+) -> Result<Value, ActionError> {
+    let id = resolve(gw, device).await?;
+    let grant = CameraGrant::parse_list(cameras);
+    check_cameras(gw, &grant)?;
+    let expires_at = expires_secs.map(|s| unix_now().saturating_add(s));
+    let (id2, by, g2) = (id.clone(), by.to_string(), grant.clone());
+    blocking(gw, "changing a device's grants", move |s| {
+        s.set_device_grants(&id2, &g2, expires_at, unix_now(), &by)
+    })
+    .await?;
+    // Live streams re-check the record per request; an expiry moved into the past takes
+    // effect at once for live sessions too.
+    if expires_at.is_some_and(|e| e <= unix_now()) {
+        gw.sessions.cut(&id);
+    }
+    Ok(json!({ "id": id, "cameras": grant.to_string(), "expires_at": expires_at }))
+}
+
+/// The latest pairing window (state, failed attempts, expiry), or null if none was opened.
+pub async fn pairing_status(gw: &Arc<Gateway>) -> Result<Value, ActionError> {
+    let row = blocking(gw, "reading the pairing window", |s| {
+        s.latest_pairing_window()
+    })
+    .await?;
+    serde_json::to_value(row).map_err(|_| ActionError::Internal("encoding the pairing window"))
+}
+
+/// Every device with its live session count.
+pub async fn devices(gw: &Arc<Gateway>) -> Result<Vec<Value>, ActionError> {
+    let rows = blocking(gw, "listing devices", |s| s.devices()).await?;
+    Ok(rows
+        .into_iter()
+        .map(|d| {
+            let live = gw.sessions.count(&d.id);
+            let mut v = serde_json::to_value(&d).unwrap_or(Value::Null);
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert("sessions".into(), json!(live));
+            }
+            v
+        })
+        .collect())
+}
+
+/// Every camera's live status.
+pub fn cameras(gw: &Arc<Gateway>) -> Value {
+    serde_json::to_value(gw.cameras.statuses()).unwrap_or(Value::Null)
+}
+
+/// One page of the audit log.
+pub async fn audit(
+    gw: &Arc<Gateway>,
+    filter: AuditFilter,
+    offset: u32,
+    limit: u32,
+) -> Result<AuditPage, ActionError> {
+    let limit = limit.clamp(1, MAX_AUDIT_PAGE);
+    blocking(gw, "reading the audit log", move |s| {
+        s.audit_page(&filter, offset, limit)
+    })
+    .await
+}
+
+/// Records a refused owner action (and logs it).
+pub async fn audit_refusal(gw: &Arc<Gateway>, device: &str, addr: &str, what: &str) {
+    tracing::warn!(device, addr, "refused owner action: {what}");
+    let (d, a, w) = (device.to_string(), addr.to_string(), what.to_string());
+    if let Err(e) = blocking(gw, "auditing a refusal", move |s| {
+        s.audit(unix_now(), "owner-action-refused", Some(&d), Some(&a), &w)
+    })
+    .await
+    {
+        tracing::error!("{e}");
+    }
+}
+
+/// `remote status`.
+pub async fn remote_status(gw: &Arc<Gateway>) -> Result<Value, ActionError> {
+    gw.remote.status().await.map_err(remote)
+}
+
+/// `remote open` dry run: what would be asked of the router.
+pub async fn remote_plan(
+    gw: &Arc<Gateway>,
+    ipv4: bool,
+    ipv6: bool,
+    lease_secs: u32,
+) -> Result<Value, ActionError> {
+    gw.remote.plan(ipv4, ipv6, lease_secs).await.map_err(remote)
+}
+
+/// `remote open`: records the approval and maps.
+pub async fn remote_open(
+    gw: &Arc<Gateway>,
+    ipv4: bool,
+    ipv6: bool,
+    lease_secs: u32,
+    by: &str,
+) -> Result<Value, ActionError> {
+    if lease_secs == 0 {
+        return Err(ActionError::Invalid(
+            "a lease of 0 means forever to a router; Latchkey never asks for one".into(),
+        ));
+    }
+    gw.remote
+        .open(ipv4, ipv6, lease_secs, by)
+        .await
+        .map_err(remote)
+}
+
+/// `remote close`: ends the approval and removes every mapping.
+pub async fn remote_close(gw: &Arc<Gateway>, by: &str) -> Result<Value, ActionError> {
+    gw.remote.close(by).await.map_err(remote)
+}
+
+/// `remote audit`: every mapping on the router; optionally removes one by index.
+pub async fn remote_audit(gw: &Arc<Gateway>, remove: Option<u32>) -> Result<Value, ActionError> {
+    gw.remote.audit(remove).await.map_err(remote)
+}
