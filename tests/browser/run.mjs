@@ -31,7 +31,7 @@ const browser = await chromium.launch({
 let evil;
 try {
   const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1100, height: 800 } });
-  context.setDefaultTimeout(20000);
+  context.setDefaultTimeout(45000); // generous: CI machines have 2 cores
   const page = await context.newPage();
   page.on('dialog', (d) => d.accept());
   page.on('pageerror', (e) => console.log(`page error: ${e.message}`));

@@ -93,7 +93,47 @@ pub fn router(web: Arc<Web>) -> Router {
         .merge(api::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(web.clone(), guard))
+        .layer(middleware::from_fn(refuse_large_bodies))
         .with_state(web)
+}
+
+/// Bodies announced larger than this are refused without reading them at all.
+const MAX_LINGER: u64 = 1024 * 1024;
+
+/// Answers 413 to a body announced over [`MAX_BODY`] before any handler runs. Such a body
+/// is still read and thrown away (up to [`MAX_LINGER`], for at most 3 s) before the
+/// answer: closing with unread bytes makes the kernel reset the connection, and the
+/// browser would then see a reset instead of the 413 (a "lingering close", as nginx does).
+async fn refuse_large_bodies(req: Request, next: middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    use http_body_util::BodyExt as _;
+    let announced = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let Some(len) = announced.filter(|len| *len > MAX_BODY as u64) else {
+        return next.run(req).await;
+    };
+    if len <= MAX_LINGER {
+        let mut body = req.into_body();
+        let drain = async {
+            let mut seen: u64 = 0;
+            while let Some(Ok(frame)) = body.frame().await {
+                seen += frame.data_ref().map_or(0, |d| d.len() as u64);
+                if seen >= len {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), drain).await;
+    }
+    (
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+        [(axum::http::header::CONNECTION, "close")],
+        axum::Json(serde_json::json!({ "error": format!("the request body is larger than {MAX_BODY} bytes") })),
+    )
+        .into_response()
 }
 
 /// Loopback, private (RFC 1918), link-local and unique-local addresses: the LAN.
