@@ -155,21 +155,38 @@ impl Gateway {
 
     /// Starts `latchkey run` with its Noise listener on `noise` (admin on port 0).
     pub fn start_on(state: &Path, noise: &str, extra: &[&str]) -> anyhow::Result<Self> {
-        Self::start_cmd(Command::new(bin("latchkey")?), noise, state, extra)
+        Self::start_cmd(
+            Command::new(bin("latchkey")?),
+            noise,
+            "127.0.0.1:0",
+            state,
+            extra,
+        )
     }
 
     /// Starts `latchkey run` inside the network namespace `ns` (`ip netns exec`), with
     /// Noise on every address of the namespace (`[::]:0`, so both the LAN IPv4 and the
     /// global IPv6 address answer) and admin HTTPS on its loopback.
     pub fn start_in_netns(ns: &str, state: &Path, extra: &[&str]) -> anyhow::Result<Self> {
+        Self::start_in_netns_admin(ns, state, "127.0.0.1:0", extra)
+    }
+
+    /// Like [`Self::start_in_netns`], with the admin HTTPS listener on `admin`.
+    pub fn start_in_netns_admin(
+        ns: &str,
+        state: &Path,
+        admin: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", ns]).arg(bin("latchkey")?);
-        Self::start_cmd(cmd, "[::]:0", state, extra)
+        Self::start_cmd(cmd, "[::]:0", admin, state, extra)
     }
 
     fn start_cmd(
         mut cmd: Command,
         listen: &str,
+        admin: &str,
         state: &Path,
         extra: &[&str],
     ) -> anyhow::Result<Self> {
@@ -179,7 +196,7 @@ impl Gateway {
         let mut child = cmd
             .arg("--state")
             .arg(state)
-            .args(["run", "--listen", listen, "--admin-listen", "127.0.0.1:0"])
+            .args(["run", "--listen", listen, "--admin-listen", admin])
             .args(extra)
             .env("LATCHKEY_LOG", "debug")
             .stdin(Stdio::null())

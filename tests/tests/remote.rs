@@ -500,3 +500,86 @@ fn the_gateway_talks_only_to_the_router_and_the_phone() {
         offenders.join("\n")
     );
 }
+
+/// ATTACKS 19: the admin UI is for the LAN only. Even through a router mapping someone
+/// opened to it, a request from the internet gets no response at all, while the LAN
+/// gets the login page.
+#[test]
+fn the_admin_ui_gives_the_internet_nothing_even_through_a_mapping() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Netns::up(dir.path(), RouterKind::default()).unwrap();
+    let state = dir.path().join("G");
+    let gw = Gateway::start_in_netns_admin(&net.lan(), &state, "0.0.0.0:0", &[]).unwrap();
+    let port = gw.admin.port().to_string();
+    let curl = |ns: &str, host: &str| -> String {
+        let out = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns,
+                "curl",
+                "-sk",
+                "-m",
+                "5",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+            ])
+            .arg(format!("https://{host}:{port}/login"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(
+        curl(&net.lan(), LAN_HOST),
+        "200",
+        "the LAN gets the login page"
+    );
+    // Someone on the LAN maps the admin port on the router (the gateway host itself, so
+    // the router's secure mode allows it).
+    let mapped = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &net.lan(),
+            "upnpc",
+            "-i",
+            "-a",
+            LAN_HOST,
+            &port,
+            &port,
+            "TCP",
+            "600",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        mapped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&mapped.stdout)
+    );
+    assert!(
+        net.table()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains(&format!("{port}->"))),
+        "mapping in place"
+    );
+    assert_eq!(
+        curl(&net.wan(), WAN_RTR),
+        "000",
+        "the internet got an answer from the admin UI"
+    );
+    // The connection did reach the gateway, which closed it: refused, not unreachable.
+    assert!(
+        wait_for(Duration::from_secs(5), || gw
+            .log()
+            .contains("refused a connection from outside the LAN")
+            .then_some(()))
+        .is_some(),
+        "the mapping never delivered the connection:\n{}",
+        gw.log()
+    );
+    drop(gw);
+}
