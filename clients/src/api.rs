@@ -98,7 +98,9 @@ impl Drop for Connection {
 }
 
 impl Connection {
-    pub(crate) async fn start(
+    /// Starts HTTP/2 over an established channel (what [`crate::connect`] does after
+    /// its handshake).
+    pub async fn start(
         noise: NoiseStream<TcpStream>,
         addr: SocketAddr,
         hello: ServerHello,
