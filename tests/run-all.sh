@@ -5,11 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The real peers: ffmpeg/ffprobe (viewers), gst-rtsp-server through Debian's Python (RTSP
-# camera), curl, iproute2 (ss), miniupnpd and friends (a real UPnP router in namespaces).
+# camera), curl, iproute2 (ss), miniupnpd and friends (a real UPnP router in namespaces),
+# OpenSSH (the relay benchmark's `ssh -L` reference).
 packages=(ffmpeg curl iproute2 python3-gi gir1.2-gst-rtsp-server-1.0
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
   gstreamer1.0-plugins-bad gstreamer1.0-x
-  miniupnpd-nftables miniupnpc natpmpc nftables socat tcpdump)
+  miniupnpd-nftables miniupnpc natpmpc nftables socat tcpdump
+  openssh-server openssh-client)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

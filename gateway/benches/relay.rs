@@ -648,6 +648,65 @@ fn crypto_limit(secs: u32) -> anyhow::Result<f64> {
     Ok(bytes_per_s / (1 << 20) as f64)
 }
 
+/// Seal+open throughput of snow transport messages (64 KiB, both ends with the
+/// resolver `make` gives), MiB/s: how snow's resolver is chosen.
+fn resolver_speed(make: fn() -> snow::resolvers::BoxedCryptoResolver, bytes: usize) -> f64 {
+    let params: snow::params::NoiseParams = "Noise_NN_25519_ChaChaPoly_BLAKE2s".parse().unwrap();
+    let mut init = snow::Builder::with_resolver(params.clone(), make())
+        .build_initiator()
+        .unwrap();
+    let mut resp = snow::Builder::with_resolver(params, make())
+        .build_responder()
+        .unwrap();
+    let (mut m, mut p) = (vec![0u8; 65535], vec![0u8; 65535]);
+    let n = init.write_message(&[], &mut m).unwrap();
+    resp.read_message(&m[..n], &mut p).unwrap();
+    let n = resp.write_message(&[], &mut m).unwrap();
+    init.read_message(&m[..n], &mut p).unwrap();
+    let mut a = init.into_transport_mode().unwrap();
+    let mut b = resp.into_transport_mode().unwrap();
+    let plain = vec![0x5au8; 65519];
+    // This thread's CPU time, not wall time: other processes may share the cores.
+    let started = thread_cpu();
+    let mut done = 0;
+    while done < bytes {
+        let n = a.write_message(&plain, &mut m).unwrap();
+        b.read_message(&m[..n], &mut p).unwrap();
+        done += plain.len();
+    }
+    done as f64 / (thread_cpu() - started).as_secs_f64() / (1 << 20) as f64
+}
+
+/// CPU time of the calling thread (`/proc/thread-self/stat`).
+fn thread_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    let Some(close) = stat.rfind(')') else {
+        return Duration::ZERO;
+    };
+    let rest: Vec<&str> = stat[close + 2..].split(' ').collect();
+    let utime: u64 = rest.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let stime: u64 = rest.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    Duration::from_millis((utime + stime) * 10)
+}
+
+fn ring_resolver() -> snow::resolvers::BoxedCryptoResolver {
+    use snow::resolvers::{DefaultResolver, FallbackResolver, RingResolver};
+    Box::new(FallbackResolver::new(
+        Box::new(RingResolver),
+        Box::new(DefaultResolver),
+    ))
+}
+
+/// snow's pure-Rust ciphers and hashes (ring only supplies the random numbers, which
+/// this build's default resolver lacks).
+fn default_resolver() -> snow::resolvers::BoxedCryptoResolver {
+    use snow::resolvers::{DefaultResolver, FallbackResolver, RingResolver};
+    Box::new(FallbackResolver::new(
+        Box::new(DefaultResolver),
+        Box::new(RingResolver),
+    ))
+}
+
 // ---------------------------------------------------------------------------------------
 // The real binary, for the memory figures.
 
@@ -747,6 +806,10 @@ fn main() -> anyhow::Result<()> {
     let quick = std::env::args().any(|a| a == "--quick")
         || std::env::var("LATCHKEY_BENCH_QUICK").is_ok_and(|v| v == "1");
     let plan = Plan::new(quick);
+    // LATCHKEY_BENCH_ONLY=bulk,handshakes,first_frame,fanout,memory runs a subset
+    // (for profiling one figure at a time).
+    let only = std::env::var("LATCHKEY_BENCH_ONLY").unwrap_or_default();
+    let want = |section: &str| only.is_empty() || only.split(',').any(|s| s == section);
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     origin();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -767,235 +830,260 @@ fn main() -> anyhow::Result<()> {
         .collect::<anyhow::Result<_>>()?;
 
     // --- Bulk throughput -----------------------------------------------------------
-    println!(
-        "\nbulk: {} MiB per transfer, median of {}",
-        plan.bulk >> 20,
-        plan.repeats
-    );
-    let bulk_listener = gw_rt.block_on(TcpListener::bind("127.0.0.1:0"))?;
-    let bulk_addr = bulk_listener.local_addr()?;
-    gw_rt.spawn(bulk_server(bulk_listener, g.gw.clone()));
-    let sender = tcp_sender()?;
-    let ssh = match ssh_tunnel(sender) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            eprintln!("warning: no SSH reference: {e:#}");
-            None
+    let mut tunnel = f64::NAN;
+    let mut crypto = f64::NAN;
+    if want("bulk") {
+        println!(
+            "\nbulk: {} MiB per transfer, median of {}",
+            plan.bulk >> 20,
+            plan.repeats
+        );
+        let bulk_listener = gw_rt.block_on(TcpListener::bind("127.0.0.1:0"))?;
+        let bulk_addr = bulk_listener.local_addr()?;
+        gw_rt.spawn(bulk_server(bulk_listener, g.gw.clone()));
+        let sender = tcp_sender()?;
+        let ssh = match ssh_tunnel(sender) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("warning: no SSH reference: {e:#}");
+                None
+            }
+        };
+        let (mut noise, mut sshv, mut tcp) = (Vec::new(), Vec::new(), Vec::new());
+        let mut cpu_per_gib = Vec::new();
+        for _ in 0..plan.repeats {
+            let conn = cl_rt.block_on(devices[0].connect(bulk_addr))?;
+            let (gw0, cl0) = (threads_cpu("lk-gw"), threads_cpu("lk-client"));
+            noise.push(cl_rt.block_on(pull_channel(&conn, plan.bulk))?);
+            let gib = plan.bulk as f64 / (1u64 << 30) as f64;
+            cpu_per_gib.push((
+                (threads_cpu("lk-gw") - gw0).as_secs_f64() / gib,
+                (threads_cpu("lk-client") - cl0).as_secs_f64() / gib,
+            ));
+            drop(conn);
+            if let Some(s) = &ssh {
+                sshv.push(pull_tcp(s.local, plan.bulk)?);
+            }
+            tcp.push(pull_tcp(sender, plan.bulk)?);
         }
-    };
-    let (mut noise, mut sshv, mut tcp) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..plan.repeats {
-        let conn = cl_rt.block_on(devices[0].connect(bulk_addr))?;
-        noise.push(cl_rt.block_on(pull_channel(&conn, plan.bulk))?);
-        drop(conn);
-        if let Some(s) = &ssh {
-            sshv.push(pull_tcp(s.local, plan.bulk)?);
-        }
-        tcp.push(pull_tcp(sender, plan.bulk)?);
+        drop(ssh);
+        let resolver_bytes = if quick { 256 << 20 } else { 2 << 30 };
+        let ring = resolver_speed(ring_resolver, resolver_bytes);
+        let rust = resolver_speed(default_resolver, resolver_bytes);
+        println!(
+            "  snow resolver, seal+open per CPU-second: ring {ring:.0} MiB/s, default {rust:.0} MiB/s (ring x{:.2})",
+            ring / rust
+        );
+        crypto = crypto_limit(if quick { 1 } else { 3 })?;
+        tunnel = median(noise.clone());
+        t.add(
+            "tunnel_mib_s",
+            tunnel,
+            format!("Latchkey channel, runs {noise:.0?}; CPU-s per GiB (gateway, client) {cpu_per_gib:.2?}"),
+        );
+        t.add(
+            "ssh_tunnel_mib_s",
+            median(sshv.clone()),
+            format!("ssh -L chacha20-poly1305, runs {sshv:.0?}"),
+        );
+        t.add(
+            "tcp_mib_s",
+            median(tcp.clone()),
+            format!("plain loopback, runs {tcp:.0?}"),
+        );
+        t.add(
+            "crypto_limit_mib_s",
+            crypto,
+            "openssl speed, 1 core, 16 KiB",
+        );
     }
-    drop(ssh);
-    let crypto = crypto_limit(if quick { 1 } else { 3 })?;
-    let tunnel = median(noise.clone());
-    t.add(
-        "tunnel_mib_s",
-        tunnel,
-        format!("Latchkey channel, runs {noise:.0?}"),
-    );
-    t.add(
-        "ssh_tunnel_mib_s",
-        median(sshv.clone()),
-        format!("ssh -L chacha20-poly1305, runs {sshv:.0?}"),
-    );
-    t.add(
-        "tcp_mib_s",
-        median(tcp.clone()),
-        format!("plain loopback, runs {tcp:.0?}"),
-    );
-    t.add(
-        "crypto_limit_mib_s",
-        crypto,
-        "openssl speed, 1 core, 16 KiB",
-    );
 
     // --- Handshakes ------------------------------------------------------------------
-    let (count, cpu, wall) = cl_rt.block_on(async {
-        let stop = Arc::new(AtomicBool::new(false));
-        let done = Arc::new(AtomicU64::new(0));
-        let cpu0 = threads_cpu("lk-gw");
-        let started = Instant::now();
-        let mut tasks = Vec::new();
-        for dev in &devices {
-            let (dev, stop, done, addr) = (dev.clone(), stop.clone(), done.clone(), g.addr);
-            tasks.push(tokio::spawn(async move {
-                while !stop.load(Ordering::Relaxed) {
-                    if dev.handshake(addr).await.is_ok() {
-                        done.fetch_add(1, Ordering::Relaxed);
+    if want("handshakes") {
+        let (count, cpu, wall) = cl_rt.block_on(async {
+            let stop = Arc::new(AtomicBool::new(false));
+            let done = Arc::new(AtomicU64::new(0));
+            let cpu0 = threads_cpu("lk-gw");
+            let started = Instant::now();
+            let mut tasks = Vec::new();
+            for dev in &devices {
+                let (dev, stop, done, addr) = (dev.clone(), stop.clone(), done.clone(), g.addr);
+                tasks.push(tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        if dev.handshake(addr).await.is_ok() {
+                            done.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
-                }
-            }));
-        }
-        tokio::time::sleep(Duration::from_secs_f64(plan.handshake_secs)).await;
-        stop.store(true, Ordering::Relaxed);
-        for task in tasks {
-            let _ = task.await;
-        }
-        // Let the gateway finish the last sessions' teardown before reading its CPU.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        (
-            done.load(Ordering::Relaxed),
-            threads_cpu("lk-gw") - cpu0,
-            started.elapsed(),
-        )
-    });
-    let per_cpu_s = count as f64 / cpu.as_secs_f64();
-    t.add(
-        "handshakes_per_s",
-        per_cpu_s,
-        format!(
-            "per gateway CPU-second; {count} in {:.1} s wall = {:.0}/s, gateway CPU {:.0} %",
-            wall.as_secs_f64(),
-            count as f64 / wall.as_secs_f64(),
-            100.0 * cpu.as_secs_f64() / wall.as_secs_f64()
-        ),
-    );
+                }));
+            }
+            tokio::time::sleep(Duration::from_secs_f64(plan.handshake_secs)).await;
+            stop.store(true, Ordering::Relaxed);
+            for task in tasks {
+                let _ = task.await;
+            }
+            // Let the gateway finish the last sessions' teardown before reading its CPU.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            (
+                done.load(Ordering::Relaxed),
+                threads_cpu("lk-gw") - cpu0,
+                started.elapsed(),
+            )
+        });
+        let per_cpu_s = count as f64 / cpu.as_secs_f64();
+        t.add(
+            "handshakes_per_s",
+            per_cpu_s,
+            format!(
+                "per gateway CPU-second; {count} in {:.1} s wall = {:.0}/s, gateway CPU {:.0} %",
+                wall.as_secs_f64(),
+                count as f64 / wall.as_secs_f64(),
+                100.0 * cpu.as_secs_f64() / wall.as_secs_f64()
+            ),
+        );
+    }
 
     // --- First frame (warm camera) --------------------------------------------------
-    let dev = devices[0].clone();
     let addr = g.addr;
-    let ff = cl_rt.block_on(async {
-        let warm = dev.connect(addr).await?;
-        let resp = warm.live("cam", LiveFormat::Mp4).await?;
-        let keep = tokio::spawn(async move {
-            let mut body = resp.into_body();
-            while let Some(Ok(_)) = body.frame().await {}
-        });
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        let mut samples = Vec::new();
-        for i in 0..plan.first_frame_samples {
-            tokio::time::sleep(Duration::from_millis(37 + (i as u64 * 53) % 300)).await;
-            let started = Instant::now();
-            let conn = dev.connect(addr).await?;
-            let resp = conn.live("cam", LiveFormat::Mp4).await?;
-            let mut body = resp.into_body();
-            let mut reader = Mp4Reader::default();
-            let mut got = false;
-            while !got {
-                let frame = body.frame().await.context("stream ended")??;
-                if let Ok(data) = frame.into_data() {
-                    reader.push(&data, |_| got = true);
-                }
-            }
-            samples.push(ms(started.elapsed()));
-        }
-        keep.abort();
-        drop(warm);
-        anyhow::Ok(samples)
-    })?;
-    let ff_median = median(ff.clone());
-    let mut ff_sorted = ff.clone();
-    ff_sorted.sort_by(|a, b| a.total_cmp(b));
-    t.add(
-        "first_frame_ms",
-        ff_median,
-        format!(
-            "new session + GET live.mp4 to whole keyframe; p95 {:.1} ms over {}",
-            percentile(&ff_sorted, 0.95),
-            ff.len()
-        ),
-    );
-
-    // --- Fan-out: 100 viewers of one 8 Mbit/s camera --------------------------------
-    let recording = Arc::new(AtomicBool::new(false));
-    let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
-    let frames_seen = Arc::new(AtomicU64::new(0));
-    let (fan_cpu, fan_wall, viewers) = cl_rt.block_on(async {
-        let mut conns = Vec::new();
-        let mut tasks = Vec::new();
-        for i in 0..plan.viewers {
-            let conn = devices[i % devices.len()].connect(addr).await?;
-            let resp = conn.live("cam", LiveFormat::Mp4).await?;
-            let (recording, latencies, frames_seen) =
-                (recording.clone(), latencies.clone(), frames_seen.clone());
-            tasks.push(tokio::spawn(async move {
+    if want("first_frame") {
+        let dev = devices[0].clone();
+        let ff = cl_rt.block_on(async {
+            let warm = dev.connect(addr).await?;
+            let resp = warm.live("cam", LiveFormat::Mp4).await?;
+            let keep = tokio::spawn(async move {
+                let mut body = resp.into_body();
+                while let Some(Ok(_)) = body.frame().await {}
+            });
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let mut samples = Vec::new();
+            for i in 0..plan.first_frame_samples {
+                tokio::time::sleep(Duration::from_millis(37 + (i as u64 * 53) % 300)).await;
+                let started = Instant::now();
+                let conn = dev.connect(addr).await?;
+                let resp = conn.live("cam", LiveFormat::Mp4).await?;
                 let mut body = resp.into_body();
                 let mut reader = Mp4Reader::default();
-                while let Some(Ok(frame)) = body.frame().await {
+                let mut got = false;
+                while !got {
+                    let frame = body.frame().await.context("stream ended")??;
                     if let Ok(data) = frame.into_data() {
-                        reader.push(&data, |stamp| {
-                            if recording.load(Ordering::Relaxed) {
-                                let late = ms(origin().elapsed().saturating_sub(stamp));
-                                latencies.lock().unwrap().push(late);
-                                frames_seen.fetch_add(1, Ordering::Relaxed);
-                            }
-                        });
+                        reader.push(&data, |_| got = true);
                     }
                 }
-            }));
-            conns.push(conn);
-        }
-        // Let the GOP-cache bursts of the joins drain before measuring.
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        recording.store(true, Ordering::Relaxed);
-        let cpu0 = threads_cpu("lk-gw");
-        let started = Instant::now();
-        tokio::time::sleep(Duration::from_secs_f64(plan.fanout_secs)).await;
-        let cpu = threads_cpu("lk-gw") - cpu0;
-        let wall = started.elapsed();
-        recording.store(false, Ordering::Relaxed);
-        for task in &tasks {
-            task.abort();
-        }
-        drop(conns);
-        anyhow::Ok((cpu, wall, plan.viewers))
-    })?;
-    let mut lat = std::mem::take(&mut *latencies.lock().unwrap());
-    lat.sort_by(|a, b| a.total_cmp(b));
-    let expected = (plan.fanout_secs * FPS as f64) as usize * viewers;
-    t.add(
-        "fanout100_cpu_pct",
-        100.0 * fan_cpu.as_secs_f64() / fan_wall.as_secs_f64(),
-        format!(
-            "{viewers} viewers, 8 Mbit/s 30 fps, {:.1} s",
-            fan_wall.as_secs_f64()
-        ),
-    );
-    t.add(
-        "fanout100_p99_ms",
-        percentile(&lat, 0.99),
-        format!(
-            "p50 {:.2} ms, max {:.1} ms, {} of ~{expected} frames delivered",
-            percentile(&lat, 0.5),
-            lat.last().copied().unwrap_or(f64::NAN),
-            lat.len()
-        ),
-    );
+                samples.push(ms(started.elapsed()));
+            }
+            keep.abort();
+            drop(warm);
+            anyhow::Ok(samples)
+        })?;
+        let ff_median = median(ff.clone());
+        let mut ff_sorted = ff.clone();
+        ff_sorted.sort_by(|a, b| a.total_cmp(b));
+        t.add(
+            "first_frame_ms",
+            ff_median,
+            format!(
+                "new session + GET live.mp4 to whole keyframe; p95 {:.1} ms over {}",
+                percentile(&ff_sorted, 0.95),
+                ff.len()
+            ),
+        );
+    }
+
+    // --- Fan-out: 100 viewers of one 8 Mbit/s camera --------------------------------
+    if want("fanout") {
+        let recording = Arc::new(AtomicBool::new(false));
+        let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
+        let frames_seen = Arc::new(AtomicU64::new(0));
+        let (fan_cpu, fan_wall, viewers) = cl_rt.block_on(async {
+            let mut conns = Vec::new();
+            let mut tasks = Vec::new();
+            for i in 0..plan.viewers {
+                let conn = devices[i % devices.len()].connect(addr).await?;
+                let resp = conn.live("cam", LiveFormat::Mp4).await?;
+                let (recording, latencies, frames_seen) =
+                    (recording.clone(), latencies.clone(), frames_seen.clone());
+                tasks.push(tokio::spawn(async move {
+                    let mut body = resp.into_body();
+                    let mut reader = Mp4Reader::default();
+                    while let Some(Ok(frame)) = body.frame().await {
+                        if let Ok(data) = frame.into_data() {
+                            reader.push(&data, |stamp| {
+                                if recording.load(Ordering::Relaxed) {
+                                    let late = ms(origin().elapsed().saturating_sub(stamp));
+                                    latencies.lock().unwrap().push(late);
+                                    frames_seen.fetch_add(1, Ordering::Relaxed);
+                                }
+                            });
+                        }
+                    }
+                }));
+                conns.push(conn);
+            }
+            // Let the GOP-cache bursts of the joins drain before measuring.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            recording.store(true, Ordering::Relaxed);
+            let cpu0 = threads_cpu("lk-gw");
+            let started = Instant::now();
+            tokio::time::sleep(Duration::from_secs_f64(plan.fanout_secs)).await;
+            let cpu = threads_cpu("lk-gw") - cpu0;
+            let wall = started.elapsed();
+            recording.store(false, Ordering::Relaxed);
+            for task in &tasks {
+                task.abort();
+            }
+            drop(conns);
+            anyhow::Ok((cpu, wall, plan.viewers))
+        })?;
+        let mut lat = std::mem::take(&mut *latencies.lock().unwrap());
+        lat.sort_by(|a, b| a.total_cmp(b));
+        let expected = (plan.fanout_secs * FPS as f64) as usize * viewers;
+        t.add(
+            "fanout100_cpu_pct",
+            100.0 * fan_cpu.as_secs_f64() / fan_wall.as_secs_f64(),
+            format!(
+                "{viewers} viewers, 8 Mbit/s 30 fps, {:.1} s",
+                fan_wall.as_secs_f64()
+            ),
+        );
+        t.add(
+            "fanout100_p99_ms",
+            percentile(&lat, 0.99),
+            format!(
+                "p50 {:.2} ms, max {:.1} ms, {} of ~{expected} frames delivered",
+                percentile(&lat, 0.5),
+                lat.last().copied().unwrap_or(f64::NAN),
+                lat.len()
+            ),
+        );
+    }
     g.shutdown.cancel();
 
     // --- Memory: the real binary ------------------------------------------------------
-    let daemon = start_daemon()?;
-    std::thread::sleep(Duration::from_secs(1));
-    let idle_rss = rss_kib(daemon.child.id());
-    let dev = pair_daemon(&daemon, &cl_rt, &phones.path().join("idle"))?;
-    let noise_addr = daemon.noise;
-    let pid = daemon.child.id();
-    let (base, full, cpu_hs) = cl_rt.block_on(async {
-        // One session first, so one-time allocations are not charged to the 1,000.
-        drop(dev.connect(noise_addr).await?);
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let base = rss_kib(pid);
-        let cpu0 = process_cpu(pid);
-        let mut held = Vec::with_capacity(plan.idle_sessions);
-        for _ in 0..plan.idle_sessions {
-            held.push(dev.connect(noise_addr).await?);
-        }
-        let cpu = process_cpu(pid) - cpu0;
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let full = rss_kib(pid);
-        drop(held);
-        anyhow::Ok((base, full, cpu))
-    })?;
-    drop(daemon);
-    t.add(
+    if want("memory") {
+        let daemon = start_daemon()?;
+        std::thread::sleep(Duration::from_secs(1));
+        let idle_rss = rss_kib(daemon.child.id());
+        let dev = pair_daemon(&daemon, &cl_rt, &phones.path().join("idle"))?;
+        let noise_addr = daemon.noise;
+        let pid = daemon.child.id();
+        let (base, full, cpu_hs) = cl_rt.block_on(async {
+            // One session first, so one-time allocations are not charged to the 1,000.
+            drop(dev.connect(noise_addr).await?);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let base = rss_kib(pid);
+            let cpu0 = process_cpu(pid);
+            let mut held = Vec::with_capacity(plan.idle_sessions);
+            for _ in 0..plan.idle_sessions {
+                held.push(dev.connect(noise_addr).await?);
+            }
+            let cpu = process_cpu(pid) - cpu0;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let full = rss_kib(pid);
+            drop(held);
+            anyhow::Ok((base, full, cpu))
+        })?;
+        drop(daemon);
+        t.add(
         "idle_session_kib",
         full.saturating_sub(base) as f64 / plan.idle_sessions as f64,
         format!(
@@ -1004,11 +1092,12 @@ fn main() -> anyhow::Result<()> {
             plan.idle_sessions as f64 / cpu_hs.as_secs_f64()
         ),
     );
-    t.add(
-        "idle_rss_mib",
-        idle_rss as f64 / 1024.0,
-        "latchkey binary, demo camera, no viewers",
-    );
+        t.add(
+            "idle_rss_mib",
+            idle_rss as f64 / 1024.0,
+            "latchkey binary, demo camera, no viewers",
+        );
+    }
 
     println!("\nratios:");
     let ssh = t.get("ssh_tunnel_mib_s");

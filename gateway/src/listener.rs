@@ -262,7 +262,8 @@ pub async fn serve_channel(
     builder
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(Duration::from_secs(30)))
-        .keep_alive_timeout(Duration::from_secs(20));
+        .keep_alive_timeout(Duration::from_secs(20))
+        .max_frame_size(latchkey_client::api::H2_MAX_FRAME);
     builder
         .serve_connection(TokioIo::new(noise), TowerToHyperService::new(router))
         .await
