@@ -14,6 +14,10 @@ use tokio::net::TcpStream;
 use crate::ClientError;
 use crate::noise_io::NoiseStream;
 
+/// Largest HTTP/2 frame either side accepts: 64 KiB rather than the 16 KiB default, so a
+/// bulk body takes a quarter of the frames, writes and wake-ups (measured by the relay
+/// benchmark; see BENCHMARKS.md).
+pub const H2_MAX_FRAME: u32 = 64 << 10;
 /// Largest JSON answer the client reads into memory.
 const MAX_JSON_BODY: usize = 4 << 20;
 /// Largest snapshot the client reads into memory.
@@ -98,18 +102,21 @@ impl Drop for Connection {
 }
 
 impl Connection {
-    pub(crate) async fn start(
+    /// Starts HTTP/2 over an established channel (what [`crate::connect`] does after
+    /// its handshake).
+    pub async fn start(
         noise: NoiseStream<TcpStream>,
         addr: SocketAddr,
         hello: ServerHello,
     ) -> Result<Self, ClientError> {
-        let (sender, conn) =
-            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(noise))
-                .await
-                .map_err(|source| ClientError::Http {
-                    op: "starting http/2 in the channel",
-                    source,
-                })?;
+        let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .max_frame_size(H2_MAX_FRAME)
+            .handshake(TokioIo::new(noise))
+            .await
+            .map_err(|source| ClientError::Http {
+                op: "starting http/2 in the channel",
+                source,
+            })?;
         let driver = tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!("channel closed: {e}");

@@ -44,21 +44,41 @@ fn protocol_error(e: ProtocolError) -> io::Error {
 }
 
 /// An encrypted, authenticated byte stream over `S`.
+///
+/// Writes are sealed into an outgoing buffer and sent when it holds [`SEND_BATCH`]
+/// bytes or on flush (hyper flushes after every batch of frames), so a small HTTP/2
+/// frame header and its payload leave in one system call. Vectored writes seal each
+/// slice directly, without gathering them first. Buffers are reused while data flows
+/// and given back when the connection goes quiet (see [`KEEP_CAPACITY`]).
 #[derive(Debug)]
 pub struct NoiseStream<S> {
     inner: S,
     session: Session,
     origin: Instant,
-    /// Ciphertext read from `inner`, not yet a complete frame.
+    /// Ciphertext read from `inner`: bytes `cipher_start..cipher_end` are not opened
+    /// yet. The vector's length is how much of it is initialised, reused without
+    /// zeroing it again.
     cipher_in: Vec<u8>,
+    cipher_start: usize,
+    cipher_end: usize,
     /// Plaintext opened, not yet handed to the reader; `plain_pos` is how much was.
     plain_in: Vec<u8>,
     plain_pos: usize,
     /// Ciphertext sealed, not yet written to `inner`; `cipher_out_pos` is how much was.
     cipher_out: Vec<u8>,
     cipher_out_pos: usize,
+    /// Bytes the last read from `inner` returned: a small read means the peer is
+    /// trickling (pings, window updates) and big buffers can go.
+    last_read: usize,
     read_eof: bool,
 }
+
+/// Sealed bytes held before they are written without waiting for a flush.
+pub const SEND_BATCH: usize = 256 << 10;
+/// Bytes one vectored write seals at most.
+const WRITE_BUDGET: usize = 4 * MAX_PLAINTEXT;
+/// Slices shorter than this are gathered into one message with their neighbours.
+const SMALL_SLICE: usize = 1024;
 
 impl<S> NoiseStream<S> {
     /// Wraps an established session. `origin` is the clock origin the session's `now`
@@ -69,10 +89,13 @@ impl<S> NoiseStream<S> {
             session,
             origin,
             cipher_in: Vec::new(),
+            cipher_start: 0,
+            cipher_end: 0,
             plain_in: Vec::new(),
             plain_pos: 0,
             cipher_out: Vec::new(),
             cipher_out_pos: 0,
+            last_read: 0,
             read_eof: false,
         }
     }
@@ -82,8 +105,41 @@ impl<S> NoiseStream<S> {
         &self.inner
     }
 
+    /// Bytes of buffer memory this stream holds now (for memory tests).
+    pub fn buffered_capacity(&self) -> usize {
+        self.cipher_in.capacity() + self.plain_in.capacity() + self.cipher_out.capacity()
+    }
+
     fn now(&self) -> Duration {
         self.origin.elapsed()
+    }
+
+    /// Gives big empty buffers back to the allocator once the peer has gone quiet.
+    fn release_if_quiet(&mut self) {
+        if self.last_read >= KEEP_CAPACITY {
+            return;
+        }
+        if self.cipher_start == self.cipher_end {
+            self.cipher_start = 0;
+            self.cipher_end = 0;
+            release(&mut self.cipher_in);
+        }
+        if self.plain_pos >= self.plain_in.len() {
+            self.plain_pos = 0;
+            release(&mut self.plain_in);
+        }
+        if self.cipher_out_pos >= self.cipher_out.len() {
+            self.cipher_out_pos = 0;
+            release(&mut self.cipher_out);
+        }
+    }
+
+    /// Seals `plain` into the outgoing buffer.
+    fn seal(&mut self, plain: &[u8]) -> io::Result<()> {
+        let now = self.now();
+        self.session
+            .seal(now, plain, &mut self.cipher_out)
+            .map_err(protocol_error)
     }
 }
 
@@ -109,7 +165,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> NoiseStream<S> {
             self.cipher_out_pos += n;
         }
         self.cipher_out_pos = 0;
-        release(&mut self.cipher_out);
+        self.cipher_out.clear();
+        Poll::Ready(Ok(()))
+    }
+
+    /// Makes room before sealing more: drains once a batch is waiting.
+    fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.cipher_out.len() - self.cipher_out_pos >= SEND_BATCH {
+            ready!(self.poll_drain(cx))?;
+        }
         Poll::Ready(Ok(()))
     }
 }
@@ -129,30 +193,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for NoiseStream<S> {
                 this.plain_pos += n;
                 if this.plain_pos == this.plain_in.len() {
                     this.plain_pos = 0;
-                    release(&mut this.plain_in);
+                    this.plain_in.clear();
                 }
                 return Poll::Ready(Ok(()));
             }
             // Open every complete frame buffered so far.
             let now = this.now();
+            let pending = this
+                .cipher_in
+                .get(this.cipher_start..this.cipher_end)
+                .unwrap_or_default();
             let used = latchkey_pairing::session::open_frames(
                 &mut this.session,
                 now,
-                &this.cipher_in,
+                pending,
                 &mut this.plain_in,
             )
             .map_err(protocol_error)?;
             if used > 0 {
-                this.cipher_in.drain(..used);
-                if this.cipher_in.is_empty() {
-                    release(&mut this.cipher_in);
+                this.cipher_start += used;
+                if this.cipher_start == this.cipher_end {
+                    this.cipher_start = 0;
+                    this.cipher_end = 0;
                 }
                 if !this.plain_in.is_empty() {
                     continue;
                 }
             }
             if this.read_eof {
-                if this.cipher_in.is_empty() {
+                if this.cipher_start == this.cipher_end {
                     return Poll::Ready(Ok(()));
                 }
                 return Poll::Ready(Err(io::Error::new(
@@ -160,23 +229,48 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for NoiseStream<S> {
                     "stream ended inside a frame",
                 )));
             }
-            // Read more ciphertext, up to one whole maximal frame at a time.
-            let start = this.cipher_in.len();
-            this.cipher_in.resize(start + MAX_FRAME + HEADER_LEN, 0);
-            let mut rb = ReadBuf::new(this.cipher_in.get_mut(start..).unwrap_or_default());
+            // Read more ciphertext. While data flows, make room for a whole maximal frame;
+            // a quiet connection (a new one, pings, window updates) reads in small steps,
+            // sized to the frame it is in, so it never touches a big buffer.
+            let pending = this.cipher_end - this.cipher_start;
+            let frame_left = match this.cipher_in.get(this.cipher_start..this.cipher_start + 2) {
+                Some(&[hi, lo]) => {
+                    (usize::from(u16::from_be_bytes([hi, lo])) + HEADER_LEN).saturating_sub(pending)
+                }
+                _ => HEADER_LEN,
+            };
+            let want = if this.last_read >= KEEP_CAPACITY {
+                MAX_FRAME + HEADER_LEN
+            } else {
+                frame_left.max(KEEP_CAPACITY / 2)
+            };
+            if this.cipher_in.len() - this.cipher_end < want && this.cipher_start > 0 {
+                this.cipher_in
+                    .copy_within(this.cipher_start..this.cipher_end, 0);
+                this.cipher_end -= this.cipher_start;
+                this.cipher_start = 0;
+            }
+            if this.cipher_in.len() - this.cipher_end < want {
+                this.cipher_in.resize(this.cipher_end + want, 0);
+            }
+            let mut rb = ReadBuf::new(
+                this.cipher_in
+                    .get_mut(this.cipher_end..)
+                    .unwrap_or_default(),
+            );
             let polled = Pin::new(&mut this.inner).poll_read(cx, &mut rb);
             let filled = rb.filled().len();
-            this.cipher_in.truncate(start + filled);
             match polled {
                 Poll::Pending => {
-                    if this.cipher_in.is_empty() {
-                        release(&mut this.cipher_in);
-                    }
+                    this.release_if_quiet();
                     return Poll::Pending;
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Ready(Ok(())) if filled == 0 => this.read_eof = true,
-                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Ok(())) => {
+                    this.cipher_end += filled;
+                    this.last_read = filled;
+                }
             }
         }
     }
@@ -189,17 +283,47 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for NoiseStream<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        ready!(this.poll_drain(cx))?;
-        let n = buf.len().min(MAX_PLAINTEXT);
-        let now = this.now();
-        this.session
-            .seal(now, buf.get(..n).unwrap_or_default(), &mut this.cipher_out)
-            .map_err(protocol_error)?;
-        // Start writing now; whatever is left goes out on the next write or flush.
-        if let Poll::Ready(Err(e)) = this.poll_drain(cx) {
-            return Poll::Ready(Err(e));
-        }
+        ready!(this.poll_room(cx))?;
+        let n = buf.len().min(WRITE_BUDGET);
+        this.seal(buf.get(..n).unwrap_or_default())?;
         Poll::Ready(Ok(n))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        ready!(this.poll_room(cx))?;
+        let mut taken = 0;
+        // Small slices (frame headers) are gathered so they do not each cost a message.
+        let mut small: Vec<u8> = Vec::new();
+        for slice in bufs {
+            let left = WRITE_BUDGET - taken;
+            if left == 0 {
+                break;
+            }
+            let part = slice.get(..slice.len().min(left)).unwrap_or_default();
+            if part.len() < SMALL_SLICE {
+                small.extend_from_slice(part);
+            } else {
+                if !small.is_empty() {
+                    this.seal(&small)?;
+                    small.clear();
+                }
+                this.seal(part)?;
+            }
+            taken += part.len();
+        }
+        if !small.is_empty() {
+            this.seal(&small)?;
+        }
+        Poll::Ready(Ok(taken))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -92,6 +92,17 @@ impl Gateway {
         config: Config,
         noise_addr: SocketAddr,
     ) -> anyhow::Result<Arc<Self>> {
+        Self::open_with(state_dir, config, noise_addr, Arc::new(camera::RealOpener))
+    }
+
+    /// Like [`Gateway::open`], with cameras connected through `opener` (benchmarks and
+    /// tests feed synthetic cameras this way).
+    pub fn open_with(
+        state_dir: PathBuf,
+        config: Config,
+        noise_addr: SocketAddr,
+        opener: Arc<dyn camera::CameraOpener>,
+    ) -> anyhow::Result<Arc<Self>> {
         let store = Store::open(&state_dir).context("opening the state store")?;
         let keys = store
             .gateway_key(
@@ -106,7 +117,7 @@ impl Gateway {
             grace: config.camera_grace,
             ..Default::default()
         };
-        let cameras = camera::hub::Hub::new(&config.cameras, Arc::new(camera::RealOpener), options);
+        let cameras = camera::hub::Hub::new(&config.cameras, opener, options);
         let remote = Arc::new(portmap::PortMapper::new(
             store.clone(),
             noise_addr.port(),

@@ -250,6 +250,23 @@ async fn pairing(
     true
 }
 
+/// Serves `router` over HTTP/2 inside an established Noise channel until the phone
+/// goes away. The gateway's one way of running HTTP/2 (the relay benchmark measures it).
+pub async fn serve_channel(
+    noise: NoiseStream<TcpStream>,
+    router: axum::Router,
+) -> Result<(), hyper::Error> {
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20))
+        .max_frame_size(latchkey_client::api::H2_MAX_FRAME);
+    builder
+        .serve_connection(TokioIo::new(noise), TowerToHyperService::new(router))
+        .await
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn session(
     mut stream: TcpStream,
@@ -316,12 +333,7 @@ async fn session(
         peer,
     };
     let router = crate::api::router(gw.clone()).layer(axum::Extension(ctx));
-    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-    builder
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Some(Duration::from_secs(30)))
-        .keep_alive_timeout(Duration::from_secs(20));
-    let conn = builder.serve_connection(TokioIo::new(noise), TowerToHyperService::new(router));
+    let conn = serve_channel(noise, router);
     let expiry = record
         .expires_at
         .map(|end| Duration::from_secs(end.saturating_sub(now)))
