@@ -339,6 +339,7 @@ fn start_gateway(rt: &Runtime) -> anyhow::Result<InProcess> {
         name: "bench".into(),
         cameras: latchkey_gateway::config::cameras(&[], &["cam=rtsp://synthetic/cam".into()])?,
         camera_grace: Duration::from_secs(30),
+        rekey_after_secs: latchkey_gateway::config::DEFAULT_REKEY_AFTER_SECS,
     };
     let gw = {
         let _guard = rt.enter();
@@ -378,7 +379,7 @@ fn pair_in_process(
         auto_confirm: true,
         window_expires_at: latchkey_gateway::unix_now() + 300,
     };
-    let uri = gw_rt.block_on(latchkey_gateway::admin::socket::open_pairing(&g.gw, params))?;
+    let uri = gw_rt.block_on(latchkey_gateway::admin::actions::open_pairing(&g.gw, params))?;
     let state = StateDir::open(dir)?;
     cl_rt.block_on(latchkey_client::pair(&state, &uri, "bench"))?;
     Device::load(&state)
@@ -408,7 +409,7 @@ async fn bulk_server(listener: TcpListener, gw: Arc<Gateway>) {
                 device_id: String::new(),
                 gateway_name: String::new(),
                 addresses: vec![],
-                rekey_after_secs: latchkey_gateway::listener::REKEY_AFTER_SECS,
+                rekey_after_secs: latchkey_gateway::config::DEFAULT_REKEY_AFTER_SECS,
             };
             let (m2, session) = responder.accept(&psk, &hello, started.elapsed()).ok()?;
             write_frame(&mut stream, &m2).await.ok()?;
