@@ -379,7 +379,9 @@ fn pair_in_process(
         auto_confirm: true,
         window_expires_at: latchkey_gateway::unix_now() + 300,
     };
-    let uri = gw_rt.block_on(latchkey_gateway::admin::actions::open_pairing(&g.gw, params))?;
+    let uri = gw_rt.block_on(latchkey_gateway::admin::actions::open_pairing(
+        &g.gw, params,
+    ))?;
     let state = StateDir::open(dir)?;
     cl_rt.block_on(latchkey_client::pair(&state, &uri, "bench"))?;
     Device::load(&state)
@@ -414,7 +416,7 @@ async fn bulk_server(listener: TcpListener, gw: Arc<Gateway>) {
             let (m2, session) = responder.accept(&psk, &hello, started.elapsed()).ok()?;
             write_frame(&mut stream, &m2).await.ok()?;
             let noise = NoiseStream::new(stream, session, started);
-            latchkey_gateway::listener::serve_channel(noise, router)
+            latchkey_gateway::listener::serve_channel(noise, router, None)
                 .await
                 .ok()
         });

@@ -77,6 +77,8 @@ pub struct Gateway {
     pub hello_times: Mutex<std::collections::HashMap<String, u64>>,
     /// Held while a pairing handshake is in progress: one pairing at a time.
     pub pairing_busy: tokio::sync::Mutex<()>,
+    /// When and from where each device's last session start was written to the store.
+    last_recorded: Mutex<std::collections::HashMap<String, (UnixTime, std::net::IpAddr)>>,
     /// Limits on unauthenticated peers.
     pub preauth_limits: preauth::Limits,
     /// The cameras: one upstream each, fanned out to viewers.
@@ -135,8 +137,23 @@ impl Gateway {
             noise_addr,
             hello_times: Mutex::default(),
             pairing_busy: tokio::sync::Mutex::new(()),
+            last_recorded: Mutex::default(),
             preauth_limits: preauth::Limits::default(),
         }))
+    }
+
+    /// Whether to write "last seen" for a new session: once a minute per device, or when it
+    /// comes from another address. Each write is an fsync (`synchronous=FULL`), and a
+    /// phone that reconnects often should not wear out a Pi's SD card or slow handshakes.
+    pub fn should_record_session(&self, device: &str, peer: SocketAddr, now: UnixTime) -> bool {
+        let mut seen = self.last_recorded.lock().unwrap_or_else(|p| p.into_inner());
+        match seen.get(device) {
+            Some((at, ip)) if now.saturating_sub(*at) < 60 && *ip == peer.ip() => false,
+            _ => {
+                seen.insert(device.to_string(), (now, peer.ip()));
+                true
+            }
+        }
     }
 
     /// Addresses a phone can reach the gateway at: the listener's own address, or every

@@ -30,6 +30,8 @@ pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(5);
 /// Accepts connections until `shutdown` is cancelled.
 pub async fn serve(listener: TcpListener, gw: Arc<Gateway>, shutdown: CancellationToken) {
     let preauth = PreAuth::new(gw.preauth_limits);
+    // One router for every session; each request gets its session's DeviceContext.
+    let api = crate::api::router(gw.clone());
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -45,12 +47,13 @@ pub async fn serve(listener: TcpListener, gw: Arc<Gateway>, shutdown: Cancellati
             }
         };
         let pending = preauth.enter();
-        let (gw, shutdown, preauth) = (gw.clone(), shutdown.clone(), preauth.clone());
+        let (gw, shutdown, preauth, api) =
+            (gw.clone(), shutdown.clone(), preauth.clone(), api.clone());
         tokio::spawn(async move {
             let evicted = pending.evicted.clone();
             let peer = net::canonical(peer);
             tokio::select! {
-                _ = handle(stream, peer, gw, pending, &preauth, shutdown) => {}
+                _ = handle(stream, peer, gw, api, pending, &preauth, shutdown) => {}
                 _ = evicted.cancelled() => tracing::debug!(%peer, "evicted from the handshake pool"),
             }
         });
@@ -61,6 +64,7 @@ async fn handle(
     mut stream: TcpStream,
     peer: SocketAddr,
     gw: Arc<Gateway>,
+    api: axum::Router,
     pending: Pending,
     preauth: &PreAuth,
     shutdown: CancellationToken,
@@ -94,7 +98,10 @@ async fn handle(
             }
         }
         Ok((SESSION_TYPE, m1)) => {
-            session(stream, peer, &gw, m1, origin, pending, preauth, shutdown).await;
+            session(
+                stream, peer, &gw, api, m1, origin, pending, preauth, shutdown,
+            )
+            .await;
         }
         Ok(_) | Err(_) => tracing::debug!(%peer, "dropped: not a Latchkey handshake"),
     }
@@ -255,7 +262,16 @@ async fn pairing(
 pub async fn serve_channel(
     noise: NoiseStream<TcpStream>,
     router: axum::Router,
+    device: Option<DeviceContext>,
 ) -> Result<(), hyper::Error> {
+    use tower::ServiceExt as _;
+    // Attach the session's identity to each request; the router itself is shared.
+    let service = router.map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        if let Some(device) = &device {
+            req.extensions_mut().insert(device.clone());
+        }
+        req
+    });
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     builder
         .timer(TokioTimer::new())
@@ -263,7 +279,7 @@ pub async fn serve_channel(
         .keep_alive_timeout(Duration::from_secs(20))
         .max_frame_size(latchkey_client::api::H2_MAX_FRAME);
     builder
-        .serve_connection(TokioIo::new(noise), TowerToHyperService::new(router))
+        .serve_connection(TokioIo::new(noise), TowerToHyperService::new(service))
         .await
 }
 
@@ -272,6 +288,7 @@ async fn session(
     mut stream: TcpStream,
     peer: SocketAddr,
     gw: &Arc<Gateway>,
+    api: axum::Router,
     m1: &[u8],
     origin: Instant,
     pending: Pending,
@@ -322,9 +339,11 @@ async fn session(
     drop(pending);
     preauth.refund(peer.ip());
     let guard = gw.sessions.register(&record.id.0);
-    let store = gw.store.clone();
-    let (id, a) = (record.id.0.clone(), peer.to_string());
-    tokio::task::spawn_blocking(move || store.touch(&id, &a, now));
+    if gw.should_record_session(&record.id.0, peer, now) {
+        let store = gw.store.clone();
+        let (id, a) = (record.id.0.clone(), peer.to_string());
+        tokio::task::spawn_blocking(move || store.touch(&id, &a, now));
+    }
     tracing::info!(%peer, device = %record.id, name = %record.name, "session started");
 
     let noise = NoiseStream::new(stream, session, origin);
@@ -332,8 +351,7 @@ async fn session(
         id: record.id.0.clone(),
         peer,
     };
-    let router = crate::api::router(gw.clone()).layer(axum::Extension(ctx));
-    let conn = serve_channel(noise, router);
+    let conn = serve_channel(noise, api, Some(ctx));
     let expiry = record
         .expires_at
         .map(|end| Duration::from_secs(end.saturating_sub(now)))
