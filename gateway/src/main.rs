@@ -621,6 +621,9 @@ async fn remote(state: PathBuf, command: RemoteCommand) -> anyhow::Result<()> {
                         None => String::new(),
                     }
                 );
+                if let Some(f) = r.get("fallback").and_then(Value::as_str) {
+                    println!("    or {f}");
+                }
             }
             for p in g(&plan, "problems").as_array().into_iter().flatten() {
                 println!("  note: {}", p.as_str().unwrap_or_default());
@@ -778,8 +781,12 @@ fn print_remote_status(r: &Value) {
     }
     for m in g(r, "mappings").as_array().into_iter().flatten() {
         println!(
-            "mapping:       {} {} {} -> {}, lease {} s, renewed {}",
+            "mapping:       {}{} {} {} -> {}, lease {} s, renewed {}",
             s(m, "kind"),
+            match m.get("via").and_then(Value::as_str) {
+                Some(v) => format!(" via {}", v.to_uppercase()),
+                None => String::new(),
+            },
             s(m, "protocol"),
             s(m, "external"),
             s(m, "internal"),

@@ -13,7 +13,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use latchkey_tests::netns::{LAN_CAM, LAN_HOST, Netns, RouterKind, WAN_RTR};
+use latchkey_tests::netns::{LAN_CAM, LAN_HOST, LAN6_HOST, Netns, RouterKind, WAN_RTR};
 use latchkey_tests::{Gateway, latchkey, wait_for};
 
 const PHONE: Duration = Duration::from_secs(20);
@@ -328,6 +328,104 @@ fn igdv1_router_works() {
     );
     remote(&state, &["close"]).expect_ok("close").unwrap();
     assert_eq!(net.table().unwrap(), Vec::<String>::new());
+}
+
+/// An IGDv1 router has no WANIPv6FirewallControl: `remote open --ipv6` falls back to PCP
+/// (miniupnpd's PCP server), the phone in the wan reaches the gateway over IPv6 through
+/// that pinhole, status says "pcp", and `remote close` deletes it.
+#[test]
+fn ipv6_through_pcp_when_the_router_has_no_firewall_control() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Netns::up(
+        dir.path(),
+        RouterKind {
+            igd_v1: true,
+            ..RouterKind::default()
+        },
+    )
+    .unwrap();
+    let state = dir.path().join("G");
+    let mut gw = Gateway::start_in_netns(&net.lan(), &state, &[]).unwrap();
+    let port = gw.noise.port();
+    let pcp_maps = |log: &str| log.lines().filter(|l| pcp_map_line(l)).count();
+
+    let st = status(&state);
+    assert_eq!(st["router"]["igd"], "IGDv1", "{st:#}");
+    assert_eq!(st["router"]["ipv6_firewall_control"], false, "{st:#}");
+    let phone = pair_on_lan(&net, &gw, dir.path());
+    assert!(
+        !phone_cameras(&net, &net.wan(), &phone).ok,
+        "closed: no way in from the internet"
+    );
+    assert_eq!(pcp_maps(&net.router_log()), 0, "nothing before approval");
+
+    let opened = remote(&state, &["open", "--ipv6", "--yes"]);
+    assert!(
+        opened.ok,
+        "{}\n{}\n{}",
+        opened.stdout,
+        opened.stderr,
+        gw.log()
+    );
+    let st = status(&state);
+    assert_eq!(st["mappings"][0]["kind"], "ipv6", "{st:#}");
+    assert_eq!(st["mappings"][0]["via"], "pcp", "{st:#}");
+    assert_eq!(
+        st["mappings"][0]["external"],
+        format!("[{LAN6_HOST}]:{port}"),
+        "{st:#}"
+    );
+    assert!(st["mappings"][0]["lease_secs"].as_u64().unwrap() > 0);
+    assert!(
+        st["diagnosis"].as_str().unwrap().contains("over PCP"),
+        "{st:#}"
+    );
+    assert!(
+        pcp_maps(&net.router_log()) > 0,
+        "the router saw a PCP MAP:\n{}",
+        net.router_log()
+    );
+    assert_eq!(net.table().unwrap(), Vec::<String>::new(), "no IPv4 port");
+
+    // The phone learns the IPv6 address on the LAN, then comes in from the wan.
+    assert!(phone_cameras(&net, &net.lan(), &phone).ok);
+    let outside = phone_cameras(&net, &net.wan(), &phone);
+    assert!(
+        outside.ok,
+        "from the wan through the PCP pinhole: {}",
+        outside.stderr
+    );
+    assert!(outside.stdout.contains("\"demo\""), "{}", outside.stdout);
+
+    let closed = remote(&state, &["close", "--json"])
+        .expect_ok("close")
+        .unwrap();
+    let closed: serde_json::Value = serde_json::from_str(&closed.stdout).unwrap();
+    assert_eq!(closed["ipv6"]["verified_gone"], true, "{closed:#}");
+    assert!(status(&state)["mappings"].as_array().unwrap().is_empty());
+    assert!(
+        !phone_cameras(&net, &net.wan(), &phone).ok,
+        "the PCP pinhole is closed"
+    );
+    let audit = latchkey(&state, &["audit", "--json"])
+        .unwrap()
+        .json()
+        .unwrap();
+    let details: Vec<String> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["kind"] == "remote-pinhole" || a["kind"] == "remote-pinhole-closed")
+        .map(|a| a["detail"].to_string())
+        .collect();
+    assert_eq!(details.len(), 2, "{audit:#}");
+    assert!(details.iter().all(|d| d.contains("PCP")), "{details:?}");
+    gw.stop().unwrap();
+}
+
+/// A PCP MAP request as miniupnpd logs it.
+fn pcp_map_line(line: &str) -> bool {
+    line.contains("PCP MAP:")
 }
 
 /// A camera maps a port to itself: the audit flags it as the camera's, and the owner

@@ -36,6 +36,8 @@ pub struct Facts {
     pub mapped_ipv4: Option<SocketAddr>,
     /// Our IPv6 pinhole's address, when open.
     pub pinhole_ipv6: Option<SocketAddr>,
+    /// How the pinhole was opened: "upnp" (WANIPv6FirewallControl) or "pcp".
+    pub pinhole_via: Option<&'static str>,
     /// The gateway's own LAN IPv4 address and Noise port, for the "forward by hand" advice.
     pub lan: Option<SocketAddr>,
     /// The Noise port.
@@ -51,9 +53,15 @@ pub fn is_cgnat(ip: Ipv4Addr) -> bool {
 
 /// Sums the facts up in one sentence a homeowner can act on.
 pub fn diagnose(f: &Facts) -> (Verdict, String) {
+    // The owner sees which way the router was asked, so they know what to look for on it.
+    let how = match f.pinhole_via {
+        Some("pcp") => " (pinhole opened over PCP: the router's UPnP has no IPv6 firewall control)",
+        Some(_) => " (pinhole opened over UPnP IPv6 firewall control)",
+        None => "",
+    };
     let v6 = f
         .pinhole_ipv6
-        .map(|a| format!("; over IPv6 reachable at {a}"))
+        .map(|a| format!("; over IPv6 reachable at {a}{how}"))
         .unwrap_or_default();
     let Some(router) = f.router else {
         let by_hand = match f.lan {
@@ -92,7 +100,10 @@ pub fn diagnose(f: &Facts) -> (Verdict, String) {
         ),
         _ => match (f.mapped_ipv4, f.pinhole_ipv6) {
             (Some(m), _) => (Verdict::Reachable, format!("reachable at {m}{v6}")),
-            (None, Some(p)) => (Verdict::Reachable, format!("reachable over IPv6 at {p}")),
+            (None, Some(p)) => (
+                Verdict::Reachable,
+                format!("reachable over IPv6 at {p}{how}"),
+            ),
             (None, None) => (
                 Verdict::Closed,
                 format!(
@@ -168,6 +179,15 @@ mod tests {
                 },
                 Verdict::Reachable,
                 "reachable at 203.0.113.1:41234",
+            ),
+            (
+                Facts {
+                    pinhole_ipv6: Some("[2001:db8:77::2]:7447".parse().unwrap()),
+                    pinhole_via: Some("pcp"),
+                    ..facts(Some("203.0.113.1"))
+                },
+                Verdict::Reachable,
+                "reachable over IPv6 at [2001:db8:77::2]:7447 (pinhole opened over PCP",
             ),
         ];
         for (f, verdict, text) in cases {

@@ -15,6 +15,7 @@
 
 pub mod audit;
 pub mod diagnosis;
+pub mod pcp;
 pub mod pinhole;
 pub mod upnp;
 
@@ -113,6 +114,24 @@ pub enum PortmapError {
         /// What happened.
         detail: String,
     },
+    /// A PCP request failed or was refused.
+    #[error("{op} over PCP at the router {router}: {detail}")]
+    Pcp {
+        /// What was asked.
+        op: &'static str,
+        /// The router's PCP server.
+        router: SocketAddr,
+        /// What happened.
+        detail: String,
+    },
+    /// Neither UPnP over IPv6 nor the routing table names an IPv6 router.
+    #[error(
+        "finding the IPv6 router for PCP: UPnP over IPv6 found none ({upnp}) and this host has no IPv6 default route"
+    )]
+    NoIpv6Router {
+        /// Why UPnP over IPv6 did not help.
+        upnp: String,
+    },
     /// The host's interfaces could not be read.
     #[error("reading this host's network interfaces: {0}")]
     Interfaces(#[source] std::io::Error),
@@ -127,12 +146,52 @@ struct V4Map {
     renewed_at: u64,
 }
 
+/// How the IPv6 opening was made; renewal, repair, removal and status follow it.
+#[derive(Clone, Debug)]
+enum Opening {
+    /// An IGDv2 WANIPv6FirewallControl pinhole, by its id.
+    Pinhole { id: u16 },
+    /// A PCP MAP, with when its epoch was last seen (for restart detection).
+    Pcp {
+        mapping: Box<crab_nat::PortMapping>,
+        seen: Instant,
+    },
+}
+
 #[derive(Clone, Debug)]
 struct V6Hole {
-    id: u16,
+    via: Opening,
     to: SocketAddrV6,
     lease_secs: u32,
     renewed_at: u64,
+}
+
+impl V6Hole {
+    fn via(&self) -> &'static str {
+        match self.via {
+            Opening::Pinhole { .. } => "upnp",
+            Opening::Pcp { .. } => "pcp",
+        }
+    }
+
+    /// Where phones reach it.
+    fn external(&self) -> SocketAddrV6 {
+        match &self.via {
+            Opening::Pinhole { .. } => self.to,
+            Opening::Pcp { mapping, .. } => pcp::external(mapping, self.to),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match &self.via {
+            Opening::Pinhole { id } => format!("IPv6 pinhole {id} to {}", self.to),
+            Opening::Pcp { mapping, .. } => format!(
+                "IPv6 PCP mapping to {} at {}",
+                self.to,
+                pcp::router_of(mapping).addr()
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -207,7 +266,7 @@ impl PortMapper {
             }
         }
         if let Some(h) = &live.v6 {
-            out.push(SocketAddr::V6(h.to));
+            out.push(SocketAddr::V6(h.external()));
         }
         if let Ok(mut p) = self.published.lock() {
             *p = out;
@@ -258,7 +317,9 @@ impl PortMapper {
         } else {
             self.remove_v6(live).await;
         }
-        let half = Duration::from_secs(u64::from(lease / 2).max(1));
+        // A router may grant a PCP lifetime shorter than asked: renew at half of that.
+        let granted = live.v6.as_ref().map_or(lease, |h| h.lease_secs.min(lease));
+        let half = Duration::from_secs(u64::from(lease.min(granted) / 2).max(1));
         live.next_due = Some(Instant::now() + if ok { half } else { half.min(RETRY) });
         self.publish(live);
     }
@@ -330,63 +391,215 @@ impl PortMapper {
             .into_iter()
             .next()
             .ok_or(PortmapError::NoGlobalIpv6)?;
-        if live.router6.is_none() {
-            live.router6 = Some(pinhole::discover(global).await?);
-        }
-        let Some(gw6) = live.router6.clone() else {
-            return Err(PortmapError::NoGlobalIpv6);
-        };
         let to = SocketAddrV6::new(global.ip, self.noise_port, 0, 0);
         if let Some(h) = live.v6.clone() {
             if h.to == to {
-                match pinhole::renew(&gw6, h.id, lease).await? {
-                    Renewed::Extended => {
-                        tracing::debug!(%to, "IPv6 pinhole renewed");
-                        if let Some(h) = live.v6.as_mut() {
-                            h.renewed_at = now;
-                        }
-                        return Ok(());
+                // Keep an opening the way it was made: renewal and repair follow it.
+                return match h.via {
+                    Opening::Pinhole { id } => {
+                        self.renew_pinhole(live, global, id, to, lease, now).await
                     }
-                    Renewed::Gone => {
-                        let id = pinhole::open(&gw6, to, lease).await?;
-                        live.v6 = Some(V6Hole {
-                            id,
-                            to,
-                            lease_secs: lease,
-                            renewed_at: now,
-                        });
-                        tracing::warn!(%to, "the router had lost the approved pinhole; reopened");
-                        audit(
-                            &self.store,
-                            "remote-repaired",
-                            &format!(
-                                "router {} had lost the IPv6 pinhole to {to}; reopened (id {id}), lease {lease} s",
-                                gw6.addr
-                            ),
-                        );
-                        return Ok(());
+                    Opening::Pcp { mapping, seen } => {
+                        self.renew_pcp(live, &mapping, seen, to, lease, now).await
+                    }
+                };
+            }
+            // Our global address changed: the old opening points nowhere useful.
+            match h.via {
+                Opening::Pinhole { id } => {
+                    if let Some(gw6) = live.router6.clone() {
+                        let _ = pinhole::close(&gw6, id).await;
                     }
                 }
+                Opening::Pcp { mapping, .. } => {
+                    let _ = pcp::delete(*mapping).await;
+                }
             }
-            // Our global address changed: the old pinhole points nowhere useful.
-            let _ = pinhole::close(&gw6, h.id).await;
+            live.v6 = None;
         }
+        // A new opening: UPnP's IPv6 firewall control first, PCP where there is none.
+        let found = match live.router6.clone() {
+            Some(gw6) => Ok(gw6),
+            None => pinhole::discover(global).await,
+        };
+        let gw6 = match found {
+            Ok(gw6) => gw6,
+            Err(e @ (PortmapError::NoFirewallControl { .. } | PortmapError::NoRouterV6 { .. })) => {
+                return self.open_pcp(live, global, &e, to, lease, now).await;
+            }
+            Err(e) => return Err(e),
+        };
+        live.router6 = Some(gw6.clone());
         let id = pinhole::open(&gw6, to, lease).await?;
         live.v6 = Some(V6Hole {
-            id,
+            via: Opening::Pinhole { id },
             to,
             lease_secs: lease,
             renewed_at: now,
         });
-        tracing::info!(%to, id, lease, "IPv6 pinhole opened");
+        tracing::info!(%to, id, lease, "IPv6 pinhole opened via UPnP");
         audit(
             &self.store,
             "remote-pinhole",
             &format!(
-                "router {} lets TCP in to {to} (pinhole {id}), lease {lease} s",
+                "router {} lets TCP in to {to} (UPnP pinhole {id}), lease {lease} s",
                 gw6.addr
             ),
         );
+        Ok(())
+    }
+
+    async fn renew_pinhole(
+        &self,
+        live: &mut Live,
+        global: GlobalV6,
+        id: u16,
+        to: SocketAddrV6,
+        lease: u32,
+        now: u64,
+    ) -> Result<(), PortmapError> {
+        let gw6 = match live.router6.clone() {
+            Some(gw6) => gw6,
+            None => pinhole::discover(global).await?,
+        };
+        live.router6 = Some(gw6.clone());
+        match pinhole::renew(&gw6, id, lease).await? {
+            Renewed::Extended => {
+                tracing::debug!(%to, "IPv6 pinhole renewed");
+                if let Some(h) = live.v6.as_mut() {
+                    h.renewed_at = now;
+                }
+            }
+            Renewed::Gone => {
+                let id = pinhole::open(&gw6, to, lease).await?;
+                live.v6 = Some(V6Hole {
+                    via: Opening::Pinhole { id },
+                    to,
+                    lease_secs: lease,
+                    renewed_at: now,
+                });
+                tracing::warn!(%to, "the router had lost the approved pinhole; reopened");
+                audit(
+                    &self.store,
+                    "remote-repaired",
+                    &format!(
+                        "router {} had lost the IPv6 pinhole to {to}; reopened (UPnP pinhole {id}), lease {lease} s",
+                        gw6.addr
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The fallback: a PCP MAP at the router UPnP named, else the IPv6 default gateway.
+    async fn open_pcp(
+        &self,
+        live: &mut Live,
+        global: GlobalV6,
+        why: &PortmapError,
+        to: SocketAddrV6,
+        lease: u32,
+        now: u64,
+    ) -> Result<(), PortmapError> {
+        let router = match why {
+            PortmapError::NoFirewallControl {
+                router: SocketAddr::V6(a),
+            } => {
+                let link_local =
+                    (a.ip().segments().first().copied().unwrap_or(0) & 0xffc0) == 0xfe80;
+                pcp::PcpRouter {
+                    ip: *a.ip(),
+                    scope: link_local.then_some(global.ifindex),
+                }
+            }
+            _ => pcp::default_router().ok_or_else(|| PortmapError::NoIpv6Router {
+                upnp: why.to_string(),
+            })?,
+        };
+        tracing::info!(router = %router.addr(), "{why}; asking for the IPv6 pinhole over PCP");
+        let mapping = pcp::map(router, to, lease).await?;
+        let granted = mapping.lifetime();
+        let hole = V6Hole {
+            via: Opening::Pcp {
+                mapping: Box::new(mapping),
+                seen: Instant::now(),
+            },
+            to,
+            lease_secs: granted,
+            renewed_at: now,
+        };
+        let ext = hole.external();
+        live.v6 = Some(hole);
+        tracing::info!(%ext, granted, "IPv6 pinhole opened via PCP");
+        audit(
+            &self.store,
+            "remote-pinhole",
+            &format!(
+                "router {} lets TCP in to {ext} (PCP MAP; UPnP offers no IPv6 firewall control), lease {granted} s",
+                router.addr()
+            ),
+        );
+        Ok(())
+    }
+
+    async fn renew_pcp(
+        &self,
+        live: &mut Live,
+        old: &crab_nat::PortMapping,
+        seen: Instant,
+        to: SocketAddrV6,
+        lease: u32,
+        now: u64,
+    ) -> Result<(), PortmapError> {
+        let router = pcp::router_of(old).addr();
+        let (mapping, repaired) = match pcp::renew(old, to, lease).await {
+            Ok(m) => {
+                let restarted = pcp::router_restarted(
+                    old.gateway_epoch(),
+                    seen.elapsed().as_secs(),
+                    m.gateway_epoch(),
+                );
+                // The same-nonce MAP has already re-made what a restart dropped.
+                let why = restarted.then(|| {
+                    format!(
+                        "the router restarted (its PCP epoch went from {} to {})",
+                        old.gateway_epoch(),
+                        m.gateway_epoch()
+                    )
+                });
+                (m, why)
+            }
+            Err(e) => {
+                // A router that forgot us may refuse the old nonce: map afresh.
+                tracing::warn!("{e}; mapping the IPv6 pinhole again");
+                let m = pcp::map(pcp::router_of(old), to, lease).await?;
+                (m, Some(format!("renewing failed ({e})")))
+            }
+        };
+        let granted = mapping.lifetime();
+        live.v6 = Some(V6Hole {
+            via: Opening::Pcp {
+                mapping: Box::new(mapping),
+                seen: Instant::now(),
+            },
+            to,
+            lease_secs: granted,
+            renewed_at: now,
+        });
+        match repaired {
+            Some(why) => {
+                tracing::warn!(%to, "{why}; the IPv6 PCP mapping was re-made");
+                audit(
+                    &self.store,
+                    "remote-repaired",
+                    &format!(
+                        "router {router}: {why}; the IPv6 pinhole to {to} was re-made over PCP, lease {granted} s"
+                    ),
+                );
+            }
+            None => tracing::debug!(%to, granted, "IPv6 PCP mapping renewed"),
+        }
         Ok(())
     }
 
@@ -451,29 +664,36 @@ impl PortMapper {
 
     async fn remove_v6(&self, live: &mut Live) -> Option<Result<bool, String>> {
         let h = live.v6.take()?;
-        let result = match live.router6.clone() {
-            Some(gw6) => pinhole::close(&gw6, h.id).await.map_err(|e| e.to_string()),
-            None => Err("the router's IPv6 firewall control is not known".to_string()),
+        let what = h.describe();
+        let result = match h.via.clone() {
+            Opening::Pinhole { id } => match live.router6.clone() {
+                Some(gw6) => pinhole::close(&gw6, id).await.map_err(|e| e.to_string()),
+                None => Err("the router's IPv6 firewall control is not known".to_string()),
+            },
+            // PCP has no way to list mappings: the router's acknowledgement of the delete
+            // (lifetime 0 in its answer) is the check.
+            Opening::Pcp { mapping, .. } => match pcp::delete(*mapping).await {
+                Ok(()) => Ok(true),
+                Err((e, _)) => Err(e.to_string()),
+            },
         };
         match &result {
             Ok(true) => audit(
                 &self.store,
                 "remote-pinhole-closed",
-                &format!(
-                    "IPv6 pinhole {} to {} deleted; the router no longer knows it",
-                    h.id, h.to
-                ),
+                &format!("{what} deleted; the router no longer knows it"),
             ),
             Ok(false) => audit(
                 &self.store,
                 "remote-unmap-failed",
-                &format!("IPv6 pinhole {} still known to the router", h.id),
+                &format!("{what} still known to the router"),
             ),
             Err(e) => {
+                tracing::error!("removing the {what}: {e}");
                 audit(
                     &self.store,
                     "remote-unmap-failed",
-                    &format!("IPv6 pinhole {}: {e}; it ends with its lease", h.id),
+                    &format!("{what}: {e}; it ends with its lease"),
                 );
                 live.v6 = Some(h);
             }
@@ -556,12 +776,23 @@ impl PortMapper {
             }));
         }
         if let Some(h) = &live.v6 {
+            let (id, router, epoch) = match &h.via {
+                Opening::Pinhole { id } => (Some(*id), live.router6.as_ref().map(|g| g.addr), None),
+                Opening::Pcp { mapping, .. } => (
+                    None,
+                    Some(pcp::router_of(mapping).addr()),
+                    Some(mapping.gateway_epoch()),
+                ),
+            };
             out.push(json!({
                 "kind": "ipv6",
+                "via": h.via(),
                 "protocol": "TCP",
-                "external": h.to.to_string(),
+                "external": h.external().to_string(),
                 "internal": h.to.to_string(),
-                "pinhole_id": h.id,
+                "router": router.map(|r| r.to_string()),
+                "pinhole_id": id,
+                "pcp_epoch": epoch,
                 "lease_secs": h.lease_secs,
                 "renewed_at": h.renewed_at,
                 "expires_at": h.renewed_at + u64::from(h.lease_secs),
@@ -620,7 +851,8 @@ impl PortMapper {
             .as_ref()
             .zip(facts.external_ipv4)
             .map(|(m, ip)| SocketAddr::from((ip, m.external_port)));
-        facts.pinhole_ipv6 = live.v6.as_ref().map(|h| SocketAddr::V6(h.to));
+        facts.pinhole_ipv6 = live.v6.as_ref().map(|h| SocketAddr::V6(h.external()));
+        facts.pinhole_via = live.v6.as_ref().map(V6Hole::via);
         let (verdict, text) = diagnose(&facts);
         let globals: Vec<String> = pinhole::global_addresses()
             .iter()
@@ -688,6 +920,7 @@ impl PortMapper {
                     "internal": SocketAddrV6::new(g.ip, self.noise_port, 0, 0).to_string(),
                     "lease_secs": lease,
                     "renewal": format!("every {} s while approved", lease / 2),
+                    "fallback": "a PCP MAP to the router instead, if its UPnP has no IPv6 firewall control",
                 })),
                 None => problems.push(PortmapError::NoGlobalIpv6.to_string()),
             }
