@@ -359,7 +359,8 @@ fn ipv6_through_pcp_when_the_router_has_no_firewall_control() {
     );
     assert_eq!(pcp_maps(&net.router_log()), 0, "nothing before approval");
 
-    let opened = remote(&state, &["open", "--ipv6", "--yes"]);
+    // A short lease, so the test sees a renewal (at half-life) before it closes.
+    let opened = remote(&state, &["open", "--ipv6", "--yes", "--lease", "6s"]);
     assert!(
         opened.ok,
         "{}\n{}\n{}",
@@ -396,6 +397,23 @@ fn ipv6_through_pcp_when_the_router_has_no_firewall_control() {
         outside.stderr
     );
     assert!(outside.stdout.contains("\"demo\""), "{}", outside.stdout);
+
+    // A renewal, then the phone still gets in; afterwards `close` must still delete it
+    // (miniupnpd refuses to delete a pinhole renewed with the same nonce, so renewing is
+    // a delete and a fresh MAP).
+    let maps_before = pcp_maps(&net.router_log());
+    assert!(
+        wait_for(Duration::from_secs(12), || (pcp_maps(&net.router_log())
+            >= maps_before + 2)
+            .then_some(()))
+        .is_some(),
+        "no renewal within 12 s:\n{}",
+        net.router_log()
+    );
+    assert!(
+        phone_cameras(&net, &net.wan(), &phone).ok,
+        "after the renewal"
+    );
 
     let closed = remote(&state, &["close", "--json"])
         .expect_ok("close")

@@ -553,7 +553,15 @@ impl PortMapper {
         now: u64,
     ) -> Result<(), PortmapError> {
         let router = pcp::router_of(old).addr();
-        let (mapping, repaired) = match pcp::renew(old, to, lease).await {
+        // miniupnpd refuses to delete a PCP pinhole once it has been renewed with the same
+        // nonce ("not authorized"), which would leave it open after `remote close` until
+        // its lease ran out. So a renewal is a delete and a fresh MAP: every mapping we
+        // hold was never renewed and can always be deleted. Established connections live
+        // through the moment in between (the firewall tracks them).
+        if let Err((e, _)) = pcp::delete(old.clone()).await {
+            tracing::debug!("deleting the PCP pinhole before renewing it: {e}");
+        }
+        let (mapping, repaired) = match pcp::map(pcp::router_of(old), to, lease).await {
             Ok(m) => {
                 let restarted = pcp::router_restarted(
                     old.gateway_epoch(),

@@ -10,7 +10,6 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::num::NonZeroU16;
 use std::time::Duration;
 
-use crab_nat::pcp::{self, BaseMapRequest};
 use crab_nat::{
     GatewayAddress, InternetProtocol, PortMapping, PortMappingOptions, PortMappingType,
     TimeoutConfig,
@@ -91,37 +90,6 @@ pub async fn map(
         IpAddr::V6(*to.ip()),
         InternetProtocol::Tcp,
         port,
-        options(to, lease_secs),
-    );
-    let mapping = tokio::time::timeout(CALL_TIMEOUT, asked)
-        .await
-        .map_err(|_| timeout(OP, router))?
-        .map_err(|e| failed(OP, router, e))?;
-    check(router, mapping).await
-}
-
-/// Renews `old` with our own lease (crab_nat's `renew` would resend whatever lifetime
-/// the router granted last, which we do not control); same nonce, so the router treats
-/// it as the same mapping, and re-creates it if it lost it.
-pub async fn renew(
-    old: &PortMapping,
-    to: SocketAddrV6,
-    lease_secs: u32,
-) -> Result<PortMapping, PortmapError> {
-    const OP: &str = "renewing an IPv6 pinhole";
-    let router = router_of(old);
-    let PortMappingType::Pcp {
-        client,
-        nonce,
-        external_ip,
-    } = old.mapping_type()
-    else {
-        return Err(failed(OP, router, "not a PCP mapping"));
-    };
-    let asked = pcp::port_mapping(
-        BaseMapRequest::new(old.gateway(), client, old.protocol(), old.internal_port()),
-        Some(nonce),
-        Some(external_ip),
         options(to, lease_secs),
     );
     let mapping = tokio::time::timeout(CALL_TIMEOUT, asked)
