@@ -50,7 +50,8 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(out: Output) -> Self {
+    /// The result of a finished process.
+    pub fn from(out: Output) -> Self {
         Self {
             ok: out.status.success(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -77,16 +78,16 @@ impl Run {
     }
 }
 
-/// Runs a binary with a deadline, no stdin, and quiet logs.
-pub fn run_bin(name: &str, args: &[&str], deadline: Duration) -> anyhow::Result<Run> {
-    let mut child = Command::new(bin(name)?)
-        .args(args)
+/// Runs `cmd` to completion with a deadline, no stdin and no backtraces; `what` names it
+/// in errors. Every way the tests run a short-lived command goes through here.
+pub fn run_command(mut cmd: Command, what: &str, deadline: Duration) -> anyhow::Result<Run> {
+    let mut child = cmd
         .env("RUST_BACKTRACE", "0")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .with_context(|| format!("starting {name}"))?;
+        .with_context(|| format!("starting {what}"))?;
     let start = Instant::now();
     loop {
         if child.try_wait()?.is_some() {
@@ -96,12 +97,19 @@ pub fn run_bin(name: &str, args: &[&str], deadline: Duration) -> anyhow::Result<
             let _ = child.kill();
             let out = child.wait_with_output()?;
             bail!(
-                "{name} {args:?} did not finish within {deadline:?}; stderr: {}",
+                "{what} did not finish within {deadline:?}; stderr: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Runs a binary with a deadline, no stdin, and quiet logs.
+pub fn run_bin(name: &str, args: &[&str], deadline: Duration) -> anyhow::Result<Run> {
+    let mut cmd = Command::new(bin(name)?);
+    cmd.args(args);
+    run_command(cmd, &format!("{name} {args:?}"), deadline)
 }
 
 /// `latchkey --state DIR ARGS...`

@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 use crate::{Run, bin};
 
@@ -129,33 +129,9 @@ impl Netns {
         args: &[&str],
         deadline: Duration,
     ) -> anyhow::Result<Run> {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", ns])
-            .arg(bin(name)?)
-            .args(args)
-            .env("RUST_BACKTRACE", "0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting {name} in {ns}"))?;
-        let start = Instant::now();
-        loop {
-            if child.try_wait()?.is_some() {
-                let out = child.wait_with_output()?;
-                return Ok(Run {
-                    ok: out.status.success(),
-                    stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-                    stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-                });
-            }
-            if start.elapsed() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("{name} {args:?} in {ns} did not finish within {deadline:?}");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns]).arg(bin(name)?).args(args);
+        crate::run_command(cmd, &format!("{name} {args:?} in {ns}"), deadline)
     }
 
     /// The router's log so far.
