@@ -137,16 +137,18 @@ try {
 <script>
 fetch("${ADMIN}/api/remote/open", {method: "POST", mode: "no-cors", credentials: "include",
   headers: {"content-type": "text/plain"}, body: '{"ipv4":true,"lease_secs":3600}'});
-setTimeout(() => document.getElementById(location.hash === '#open' ? 'o' : 'r').submit(), 300);
+setTimeout(() => document.getElementById(location.search === '?open' ? 'o' : 'r').submit(), 300);
 </script>`);
   });
   await new Promise((ok) => evil.listen(0, '127.0.0.1', ok));
   const evilUrl = `http://127.0.0.1:${evil.address().port}/`;
-  const other = await context.newPage();
-  for (const [hash, url] of [['', '/revoke'], ['#open', '/api/remote/open']]) {
+  // A fresh page per attack: each load runs the attacker's script once.
+  for (const [query, url] of [['?revoke', '/revoke'], ['?open', '/api/remote/open']]) {
+    const other = await context.newPage();
     const answer = other.waitForResponse((r) => r.url().endsWith(url) && r.request().method() === 'POST');
-    await other.goto(evilUrl + hash);
+    await other.goto(evilUrl + query);
     assert.equal((await answer).status(), 403, `cross-origin POST ${url}`);
+    await other.close();
   }
   const after = await page.evaluate(async () => (await fetch('/api/devices')).json());
   assert.equal(after.find((d) => d.name === 'keeper').state, 'active');
