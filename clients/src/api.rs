@@ -12,12 +12,8 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 
 use crate::ClientError;
-use crate::noise_io::NoiseStream;
-
-/// Largest HTTP/2 frame either side accepts: 64 KiB rather than the 16 KiB default, so a
-/// bulk body takes a quarter of the frames, writes and wake-ups (measured by the relay
-/// benchmark; see BENCHMARKS.md).
-pub const H2_MAX_FRAME: u32 = 64 << 10;
+pub use latchkey_channel::H2_MAX_FRAME;
+use latchkey_channel::NoiseStream;
 /// Largest JSON answer the client reads into memory.
 const MAX_JSON_BODY: usize = 4 << 20;
 /// Largest snapshot the client reads into memory.

@@ -14,8 +14,8 @@ use tokio::task::JoinSet;
 
 use crate::ClientError;
 use crate::api::Connection;
-use crate::noise_io::{NoiseStream, read_frame, write_frame};
 use crate::state::{ClientState, GatewayRecord, StateDir};
+use latchkey_channel::{NoiseStream, read_frame, write_frame};
 
 /// How long one address may take to connect and finish a handshake.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(8);

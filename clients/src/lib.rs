@@ -16,7 +16,6 @@
 
 pub mod api;
 pub mod connect;
-pub mod noise_io;
 pub mod serve;
 pub mod state;
 

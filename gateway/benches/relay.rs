@@ -35,7 +35,7 @@ use futures_util::StreamExt as _;
 use futures_util::future::BoxFuture;
 use http_body_util::BodyExt as _;
 use hyper::Method;
-use latchkey_client::noise_io::{NoiseStream, read_frame, write_frame};
+use latchkey_channel::{NoiseStream, read_frame, write_frame};
 use latchkey_client::{Connection, LiveFormat, StateDir};
 use latchkey_gateway::Gateway;
 use latchkey_gateway::camera::{

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use latchkey_client::noise_io::{NoiseStream, read_frame, write_frame};
+use latchkey_channel::{H2_MAX_FRAME, NoiseStream, read_frame, write_frame};
 use latchkey_pairing::frame::MAX_HANDSHAKE_FRAME;
 use latchkey_pairing::handshake::{self, PAIRING_TYPE, SESSION_TYPE};
 use latchkey_pairing::{PairResult, PairingResponder, ServerHello, SessionPsk, SessionResponder};
@@ -277,7 +277,7 @@ pub async fn serve_channel(
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(20))
-        .max_frame_size(latchkey_client::api::H2_MAX_FRAME);
+        .max_frame_size(H2_MAX_FRAME);
     builder
         .serve_connection(TokioIo::new(noise), TowerToHyperService::new(service))
         .await

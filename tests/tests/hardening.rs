@@ -392,7 +392,7 @@ fn a_second_concurrent_pairing_is_refused_as_busy() {
         latchkey_pairing::PairingUri::parse(&gw.pair_uri(&["--auto-confirm"]).unwrap()).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        use latchkey_client::noise_io::{read_frame, write_frame};
+        use latchkey_channel::{read_frame, write_frame};
         let phone = latchkey_pairing::Keypair::generate(&mut rand_core::OsRng).unwrap();
         let (init, first) = latchkey_pairing::PairingInitiator::start(
             &uri.gateway_key,

@@ -1,9 +1,9 @@
-//! Noise over any async byte stream: handshake frame I/O and [`NoiseStream`].
+//! Latchkey's channel over any async byte stream: handshake frame I/O and [`NoiseStream`].
 //!
 //! There is no maintained tokio adapter for snow 0.10, so this one is ours: it turns a
 //! [`latchkey_pairing::Session`] plus a TCP stream into an `AsyncRead + AsyncWrite` that
-//! hyper can run HTTP/2 over. The gateway uses the same code, so both ends share one
-//! implementation of the framing. Buffers grow only while data flows and are released
+//! hyper can run HTTP/2 over. The gateway and the phone library both depend on this small
+//! crate (and neither on the other), so both ends share one implementation of the framing. Buffers grow only while data flows and are released
 //! when idle, so an idle session costs little memory.
 
 use std::io;
@@ -15,6 +15,11 @@ use latchkey_pairing::frame::{self, HEADER_LEN, MAX_FRAME};
 use latchkey_pairing::session::MAX_PLAINTEXT;
 use latchkey_pairing::{Error as ProtocolError, Session};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+/// Largest HTTP/2 frame either side accepts: 64 KiB rather than the 16 KiB default, so a
+/// bulk body takes a quarter of the frames, writes and wake-ups (measured by the relay
+/// benchmark; see BENCHMARKS.md). Both ends configure hyper with it.
+pub const H2_MAX_FRAME: u32 = 64 << 10;
 
 /// Capacity above which an empty buffer is given back to the allocator.
 const KEEP_CAPACITY: usize = 4096;

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Checks the crate graph's rules (ARCHITECTURE.md, "Architecture invariants"): the daemon
+# never embeds the phone library, the phone library carries no CLI dependencies and never
+# the gateway, and the protocol core stays sans-IO (no tokio, no sockets).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+deps() { cargo tree --locked -p "$1" -e normal --prefix none | awk '{print $1}' | sort -u; }
+fail=0
+forbid() { # crate, then the names it must not depend on
+  local crate=$1; shift
+  local have; have=$(deps "$crate")
+  for bad in "$@"; do
+    if grep -qx "$bad" <<<"$have"; then
+      echo "crate graph: $crate depends on $bad (see ARCHITECTURE.md, Architecture invariants)"
+      fail=1
+    fi
+  done
+}
+forbid latchkey-gateway latchkey-client latchkey-client-cli rqrr image
+forbid latchkey-client latchkey-gateway latchkey-client-cli clap rqrr image
+forbid latchkey-channel latchkey-gateway latchkey-client clap rqrr image
+forbid latchkey-pairing tokio mio socket2 latchkey-channel
+# clap in the daemon only through its own binary's CLI (the `latchkey` command line).
+if [ "$(cargo tree --locked -p latchkey-gateway -e normal -i clap --prefix none | sed -n 2p | awk '{print $1}')" != latchkey-gateway ]; then
+  echo "crate graph: clap reaches latchkey-gateway through another crate"; fail=1
+fi
+[ "$fail" -eq 0 ] && echo "crate graph: ok"
+exit "$fail"
