@@ -13,6 +13,9 @@ use latchkey_pairing::Role;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+mod cli;
+use cli::remote::RemoteCommand;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "latchkey",
@@ -119,55 +122,6 @@ enum Command {
     },
 }
 
-#[derive(Subcommand, Debug)]
-enum RemoteCommand {
-    /// What the router reports, the approval, the mappings, and a plain diagnosis.
-    Status {
-        /// JSON output.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Ask the router to let phones in: shows exactly what will be asked, then asks you.
-    /// Without --ipv4 or --ipv6, both.
-    Open {
-        /// An IPv4 port mapping (UPnP IGD AddPortMapping).
-        #[arg(long)]
-        ipv4: bool,
-        /// An IPv6 firewall pinhole (IGDv2 WANIPv6FirewallControl).
-        #[arg(long)]
-        ipv6: bool,
-        /// Lease asked of the router, renewed at half-life while approved (never infinite).
-        #[arg(long, default_value = "1h", value_parser = parse_lease)]
-        lease: u32,
-        /// Approve without asking (for scripts: read the plan first).
-        #[arg(long)]
-        yes: bool,
-        /// JSON output.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Withdraw the approval: delete every mapping and pinhole, and check they are gone.
-    Close {
-        /// JSON output.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Every port mapping on the router, and whose it is (Latchkey, a camera, unknown).
-    Audit {
-        /// JSON output.
-        #[arg(long)]
-        json: bool,
-        /// Delete the mapping with this index from the router.
-        #[arg(long, value_name = "N")]
-        remove: Option<u32>,
-    },
-}
-
-fn parse_lease(s: &str) -> Result<u32, String> {
-    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
-    latchkey_gateway::portmap::check_lease(d)
-}
-
 fn default_state_dir() -> PathBuf {
     if let Some(x) = std::env::var_os("XDG_STATE_HOME") {
         return PathBuf::from(x).join("latchkey");
@@ -220,7 +174,7 @@ fn main() -> anyhow::Result<()> {
                 };
                 run(state, config, flags).await
             }
-            Command::Remote { command } => remote(state, command).await,
+            Command::Remote { command } => cli::remote::run(&state, command).await,
             other => admin(state, other).await,
         }
     })
@@ -407,11 +361,6 @@ fn s(v: &Value, key: &str) -> String {
     }
 }
 
-/// `v[key]` without the panicking-index lint: a missing key reads as null.
-fn g<'a>(v: &'a Value, key: &str) -> &'a Value {
-    v.get(key).unwrap_or(&Value::Null)
-}
-
 fn when(v: &Value, key: &str) -> String {
     match v.get(key).and_then(Value::as_u64) {
         Some(t) => {
@@ -569,235 +518,4 @@ async fn admin(state: PathBuf, command: Command) -> anyhow::Result<()> {
         Command::Run { .. } | Command::Remote { .. } => {}
     }
     Ok(())
-}
-
-async fn remote(state: PathBuf, command: RemoteCommand) -> anyhow::Result<()> {
-    match command {
-        RemoteCommand::Status { json } => {
-            let r = socket::request(&state, &AdminRequest::RemoteStatus).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&r)?);
-            } else {
-                print_remote_status(&r);
-            }
-        }
-        RemoteCommand::Open {
-            ipv4,
-            ipv6,
-            lease,
-            yes,
-            json,
-        } => {
-            let (ipv4, ipv6) = if ipv4 || ipv6 {
-                (ipv4, ipv6)
-            } else {
-                (true, true)
-            };
-            let plan = socket::request(
-                &state,
-                &AdminRequest::RemotePlan {
-                    ipv4,
-                    ipv6,
-                    lease_secs: lease,
-                },
-            )
-            .await?;
-            let requests: Vec<Value> = g(&plan, "requests").as_array().cloned().unwrap_or_default();
-            println!("Latchkey will ask the router:");
-            for r in &requests {
-                println!(
-                    "  {} {} {} -> {}  lease {} s, renewed {}{}",
-                    s(r, "action"),
-                    s(r, "protocol"),
-                    match r.get("external_port") {
-                        Some(p) => format!("external port {p} ({})", s(r, "external_port_note")),
-                        None => format!("from {}", s(r, "remote")),
-                    },
-                    s(r, "internal"),
-                    s(r, "lease_secs"),
-                    s(r, "renewal"),
-                    match r.get("router").and_then(Value::as_str) {
-                        Some(a) => format!(", at the router {a}"),
-                        None => String::new(),
-                    }
-                );
-                if let Some(f) = r.get("fallback").and_then(Value::as_str) {
-                    println!("    or {f}");
-                }
-            }
-            for p in g(&plan, "problems").as_array().into_iter().flatten() {
-                println!("  note: {}", p.as_str().unwrap_or_default());
-            }
-            if requests.is_empty() {
-                anyhow::bail!("nothing can be asked of the router (see the notes above)");
-            }
-            let has = |a: &str| requests.iter().any(|r| g(r, "action") == a);
-            if !yes
-                && !confirm(
-                    "Approve? Phones you paired will reach this gateway from the internet. [y/N] ",
-                )?
-            {
-                anyhow::bail!("not approved: nothing was asked of the router");
-            }
-            let r = socket::request(
-                &state,
-                &AdminRequest::RemoteOpen {
-                    ipv4: ipv4 && has("AddPortMapping"),
-                    ipv6: ipv6 && has("AddPinhole"),
-                    lease_secs: lease,
-                },
-            )
-            .await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&r)?);
-            } else {
-                print_remote_status(&r);
-            }
-        }
-        RemoteCommand::Close { json } => {
-            let r = socket::request(&state, &AdminRequest::RemoteClose).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&r)?);
-            } else {
-                for kind in ["ipv4", "ipv6"] {
-                    let v = g(&r, kind);
-                    if v.is_null() {
-                        continue;
-                    }
-                    if g(v, "verified_gone") == true {
-                        println!("{kind}: removed, and the router no longer lists it");
-                    } else {
-                        println!("{kind}: NOT confirmed removed: {}", s(v, "error"));
-                    }
-                }
-                println!(
-                    "remote access {}",
-                    if g(&r, "approval_ended") == true {
-                        "closed"
-                    } else {
-                        "was not open"
-                    }
-                );
-            }
-        }
-        RemoteCommand::Audit { json, remove } => {
-            let r = socket::request(&state, &AdminRequest::RemoteAudit { remove }).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&r)?);
-            } else {
-                if let Some(d) = g(&r, "removed").as_str() {
-                    println!("removed: {d}");
-                }
-                println!("mappings on the router {}:", s(&r, "router"));
-                println!(
-                    "{:<4} {:<5} {:<6} {:<22} {:<10} {:<7} DESCRIPTION",
-                    "N", "PROTO", "EXT", "TO", "OWNER", "LEASE"
-                );
-                for m in g(&r, "mappings").as_array().into_iter().flatten() {
-                    println!(
-                        "{:<4} {:<5} {:<6} {:<22} {:<10} {:<7} {}",
-                        s(m, "index"),
-                        s(m, "protocol"),
-                        s(m, "external_port"),
-                        format!("{}:{}", s(m, "internal_client"), s(m, "internal_port")),
-                        match g(m, "camera").as_str() {
-                            Some(c) => format!("camera {c}"),
-                            None => s(m, "owner"),
-                        },
-                        s(m, "lease_secs"),
-                        s(m, "description")
-                    );
-                }
-                for m in g(&r, "mappings").as_array().into_iter().flatten() {
-                    if let Some(w) = g(m, "warning").as_str() {
-                        println!("WARNING: {w}");
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Asks on the terminal; refuses (rather than assume) when there is none.
-fn confirm(question: &str) -> anyhow::Result<bool> {
-    use std::io::{BufRead as _, IsTerminal as _, Write as _};
-    if !std::io::stdin().is_terminal() {
-        anyhow::bail!(
-            "remote open needs the owner's confirmation and there is no terminal to ask on: read the plan above and run it again with --yes"
-        );
-    }
-    print!("{question}");
-    std::io::stdout().flush()?;
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
-}
-
-fn print_remote_status(r: &Value) {
-    let router = g(r, "router");
-    if router.is_null() {
-        println!("router:        none found ({})", s(r, "router_error"));
-    } else {
-        println!(
-            "router:        {} ({}, {}, IPv6 firewall control: {})",
-            s(router, "address"),
-            s(router, "igd"),
-            s(router, "service"),
-            if g(router, "ipv6_firewall_control") == true {
-                "yes"
-            } else {
-                "no"
-            }
-        );
-    }
-    println!("external IPv4: {}", s(r, "external_ipv4"));
-    let v6: Vec<&str> = g(r, "global_ipv6")
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    println!(
-        "global IPv6:   {}",
-        if v6.is_empty() {
-            "-".to_string()
-        } else {
-            v6.join(", ")
-        }
-    );
-    let a = g(r, "approval");
-    if a.is_null() {
-        println!("approval:      none (nothing is mapped; `latchkey remote open` asks you first)");
-    } else {
-        println!(
-            "approval:      ipv4 {}, ipv6 {}, lease {} s, since {} by {}",
-            s(a, "ipv4"),
-            s(a, "ipv6"),
-            s(a, "lease_secs"),
-            when(a, "approved_at"),
-            s(a, "approved_by")
-        );
-    }
-    for m in g(r, "mappings").as_array().into_iter().flatten() {
-        println!(
-            "mapping:       {}{} {} {} -> {}, lease {} s, renewed {}",
-            s(m, "kind"),
-            match m.get("via").and_then(Value::as_str) {
-                Some(v) => format!(" via {}", v.to_uppercase()),
-                None => String::new(),
-            },
-            s(m, "protocol"),
-            s(m, "external"),
-            s(m, "internal"),
-            s(m, "lease_secs"),
-            when(m, "renewed_at")
-        );
-    }
-    for k in ["ipv4_error", "ipv6_error"] {
-        if let Some(e) = r[k].as_str() {
-            println!("problem:       {e}");
-        }
-    }
-    println!("diagnosis:     {}", s(r, "diagnosis"));
 }

@@ -242,7 +242,7 @@ pub struct AuditPage {
 
 /// The owner's approval for remote access: what the gateway may ask of the router, and
 /// for how long each lease runs. At most one stands (has no `ended_at`) at a time.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct RemoteApproval {
     /// Row id.
     pub id: i64,

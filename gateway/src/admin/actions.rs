@@ -12,6 +12,8 @@ use rand::rngs::OsRng;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::portmap::PortmapError;
+use crate::portmap::report::{Closed, Plan, RouterAudit, Status};
 use crate::store::{AuditFilter, AuditPage, PairingParams, StoreError};
 use crate::{Gateway, unix_now};
 
@@ -56,8 +58,8 @@ pub enum ActionError {
         source: Box<StoreError>,
     },
     /// Remote access (the router) failed; the message is the port mapper's explanation.
-    #[error("{0}")]
-    Remote(String),
+    #[error(transparent)]
+    Remote(#[from] PortmapError),
     /// A background task died.
     #[error("internal error while {0}")]
     Internal(&'static str),
@@ -93,10 +95,6 @@ async fn blocking<T: Send + 'static>(
                 source: Box::new(source),
             },
         })
-}
-
-fn remote(e: anyhow::Error) -> ActionError {
-    ActionError::Remote(format!("{e:#}"))
 }
 
 /// What the owner asks for when minting a pairing code.
@@ -338,8 +336,8 @@ pub async fn audit_refusal(gw: &Arc<Gateway>, device: &str, addr: &str, what: &s
 }
 
 /// `remote status`.
-pub async fn remote_status(gw: &Arc<Gateway>) -> Result<Value, ActionError> {
-    gw.remote.status().await.map_err(remote)
+pub async fn remote_status(gw: &Arc<Gateway>) -> Result<Status, ActionError> {
+    Ok(gw.remote.status().await?)
 }
 
 /// `remote open` dry run: what would be asked of the router.
@@ -348,8 +346,8 @@ pub async fn remote_plan(
     ipv4: bool,
     ipv6: bool,
     lease_secs: u32,
-) -> Result<Value, ActionError> {
-    gw.remote.plan(ipv4, ipv6, lease_secs).await.map_err(remote)
+) -> Result<Plan, ActionError> {
+    Ok(gw.remote.plan(ipv4, ipv6, lease_secs).await?)
 }
 
 /// `remote open`: records the approval and maps.
@@ -359,24 +357,24 @@ pub async fn remote_open(
     ipv6: bool,
     lease_secs: u32,
     by: &str,
-) -> Result<Value, ActionError> {
+) -> Result<Status, ActionError> {
     if lease_secs == 0 {
         return Err(ActionError::Invalid(
             "a lease of 0 means forever to a router; Latchkey never asks for one".into(),
         ));
     }
-    gw.remote
-        .open(ipv4, ipv6, lease_secs, by)
-        .await
-        .map_err(remote)
+    Ok(gw.remote.open(ipv4, ipv6, lease_secs, by).await?)
 }
 
 /// `remote close`: ends the approval and removes every mapping.
-pub async fn remote_close(gw: &Arc<Gateway>, by: &str) -> Result<Value, ActionError> {
-    gw.remote.close(by).await.map_err(remote)
+pub async fn remote_close(gw: &Arc<Gateway>, by: &str) -> Result<Closed, ActionError> {
+    Ok(gw.remote.close(by).await?)
 }
 
 /// `remote audit`: every mapping on the router; optionally removes one by index.
-pub async fn remote_audit(gw: &Arc<Gateway>, remove: Option<u32>) -> Result<Value, ActionError> {
-    gw.remote.audit(remove).await.map_err(remote)
+pub async fn remote_audit(
+    gw: &Arc<Gateway>,
+    remove: Option<u32>,
+) -> Result<RouterAudit, ActionError> {
+    Ok(gw.remote.audit(remove).await?)
 }

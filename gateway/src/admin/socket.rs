@@ -165,6 +165,13 @@ async fn connection(stream: UnixStream, gw: Arc<Gateway>) -> anyhow::Result<()> 
 
 use tokio::io::AsyncReadExt as _;
 
+/// A typed answer as the socket's JSON.
+fn typed<T: serde::Serialize>(r: Result<T, ActionError>) -> Result<Value, ActionError> {
+    r.and_then(|v| {
+        serde_json::to_value(v).map_err(|_| ActionError::Internal("encoding the answer"))
+    })
+}
+
 async fn handle(req: AdminRequest, gw: Arc<Gateway>) -> Result<Value, ActionError> {
     const BY: &str = "owner (cli)";
     let gw = &gw;
@@ -196,19 +203,19 @@ async fn handle(req: AdminRequest, gw: Arc<Gateway>) -> Result<Value, ActionErro
         AdminRequest::Revoke { device } => actions::revoke(gw, &device, BY).await,
         AdminRequest::Devices => actions::devices(gw).await.map(Value::Array),
         AdminRequest::Cameras => Ok(actions::cameras(gw)),
-        AdminRequest::RemoteStatus => actions::remote_status(gw).await,
+        AdminRequest::RemoteStatus => typed(actions::remote_status(gw).await),
         AdminRequest::RemotePlan {
             ipv4,
             ipv6,
             lease_secs,
-        } => actions::remote_plan(gw, ipv4, ipv6, lease_secs).await,
+        } => typed(actions::remote_plan(gw, ipv4, ipv6, lease_secs).await),
         AdminRequest::RemoteOpen {
             ipv4,
             ipv6,
             lease_secs,
-        } => actions::remote_open(gw, ipv4, ipv6, lease_secs, BY).await,
-        AdminRequest::RemoteClose => actions::remote_close(gw, BY).await,
-        AdminRequest::RemoteAudit { remove } => actions::remote_audit(gw, remove).await,
+        } => typed(actions::remote_open(gw, ipv4, ipv6, lease_secs, BY).await),
+        AdminRequest::RemoteClose => typed(actions::remote_close(gw, BY).await),
+        AdminRequest::RemoteAudit { remove } => typed(actions::remote_audit(gw, remove).await),
         AdminRequest::Audit { limit } => {
             let page =
                 actions::audit(gw, AuditFilter::default(), 0, limit.clamp(1, 10_000)).await?;

@@ -4,14 +4,14 @@
 
 use std::net::Ipv4Addr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::upnp::TableEntry;
 use crate::camera::CameraSource;
 use crate::config::CameraConfig;
 
 /// Who a mapping belongs to.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Owner {
     /// This gateway's own Noise mapping.
@@ -23,7 +23,7 @@ pub enum Owner {
 }
 
 /// One audited mapping.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AuditedMapping {
     /// The router's entry.
     #[serde(flatten)]

@@ -5,10 +5,10 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What kind of situation the home is in, as a stable keyword.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     /// A mapping or pinhole is open and the external address is public.

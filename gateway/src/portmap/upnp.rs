@@ -16,7 +16,7 @@ use igd_next::{
     AddAnyPortError, AddPortError, GetGenericPortMappingEntryError, PortMappingProtocol,
     SearchOptions,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::PortmapError;
@@ -80,7 +80,7 @@ pub struct Router {
 }
 
 /// One entry of the router's mapping table.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TableEntry {
     /// Its index in GetGenericPortMappingEntry.
     pub index: u32,

@@ -1,0 +1,4 @@
+//! The `latchkey` command line's subcommand groups, one file each; `main.rs` parses and
+//! dispatches.
+
+pub mod remote;
