@@ -65,14 +65,8 @@ impl PairingUri {
                     set_once(&mut secret, "s", s)?;
                 }
                 "n" => {
-                    if value.len() > MAX_NAME_LEN || value.chars().any(char::is_control) {
-                        return Err(UriError::Invalid {
-                            field: "n",
-                            reason: format!(
-                                "must be at most {MAX_NAME_LEN} bytes without control characters"
-                            ),
-                        });
-                    }
+                    crate::handshake::check_name(&value)
+                        .map_err(|reason| UriError::Invalid { field: "n", reason })?;
                     set_once(&mut name, "n", value.into_owned())?;
                 }
                 "a" => {
@@ -148,6 +142,21 @@ mod tests {
     fn ignores_unknown_fields() {
         let text = format!("{}&future=1", sample().encode());
         assert_eq!(PairingUri::parse(&text).unwrap(), sample());
+    }
+
+    #[test]
+    fn names_and_address_counts_at_the_limits() {
+        let mut uri = sample();
+        uri.name = "é".repeat(32); // 64 bytes
+        uri.addresses = (1..=16)
+            .map(|i| format!("10.0.0.{i}:7447").parse().unwrap())
+            .collect();
+        assert_eq!(PairingUri::parse(&uri.encode()).unwrap(), uri);
+        uri.name.push('x');
+        assert!(matches!(
+            PairingUri::parse(&uri.encode()),
+            Err(UriError::Invalid { field: "n", .. })
+        ));
     }
 
     #[test]
