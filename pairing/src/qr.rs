@@ -86,6 +86,14 @@ impl PairingUri {
                             reason: "port 0".into(),
                         });
                     }
+                    if matches!(addr, SocketAddr::V6(v6) if v6.scope_id() != 0) {
+                        return Err(UriError::Invalid {
+                            field: "a",
+                            reason: format!(
+                                "{value:?} has a zone id, which means nothing on another device"
+                            ),
+                        });
+                    }
                     addresses.push(addr);
                 }
                 _ => {} // Unknown parameters are ignored: the format can grow.

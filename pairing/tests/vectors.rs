@@ -157,6 +157,7 @@ fn invalid_uris(gateway: &PublicKey, secret: &PairingSecret) -> Vec<Value> {
             with("a=[2001:db8::g]:7447"),
             "a",
         ),
+        ("IPv6 with a zone id", with("a=[fe80::1%251]:7447"), "a"),
         ("more than 16 addresses", with(&seventeen.join("&")), "a"),
     ];
     cases
@@ -325,7 +326,7 @@ fn stored_uri_vectors_parse_as_documented() {
     let uri = PairingUri::parse(stored["uri"]["text"].as_str().unwrap()).unwrap();
     assert_eq!(uri.gateway_key.to_b64(), stored["uri"]["gateway_key_b64"]);
     let invalid = stored["uri"]["invalid"].as_array().unwrap();
-    assert!(invalid.len() >= 25, "one case per must-reject rule of §3");
+    assert!(invalid.len() >= 26, "one case per must-reject rule of §3");
     for case in invalid {
         let (text, rule) = (case["text"].as_str().unwrap(), &case["rule"]);
         let err = match PairingUri::parse(text) {
