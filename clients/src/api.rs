@@ -7,7 +7,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http2::SendRequest;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use latchkey_pairing::ServerHello;
+use latchkey_pairing::{ApiError, ErrorCode, ServerHello};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 
@@ -44,6 +44,28 @@ pub fn valid_camera_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// The gateway's error answer (`{"error", "code"}`, PROTOCOL.md §7) as a typed error; a
+/// body that is not that shape keeps its text and gets [`ErrorCode::Unknown`].
+pub fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
+    match serde_json::from_slice::<ApiError>(body) {
+        Ok(e) => ClientError::Api {
+            status: status.as_u16(),
+            code: e.code,
+            message: e.error,
+        },
+        Err(_) => local(status.as_u16(), String::from_utf8_lossy(body).into_owned()),
+    }
+}
+
+/// A failure on this side of an API call (no answer from the gateway to go by).
+fn local(status: u16, message: String) -> ClientError {
+    ClientError::Api {
+        status,
+        code: ErrorCode::Unknown,
+        message,
+    }
 }
 
 /// A camera as the gateway API lists it.
@@ -166,10 +188,7 @@ impl Connection {
         }
         let req = builder
             .body(Full::new(json.unwrap_or_default()))
-            .map_err(|e| ClientError::Api {
-                status: 0,
-                message: format!("building request for {path}: {e}"),
-            })?;
+            .map_err(|e| local(0, format!("building request for {path}: {e}")))?;
         let mut sender = self.sender.clone();
         sender.ready().await.map_err(|source| ClientError::Http {
             op: "waiting for the channel",
@@ -213,25 +232,13 @@ impl Connection {
         let body = http_body_util::Limited::new(response.into_body(), MAX_JSON_BODY)
             .collect()
             .await
-            .map_err(|e| ClientError::Api {
-                status: status.as_u16(),
-                message: format!("reading body: {e}"),
-            })?
+            .map_err(|e| local(status.as_u16(), format!("reading body: {e}")))?
             .to_bytes();
         if status != StatusCode::OK {
-            let message = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(String::from))
-                .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
-            return Err(ClientError::Api {
-                status: status.as_u16(),
-                message,
-            });
+            return Err(api_error(status, &body));
         }
-        serde_json::from_slice(&body).map_err(|e| ClientError::Api {
-            status: status.as_u16(),
-            message: format!("decoding {path}: {e}"),
-        })
+        serde_json::from_slice(&body)
+            .map_err(|e| local(status.as_u16(), format!("decoding {path}: {e}")))
     }
 
     /// The cameras this phone may watch.
@@ -249,6 +256,7 @@ impl Connection {
         if !valid_camera_id(camera) {
             return Err(ClientError::Api {
                 status: 404,
+                code: ErrorCode::NoSuchCamera,
                 message: "no such camera".into(),
             });
         }
@@ -264,14 +272,7 @@ impl Connection {
             .await
             .map(|b| b.to_bytes())
             .unwrap_or_default();
-        let message = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(String::from))
-            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
-        Err(ClientError::Api {
-            status: status.as_u16(),
-            message,
-        })
+        Err(api_error(status, &body))
     }
 
     /// The camera's latest picture as a JPEG.
@@ -281,10 +282,7 @@ impl Connection {
             .collect()
             .await
             .map(|b| b.to_bytes())
-            .map_err(|e| ClientError::Api {
-                status: 200,
-                message: format!("reading the snapshot of {camera}: {e}"),
-            })
+            .map_err(|e| local(200, format!("reading the snapshot of {camera}: {e}")))
     }
 
     /// Starts a live stream; the response body carries it until the camera, the
@@ -319,10 +317,8 @@ impl Connection {
 
     /// Mints an invitation: a pairing URI for a guest or viewer.
     pub async fn invite(&self, invite: &Invite) -> Result<Invitation, ClientError> {
-        let body = serde_json::to_value(invite).map_err(|e| ClientError::Api {
-            status: 0,
-            message: format!("encoding the invitation: {e}"),
-        })?;
+        let body = serde_json::to_value(invite)
+            .map_err(|e| local(0, format!("encoding the invitation: {e}")))?;
         self.post_json("/v1/invitations", &body).await
     }
 
@@ -378,4 +374,30 @@ pub struct AuditPage {
     pub rows: Vec<serde_json::Value>,
     /// Rows in all.
     pub total: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_answers_are_typed_by_their_code() {
+        let body = br#"{"error":"this camera sends h.264/h.265 video: use live.mp4","code":"wrong_format"}"#;
+        match api_error(StatusCode::NOT_FOUND, body) {
+            ClientError::Api {
+                status: 404,
+                code: ErrorCode::WrongFormat,
+                message,
+            } => assert!(message.contains("live.mp4")),
+            other => panic!("{other:?}"),
+        }
+        match api_error(StatusCode::BAD_GATEWAY, b"<html>proxy</html>") {
+            ClientError::Api {
+                status: 502,
+                code: ErrorCode::Unknown,
+                message,
+            } => assert_eq!(message, "<html>proxy</html>"),
+            other => panic!("{other:?}"),
+        }
+    }
 }

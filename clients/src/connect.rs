@@ -5,8 +5,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use latchkey_pairing::frame::MAX_FRAME;
 use latchkey_pairing::{
-    ClientHello, DeviceState, Keypair, PairRequest, PairingInitiator, PairingUri, SessionInitiator,
-    keys,
+    ClientHello, DeviceState, Keypair, PairRequest, PairingInitiator, PairingUri, PeerMisbehaved,
+    SessionInitiator, keys,
 };
 use rand::rngs::OsRng;
 use tokio::net::TcpStream;
@@ -74,6 +74,9 @@ pub async fn pair(
     uri: &PairingUri,
     name: &str,
 ) -> Result<PairOutcome, ClientError> {
+    // A gateway answers a bad name with silence, which looks like a refused code: refuse
+    // it here, before the one-time code is spent on an attempt.
+    latchkey_pairing::handshake::check_name(name).map_err(ClientError::BadName)?;
     let existing = dir.load()?;
     let keypair = match &existing {
         Some(state) => state.keypair()?,
@@ -189,7 +192,16 @@ async fn handshake(
             ));
         }
     };
-    let (server_hello, session) = init.read_response(&message2, origin.elapsed())?;
+    // Only the gateway's key can produce message 2, and it mixes in the session PSK it
+    // holds for this phone: a message 2 that does not decrypt means the two PSKs differ.
+    let (server_hello, session) = init
+        .read_response(&message2, origin.elapsed())
+        .map_err(|e| match e {
+            latchkey_pairing::Error::PeerMisbehaved(PeerMisbehaved::BadHandshake) => {
+                ClientError::SessionKeyMismatch
+            }
+            other => ClientError::Protocol(other),
+        })?;
     let noise = NoiseStream::new(stream, session, origin);
     Connection::start(noise, addr, server_hello).await
 }
@@ -217,6 +229,7 @@ pub async fn connect(dir: &StateDir) -> Result<Connection, ClientError> {
     }
     let mut errors = Vec::new();
     let mut refused = false;
+    let mut mismatch = false;
     while let Some(joined) = attempts.join_next().await {
         match joined {
             Ok((_, Ok(conn))) => {
@@ -238,9 +251,13 @@ pub async fn connect(dir: &StateDir) -> Result<Connection, ClientError> {
                 return Ok(conn);
             }
             Ok((_, Err(ClientError::SessionRefused))) => refused = true,
+            Ok((_, Err(ClientError::SessionKeyMismatch))) => mismatch = true,
             Ok((addr, Err(e))) => errors.push(format!("{addr}: {e}")),
             Err(e) => errors.push(format!("connect task: {e}")),
         }
+    }
+    if mismatch {
+        return Err(ClientError::SessionKeyMismatch);
     }
     if refused {
         return Err(ClientError::SessionRefused);

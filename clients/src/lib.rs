@@ -65,6 +65,12 @@ pub enum ClientError {
         "the gateway refused this phone: it may have been revoked, have expired, or still be waiting for the owner to confirm it"
     )]
     SessionRefused,
+    /// The gateway answered the session handshake, but its message 2 did not decrypt: it
+    /// holds another session PSK for this phone (a restored backup on either side).
+    #[error(
+        "the gateway no longer recognises this phone's pairing (its session key does not match): ask the owner for a new pairing code and pair again"
+    )]
+    SessionKeyMismatch,
     /// No address could be reached at all.
     #[error("could not reach the gateway at any of its addresses: {0}")]
     Unreachable(String),
@@ -76,9 +82,14 @@ pub enum ClientError {
     Api {
         /// HTTP status code.
         status: u16,
+        /// The stable reason (PROTOCOL.md §7): branch on this, not on the text.
+        code: latchkey_pairing::ErrorCode,
         /// The gateway's explanation.
         message: String,
     },
+    /// The name chosen for this phone would be refused by every gateway.
+    #[error("the phone name cannot be used: {0}; choose a shorter name without control characters")]
+    BadName(String),
     /// HTTP/2 inside the channel failed.
     #[error("{op}: {source}")]
     Http {

@@ -15,17 +15,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use latchkey_pairing::{Action, DeviceRecord, Role};
+use latchkey_pairing::{Action, DeviceRecord, ErrorCode, Role};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::admin::actions::{self, ActionError, PairRequest};
+use crate::api_error::{self, error, no_such_camera};
 use crate::camera::hub::{Unavailable, Watch};
 use crate::camera::{CameraSource, CameraStatus, Frame};
 use crate::live::{self, LiveError};
@@ -44,11 +46,6 @@ pub struct DeviceContext {
     pub peer: SocketAddr,
 }
 
-/// An API error as JSON `{"error": "..."}`.
-fn error(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
-}
-
 /// The router phones talk to.
 pub fn router(gw: Arc<Gateway>) -> Router {
     Router::new()
@@ -62,6 +59,8 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/v1/devices/{id}/confirm", post(owner_confirm))
         .route("/v1/invitations", post(owner_invite))
         .route("/v1/audit", get(owner_audit))
+        .fallback(api_error::not_found)
+        .method_not_allowed_fallback(api_error::method_not_allowed)
         .layer(middleware::from_fn_with_state(gw.clone(), authorize))
         .with_state(gw)
 }
@@ -77,21 +76,21 @@ async fn authorize(
     let id = ctx.id.clone();
     let record = match tokio::task::spawn_blocking(move || store.device_record(&id)).await {
         Ok(Ok(Some(r))) => r,
-        Ok(Ok(None)) => return error(StatusCode::FORBIDDEN, "device unknown"),
+        Ok(Ok(None)) => return error(ErrorCode::DeviceUnknown, "device unknown"),
         Ok(Err(e)) => {
             tracing::error!("refusing a request, the store is unreadable: {e}");
             return error(
-                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::StoreUnavailable,
                 "the gateway's store is unreadable",
             );
         }
-        Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+        Err(_) => return error(ErrorCode::Internal, "internal error"),
     };
     if gw.sessions.is_blocked(&record.id.0) {
-        return error(StatusCode::FORBIDDEN, "device is revoked");
+        return api_error::denied(latchkey_pairing::Denied::Revoked);
     }
     if let Err(denied) = record.admit(unix_now()) {
-        return error(StatusCode::FORBIDDEN, &denied.to_string());
+        return api_error::denied(denied);
     }
     req.extensions_mut().insert(record);
     next.run(req).await
@@ -109,11 +108,6 @@ async fn cameras(
             .filter(|c| device.may_view(&c.id, now).is_ok())
             .collect(),
     )
-}
-
-/// The one answer for "no such camera" and "not yours".
-fn no_such_camera() -> Response {
-    error(StatusCode::NOT_FOUND, "no such camera")
 }
 
 /// What a live request asks for.
@@ -136,11 +130,12 @@ async fn start(gw: &Gateway, id: &str, output: Output) -> Result<(Watch, Frame),
     let is_video = matches!(source, CameraSource::Rtsp { .. });
     let mismatch = match output {
         Output::Mp4 if !is_video => Some(LiveError::NotVideo),
-        Output::Mjpeg | Output::Snapshot if is_video => Some(LiveError::NotJpeg),
+        Output::Mjpeg if is_video => Some(LiveError::NotJpeg),
+        Output::Snapshot if is_video => Some(LiveError::NoSnapshot),
         _ => None,
     };
     if let Some(e) = mismatch {
-        return Err(error(StatusCode::NOT_FOUND, &e.to_string()));
+        return Err(api_error::live(&e));
     }
     let Some(mut watch) = gw.cameras.watch(id) else {
         return Err(no_such_camera());
@@ -148,18 +143,32 @@ async fn start(gw: &Gateway, id: &str, output: Output) -> Result<(Watch, Frame),
     match watch.first_frame(FIRST_FRAME_TIMEOUT).await {
         Ok(frame) => Ok((watch, frame)),
         Err(e @ (Unavailable::Offline(_) | Unavailable::Timeout(_) | Unavailable::Ended)) => {
-            Err(error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()))
+            Err(error(ErrorCode::CameraOffline, &e.to_string()))
         }
     }
 }
 
+/// Who watches a stream, for the `camera-watched` audit row.
+#[derive(Clone, Debug)]
+pub struct Watcher {
+    /// The device, or `None` for the owner at the admin UI.
+    pub device: Option<String>,
+    /// Where the request came from.
+    pub addr: Option<String>,
+    /// The row's detail (`live.mp4`, `owner (web)`).
+    pub detail: String,
+}
+
 /// Serves camera `id` as `output`, ending live bodies at `until`. Shared by the phone
-/// API (after its grant check) and the owner's admin UI.
+/// API (after its grant check) and the owner's admin UI. A live stream that is actually
+/// served (status 200) is audited as `camera-watched` for `watcher`; refusals, offline
+/// cameras and snapshots write no row.
 pub async fn serve_camera(
     gw: &Gateway,
     id: &str,
     output: Output,
     until: Option<tokio::time::Instant>,
+    watcher: Option<Watcher>,
 ) -> Response {
     let (watch, first) = match start(gw, id, output).await {
         Ok(w) => w,
@@ -183,11 +192,37 @@ pub async fn serve_camera(
             })
         }
     };
-    body.unwrap_or_else(live_error)
+    let response = match body {
+        Ok(r) => r,
+        Err(e) => return api_error::live(&e),
+    };
+    if let Some(w) = watcher.filter(|_| output != Output::Snapshot) {
+        audit_watch(gw, id, w).await;
+    }
+    response
+}
+
+async fn audit_watch(gw: &Gateway, camera: &str, w: Watcher) {
+    let store = gw.store.clone();
+    let cam = camera.to_string();
+    let done = tokio::task::spawn_blocking(move || {
+        store.audit_camera(
+            unix_now(),
+            "camera-watched",
+            w.device.as_deref(),
+            &cam,
+            w.addr.as_deref(),
+            &w.detail,
+        )
+    })
+    .await;
+    if let Ok(Err(e)) = done {
+        tracing::error!("writing the audit log: {e}");
+    }
 }
 
 /// The phone API's camera door: the grant check (same 404 for "missing" and "not
-/// yours"), an audit row naming device and camera, then the stream.
+/// yours"), then the stream, audited naming device, camera and address once served.
 async fn device_camera(
     gw: Arc<Gateway>,
     device: DeviceRecord,
@@ -198,30 +233,17 @@ async fn device_camera(
     if device.may_view(&id, unix_now()).is_err() || gw.cameras.source(&id).is_none() {
         return no_such_camera();
     }
-    if output != Output::Snapshot {
-        let store = gw.store.clone();
-        let (dev, cam, addr) = (device.id.0.clone(), id.clone(), ctx.peer.to_string());
-        let kind = if output == Output::Mp4 {
-            "live.mp4"
-        } else {
-            "live.mjpeg"
-        };
-        let done = tokio::task::spawn_blocking(move || {
-            store.audit_camera(
-                unix_now(),
-                "camera-watched",
-                Some(&dev),
-                &cam,
-                Some(&addr),
-                kind,
-            )
-        })
-        .await;
-        if let Ok(Err(e)) = done {
-            tracing::error!("writing the audit log: {e}");
-        }
-    }
-    serve_camera(&gw, &id, output, deadline(&device)).await
+    let detail = if output == Output::Mp4 {
+        "live.mp4"
+    } else {
+        "live.mjpeg"
+    };
+    let watcher = Watcher {
+        device: Some(device.id.0.clone()),
+        addr: Some(ctx.peer.to_string()),
+        detail: detail.into(),
+    };
+    serve_camera(&gw, &id, output, deadline(&device), Some(watcher)).await
 }
 
 /// When this device's access ends, as a tokio deadline for its streams.
@@ -242,22 +264,15 @@ fn streaming(content_type: &str, body: live::BodyStream) -> Response {
         .into_response()
 }
 
-fn live_error(e: LiveError) -> Response {
-    match e {
-        LiveError::Mp4(_) => {
-            tracing::warn!("a camera's parameters cannot be muxed: {e}");
-            error(StatusCode::BAD_GATEWAY, &e.to_string())
-        }
-        other => error(StatusCode::NOT_FOUND, &other.to_string()),
-    }
-}
-
 async fn live_mp4(
     State(gw): State<Arc<Gateway>>,
     Extension(device): Extension<DeviceRecord>,
     Extension(ctx): Extension<DeviceContext>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Response {
+    let Ok(Path(id)) = id else {
+        return api_error::bad_path();
+    };
     device_camera(gw, device, ctx, id, Output::Mp4).await
 }
 
@@ -265,8 +280,11 @@ async fn live_mjpeg(
     State(gw): State<Arc<Gateway>>,
     Extension(device): Extension<DeviceRecord>,
     Extension(ctx): Extension<DeviceContext>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Response {
+    let Ok(Path(id)) = id else {
+        return api_error::bad_path();
+    };
     device_camera(gw, device, ctx, id, Output::Mjpeg).await
 }
 
@@ -274,8 +292,11 @@ async fn snapshot(
     State(gw): State<Arc<Gateway>>,
     Extension(device): Extension<DeviceRecord>,
     Extension(ctx): Extension<DeviceContext>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Response {
+    let Ok(Path(id)) = id else {
+        return api_error::bad_path();
+    };
     device_camera(gw, device, ctx, id, Output::Snapshot).await
 }
 
@@ -310,23 +331,15 @@ async fn owner_only(
                 device.name, device.role
             );
             actions::audit_refusal(gw, &device.id.0, &ctx.peer.to_string(), &detail).await;
-            Err(error(StatusCode::FORBIDDEN, &denied.to_string()))
+            Err(api_error::denied(denied))
         }
     }
-}
-
-fn action_error(e: &ActionError) -> Response {
-    if e.status() >= 500 {
-        tracing::error!("owner action from a phone failed: {e}");
-    }
-    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    error(status, &e.to_string())
 }
 
 fn answer<T: serde::Serialize>(r: Result<T, ActionError>) -> Response {
     match r {
         Ok(v) => Json(v).into_response(),
-        Err(e) => action_error(&e),
+        Err(e) => api_error::action(&e),
     }
 }
 
@@ -345,8 +358,11 @@ async fn owner_revoke(
     State(gw): State<Arc<Gateway>>,
     Extension(device): Extension<DeviceRecord>,
     Extension(ctx): Extension<DeviceContext>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Response {
+    let Ok(Path(id)) = id else {
+        return api_error::bad_path();
+    };
     let what = format!("revoke {id}");
     let by = match owner_only(&gw, &device, &ctx, Action::Revoke, &what).await {
         Ok(by) => by,
@@ -359,8 +375,11 @@ async fn owner_confirm(
     State(gw): State<Arc<Gateway>>,
     Extension(device): Extension<DeviceRecord>,
     Extension(ctx): Extension<DeviceContext>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Response {
+    let Ok(Path(id)) = id else {
+        return api_error::bad_path();
+    };
     let what = format!("confirm {id}");
     let by = match owner_only(&gw, &device, &ctx, Action::Invite, &what).await {
         Ok(by) => by,
@@ -403,13 +422,13 @@ async fn owner_invite(
     }
     let Ok(Json(req)) = body else {
         return error(
-            StatusCode::BAD_REQUEST,
-            "expected JSON {role, cameras, expires_secs}",
+            ErrorCode::BadRequest,
+            "expected JSON {role, cameras, expires_secs, name, auto_confirm}",
         );
     };
     if req.role == Role::Owner {
         return error(
-            StatusCode::BAD_REQUEST,
+            ErrorCode::BadRequest,
             "a phone can invite guests and viewers; pair another owner at the gateway",
         );
     }

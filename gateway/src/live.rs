@@ -24,11 +24,16 @@ pub type BodyStream = BoxStream<'static, Result<Bytes, Infallible>>;
 #[non_exhaustive]
 pub enum LiveError {
     /// The camera sends JPEGs, not H.264/H.265.
-    #[error("this camera sends mjpeg: use live.mjpeg")]
+    #[error("this camera sends jpeg pictures: use live.mjpeg or snapshot.jpg")]
     NotVideo,
     /// The camera sends H.264/H.265, not JPEGs.
-    #[error("this camera sends h.264/h.265 video: use live.mp4 (it has no jpeg snapshots)")]
+    #[error("this camera sends h.264/h.265 video: use live.mp4")]
     NotJpeg,
+    /// A snapshot of an H.264/H.265 camera: the gateway does not decode video.
+    #[error(
+        "this camera sends h.264/h.265 video, which the gateway does not decode: take the picture from live.mp4 (it starts with a keyframe)"
+    )]
+    NoSnapshot,
     /// The init segment could not be built from the camera's parameters.
     #[error("building the mp4 init segment: {0}")]
     Mp4(#[from] mp4::Mp4Error),
@@ -88,7 +93,7 @@ pub fn mjpeg_body(
 pub fn snapshot(first: Frame) -> Result<Bytes, LiveError> {
     match first {
         Frame::Jpeg(jpeg) => Ok(jpeg),
-        Frame::Video(_) => Err(LiveError::NotJpeg),
+        Frame::Video(_) => Err(LiveError::NoSnapshot),
     }
 }
 

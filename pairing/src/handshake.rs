@@ -49,6 +49,23 @@ pub struct PairRequest {
     pub name: String,
 }
 
+/// The one rule for a name in the protocol (the gateway's `n` in a pairing URI, the
+/// phone's name in [`PairRequest`]): at most [`MAX_NAME_LEN`] bytes of UTF-8 and no
+/// control characters. A phone checks its name with this before pairing, because a
+/// gateway answers a bad one with silence (and counts a failed attempt).
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.len() > MAX_NAME_LEN {
+        return Err(format!(
+            "the name is {} bytes; at most {MAX_NAME_LEN} are allowed",
+            name.len()
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err("the name contains a control character (tab, newline, ...)".into());
+    }
+    Ok(())
+}
+
 /// The gateway's one transport message after a pairing handshake.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PairResult {
@@ -251,7 +268,7 @@ impl PairingResponder {
     pub fn read_request(mut self, message3: &[u8], now: Duration) -> Result<PairedPhone, Error> {
         let payload = read(&mut self.hs, message3)?;
         let request: PairRequest = decode(&payload, "pair request")?;
-        if request.name.len() > MAX_NAME_LEN || request.name.chars().any(char::is_control) {
+        if check_name(&request.name).is_err() {
             return Err(PeerMisbehaved::BadPayload {
                 what: "pair request",
             }

@@ -16,6 +16,7 @@
 //! in `test-data/` are checked by this crate's tests.
 
 pub mod allowlist;
+pub mod api_error;
 pub mod error;
 pub mod frame;
 pub mod handshake;
@@ -26,6 +27,7 @@ pub mod sas;
 pub mod session;
 
 pub use allowlist::{Action, CameraGrant, Denied, DeviceRecord, DeviceState, Role, UnixTime};
+pub use api_error::{ApiError, ErrorCode};
 pub use error::{Error, PeerMisbehaved, UriError};
 pub use handshake::{
     ClientHello, PairRequest, PairResult, PairingInitiator, PairingResponder, ServerHello,

@@ -65,14 +65,8 @@ impl PairingUri {
                     set_once(&mut secret, "s", s)?;
                 }
                 "n" => {
-                    if value.len() > MAX_NAME_LEN || value.chars().any(char::is_control) {
-                        return Err(UriError::Invalid {
-                            field: "n",
-                            reason: format!(
-                                "must be at most {MAX_NAME_LEN} bytes without control characters"
-                            ),
-                        });
-                    }
+                    crate::handshake::check_name(&value)
+                        .map_err(|reason| UriError::Invalid { field: "n", reason })?;
                     set_once(&mut name, "n", value.into_owned())?;
                 }
                 "a" => {
@@ -90,6 +84,14 @@ impl PairingUri {
                         return Err(UriError::Invalid {
                             field: "a",
                             reason: "port 0".into(),
+                        });
+                    }
+                    if matches!(addr, SocketAddr::V6(v6) if v6.scope_id() != 0) {
+                        return Err(UriError::Invalid {
+                            field: "a",
+                            reason: format!(
+                                "{value:?} has a zone id, which means nothing on another device"
+                            ),
                         });
                     }
                     addresses.push(addr);
@@ -148,6 +150,21 @@ mod tests {
     fn ignores_unknown_fields() {
         let text = format!("{}&future=1", sample().encode());
         assert_eq!(PairingUri::parse(&text).unwrap(), sample());
+    }
+
+    #[test]
+    fn names_and_address_counts_at_the_limits() {
+        let mut uri = sample();
+        uri.name = "é".repeat(32); // 64 bytes
+        uri.addresses = (1..=16)
+            .map(|i| format!("10.0.0.{i}:7447").parse().unwrap())
+            .collect();
+        assert_eq!(PairingUri::parse(&uri.encode()).unwrap(), uri);
+        uri.name.push('x');
+        assert!(matches!(
+            PairingUri::parse(&uri.encode()),
+            Err(UriError::Invalid { field: "n", .. })
+        ));
     }
 
     #[test]

@@ -86,6 +86,12 @@ impl Session {
         self.policy
     }
 
+    /// The nonce the next sealed message uses. It counts every message sent in this
+    /// direction, rekey markers included; `Rekey()` does not reset it (Noise §11.3).
+    pub fn sending_nonce(&self) -> u64 {
+        self.transport.sending_nonce()
+    }
+
     /// Encrypts `data` (any length; empty sends nothing) into framed transport messages
     /// appended to `out`, rotating the sending key first if it is due.
     pub fn seal(&mut self, now: Duration, data: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {

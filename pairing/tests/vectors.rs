@@ -36,6 +36,136 @@ fn ephemeral_of(seed: &str) -> String {
     hex(&draw[..32])
 }
 
+const ABOUT: &str = "Latchkey protocol v1 golden vectors; see PROTOCOL.md. Byte strings are lowercase hex, except fields ending in _b64 (unpadded base64url). Text fields: about, keys, rule, field, pattern, name, short_code, code, every uri text, every *_payload (UTF-8 JSON as sent inside the Noise message), addresses, api_errors. Numbers are JSON numbers. *_frame and *_frames include each frame's 2-byte length; first_frame_body is the first frame without its length (type byte, then the Noise message); message2 and message3 are Noise messages, sent as frame bodies with no type byte.";
+
+/// One case per rule of PROTOCOL.md §3 that makes a parser refuse a URI, each naming the
+/// field at fault. Removing a rule from the parser makes `stored_uri_vectors_parse_as_documented` fail.
+fn invalid_uris(gateway: &PublicKey, secret: &PairingSecret) -> Vec<Value> {
+    let (k, s) = (gateway.to_b64(), secret.to_b64());
+    let with = |rest: &str| format!("latchkey://pair?v=1&k={k}&s={s}&n=Home&{rest}");
+    // Same 4 data bits in the last character, but a low bit set: not canonical.
+    let last = k.chars().last().unwrap();
+    let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let index = alphabet.find(last).unwrap();
+    let loose = alphabet.chars().nth(index | 1).unwrap();
+    let noncanonical_k = format!("{}{loose}", &k[..k.len() - 1]);
+    let seventeen: Vec<String> = (1..=17).map(|i| format!("a=10.0.0.{i}:7447")).collect();
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "unsupported version",
+            format!("latchkey://pair?v=2&k={k}&s={s}&n=x&a=1.2.3.4:1"),
+            "v",
+        ),
+        (
+            "missing v",
+            format!("latchkey://pair?k={k}&s={s}&n=x&a=1.2.3.4:1"),
+            "v",
+        ),
+        (
+            "repeated v",
+            format!("latchkey://pair?v=1&v=1&k={k}&s={s}&n=x&a=1.2.3.4:1"),
+            "v",
+        ),
+        (
+            "key not 32 bytes",
+            format!("latchkey://pair?v=1&k=AAAA&s={s}&n=x&a=1.2.3.4:1"),
+            "k",
+        ),
+        ("repeated k", with(&format!("k={k}&a=1.2.3.4:1")), "k"),
+        (
+            "padded base64",
+            format!("latchkey://pair?v=1&k={k}%3D&s={s}&n=x&a=1.2.3.4:1"),
+            "k",
+        ),
+        (
+            "non-canonical base64 (unused low bits set)",
+            format!("latchkey://pair?v=1&k={noncanonical_k}&s={s}&n=x&a=1.2.3.4:1"),
+            "k",
+        ),
+        (
+            "standard base64 alphabet",
+            format!(
+                "latchkey://pair?v=1&k={}&s={s}&n=x&a=1.2.3.4:1",
+                k.replace(['_', '-'], "/")
+            ),
+            "k",
+        ),
+        (
+            "missing s",
+            format!("latchkey://pair?v=1&k={k}&n=x&a=1.2.3.4:1"),
+            "s",
+        ),
+        (
+            "secret not 32 bytes",
+            format!("latchkey://pair?v=1&k={k}&s={}&n=x&a=1.2.3.4:1", &s[..42]),
+            "s",
+        ),
+        ("repeated s", with(&format!("s={s}&a=1.2.3.4:1")), "s"),
+        (
+            "missing n",
+            format!("latchkey://pair?v=1&k={k}&s={s}&a=1.2.3.4:1"),
+            "n",
+        ),
+        ("repeated n", with("n=Other&a=1.2.3.4:1"), "n"),
+        (
+            "name over 64 bytes",
+            format!(
+                "latchkey://pair?v=1&k={k}&s={s}&n={}&a=1.2.3.4:1",
+                "%C3%A9".repeat(33)
+            ),
+            "n",
+        ),
+        (
+            "control character in the name",
+            format!("latchkey://pair?v=1&k={k}&s={s}&n=Ho%0Ame&a=1.2.3.4:1"),
+            "n",
+        ),
+        (
+            "missing a",
+            format!("latchkey://pair?v=1&k={k}&s={s}&n=x"),
+            "a",
+        ),
+        ("port 0", with("a=192.168.1.20:0"), "a"),
+        ("no port", with("a=192.168.1.20"), "a"),
+        (
+            "malformed IPv4 (three parts)",
+            with("a=192.168.1:7447"),
+            "a",
+        ),
+        (
+            "malformed IPv4 (octet over 255)",
+            with("a=192.168.1.256:7447"),
+            "a",
+        ),
+        (
+            "malformed IPv4 (leading zero)",
+            with("a=192.168.01.20:7447"),
+            "a",
+        ),
+        (
+            "a host name, not an address",
+            with("a=gateway.local:7447"),
+            "a",
+        ),
+        (
+            "malformed IPv6 (no brackets)",
+            with("a=2001:db8::20:7447"),
+            "a",
+        ),
+        (
+            "malformed IPv6 (bad group)",
+            with("a=[2001:db8::g]:7447"),
+            "a",
+        ),
+        ("IPv6 with a zone id", with("a=[fe80::1%251]:7447"), "a"),
+        ("more than 16 addresses", with(&seventeen.join("&")), "a"),
+    ];
+    cases
+        .into_iter()
+        .map(|(rule, text, field)| json!({ "rule": rule, "text": text, "field": field }))
+        .collect()
+}
+
 fn build() -> Value {
     let t = Duration::from_secs(0);
     let gateway = Keypair::from_secret([0x11; 32]);
@@ -110,12 +240,14 @@ fn build() -> Value {
     gw_session
         .seal(later, b"after rekey", &mut rekey_wire)
         .unwrap();
+    // Rekey() keeps the counter: the marker went out with nonce 0, the data with nonce 1.
+    assert_eq!(gw_session.sending_nonce(), 2);
     let mut plain = Vec::new();
     session::open_frames(&mut phone_session, later, &rekey_wire, &mut plain).unwrap();
     assert_eq!(plain, b"after rekey");
 
     json!({
-        "about": "Latchkey protocol v1 golden vectors; see PROTOCOL.md. Hex unless named b64 (unpadded base64url). Frames include their 2-byte length.",
+        "about": ABOUT,
         "x25519": {
             "gateway_static_secret": hex(&[0x11; 32]),
             "gateway_static_public": hex(gateway.public().as_bytes()),
@@ -129,14 +261,10 @@ fn build() -> Value {
             "secret_b64": secret.to_b64(),
             "name": "Home",
             "addresses": ["192.168.1.20:7447", "[2001:db8::20]:7447"],
-            "invalid": [
-                { "text": format!("latchkey://pair?v=2&k={}&s={}&n=x&a=1.2.3.4:1", gateway.public().to_b64(), secret.to_b64()), "field": "v" },
-                { "text": format!("latchkey://pair?v=1&k=AAAA&s={}&n=x&a=1.2.3.4:1", secret.to_b64()), "field": "k" },
-                { "text": format!("latchkey://pair?v=1&k={}&n=x&a=1.2.3.4:1", gateway.public().to_b64()), "field": "s" },
-                { "text": format!("latchkey://pair?v=1&k={}&s={}&n=x", gateway.public().to_b64(), secret.to_b64()), "field": "a" },
-            ],
+            "invalid": invalid_uris(&gateway.public(), &secret),
         },
         "pairing": {
+            "keys": "initiator (phone) static: x25519.phone_static_secret; responder (gateway) static: x25519.gateway_static_secret, known to the phone as uri.gateway_key_b64",
             "pattern": PAIRING_PATTERN,
             "prologue": hex(PAIRING_PROLOGUE),
             "psk0": hex(&secret.0),
@@ -151,6 +279,7 @@ fn build() -> Value {
             "pair_result_frame": hex(&result_wire),
         },
         "session": {
+            "keys": "initiator (phone) static: x25519.phone_static_secret; responder (gateway) static: x25519.gateway_static_secret; psk2 is pairing.pair_result_payload's session_psk",
             "pattern": SESSION_PATTERN,
             "prologue": hex(SESSION_PROLOGUE),
             "psk2": hex(&psk.0),
@@ -164,6 +293,12 @@ fn build() -> Value {
             "phone_first_transport_frames": hex(&req_wire),
             "gateway_rekey_marker_then_data_frames": hex(&rekey_wire),
             "gateway_data_plaintext_after_rekey": hex(b"after rekey"),
+            "gateway_rekey_marker_nonce": 0,
+            "gateway_data_after_rekey_nonce": 1,
+        },
+        "api_errors": {
+            "example": serde_json::to_value(ApiError::new(ErrorCode::NoSuchCamera, "no such camera")).unwrap(),
+            "codes": ErrorCode::ALL.iter().map(|c| json!({ "code": c.as_str(), "status": c.status() })).collect::<Vec<_>>(),
         },
     })
 }
@@ -190,13 +325,17 @@ fn stored_uri_vectors_parse_as_documented() {
     let stored: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let uri = PairingUri::parse(stored["uri"]["text"].as_str().unwrap()).unwrap();
     assert_eq!(uri.gateway_key.to_b64(), stored["uri"]["gateway_key_b64"]);
-    for case in stored["uri"]["invalid"].as_array().unwrap() {
-        let err = PairingUri::parse(case["text"].as_str().unwrap())
-            .unwrap_err()
-            .to_string();
+    let invalid = stored["uri"]["invalid"].as_array().unwrap();
+    assert!(invalid.len() >= 26, "one case per must-reject rule of §3");
+    for case in invalid {
+        let (text, rule) = (case["text"].as_str().unwrap(), &case["rule"]);
+        let err = match PairingUri::parse(text) {
+            Ok(uri) => panic!("{rule}: accepted {text} as {uri:?}"),
+            Err(e) => e.to_string(),
+        };
         assert!(
             err.contains(&format!("`{}`", case["field"].as_str().unwrap())),
-            "{err}"
+            "{rule}: {err}"
         );
     }
     let ks = Keypair::from_secret([0x11; 32]);

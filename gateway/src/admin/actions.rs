@@ -287,20 +287,38 @@ pub async fn pairing_status(gw: &Arc<Gateway>) -> Result<Value, ActionError> {
     serde_json::to_value(row).map_err(|_| ActionError::Internal("encoding the pairing window"))
 }
 
-/// Every device with its live session count.
+/// Every device with its live session count. `state` is what the allow-list does with
+/// the device now: a pending or active device past its `expires_at` shows `expired`.
 pub async fn devices(gw: &Arc<Gateway>) -> Result<Vec<Value>, ActionError> {
     let rows = blocking(gw, "listing devices", |s| s.devices()).await?;
+    let now = unix_now();
     Ok(rows
         .into_iter()
         .map(|d| {
             let live = gw.sessions.count(&d.id);
+            let state = shown_state(d.state, d.expires_at, now);
             let mut v = serde_json::to_value(&d).unwrap_or(Value::Null);
             if let Some(obj) = v.as_object_mut() {
                 obj.insert("sessions".into(), json!(live));
+                obj.insert("state".into(), json!(state));
             }
             v
         })
         .collect())
+}
+
+/// A device's state as listed: `pending`, `active`, `revoked`, or `expired` for a device
+/// that is not revoked but whose access ended at `expires_at` (Unix seconds).
+pub fn shown_state(
+    state: DeviceState,
+    expires_at: Option<UnixTime>,
+    now: UnixTime,
+) -> &'static str {
+    match state {
+        DeviceState::Revoked => "revoked",
+        _ if expires_at.is_some_and(|end| now >= end) => "expired",
+        other => other.as_str(),
+    }
 }
 
 /// Every camera's live status.
@@ -377,4 +395,20 @@ pub async fn remote_audit(
     remove: Option<u32>,
 ) -> Result<RouterAudit, ActionError> {
     Ok(gw.remote.audit(remove).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_device_past_its_expiry_is_listed_as_expired() {
+        let at = Some(100);
+        assert_eq!(shown_state(DeviceState::Active, at, 99), "active");
+        assert_eq!(shown_state(DeviceState::Active, at, 100), "expired");
+        assert_eq!(shown_state(DeviceState::Pending, at, 101), "expired");
+        assert_eq!(shown_state(DeviceState::Pending, None, 101), "pending");
+        assert_eq!(shown_state(DeviceState::Revoked, at, 101), "revoked");
+        assert_eq!(shown_state(DeviceState::Active, None, u64::MAX), "active");
+    }
 }

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::auth::{self, AuthError, Gate};
 use super::{Authed, COOKIE, Peer, Web, json_error};
 use crate::admin::actions::{self, ActionError, PairRequest};
-use crate::api::{Output, serve_camera};
+use crate::api::{Output, Watcher, serve_camera};
 use crate::store::AuditFilter;
 use crate::unix_now;
 
@@ -464,25 +464,12 @@ async fn audit(State(web): WebState, q: Result<Query<AuditQuery>, QueryRejection
 }
 
 async fn owner_view(web: &Web, id: &str, output: Output) -> Response {
-    if output != Output::Snapshot && web.gw.cameras.source(id).is_some() {
-        let store = web.gw.store.clone();
-        let cam = id.to_string();
-        let done = tokio::task::spawn_blocking(move || {
-            store.audit_camera(
-                unix_now(),
-                "camera-watched",
-                None,
-                &cam,
-                None,
-                "owner (web)",
-            )
-        })
-        .await;
-        if let Ok(Err(e)) = done {
-            tracing::error!("writing the audit log: {e}");
-        }
-    }
-    serve_camera(&web.gw, id, output, None).await
+    let watcher = Watcher {
+        device: None,
+        addr: None,
+        detail: "owner (web)".into(),
+    };
+    serve_camera(&web.gw, id, output, None, Some(watcher)).await
 }
 
 async fn live_mp4(State(web): WebState, Path(id): Path<String>) -> Response {

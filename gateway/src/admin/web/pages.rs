@@ -213,7 +213,11 @@ fn device_row(d: &DeviceRow, sessions: usize) -> String {
 <td>{buttons}{edit}</td></tr>",
         role = esc(d.role.as_str()),
         cams = esc(&d.cameras),
-        state = esc(d.state.as_str()),
+        state = esc(actions::shown_state(
+            d.state,
+            d.expires_at,
+            crate::unix_now()
+        )),
         expires = when(d.expires_at),
         seen = when(d.last_seen),
         addr = esc(d.last_addr.as_deref().unwrap_or("-")),
