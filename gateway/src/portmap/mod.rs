@@ -16,6 +16,7 @@
 pub mod audit;
 pub mod diagnosis;
 mod error;
+pub mod lease;
 mod owner;
 pub mod pcp;
 pub mod pinhole;
@@ -43,12 +44,8 @@ use v6::V6Hole;
 
 /// Lease asked of the router unless the owner says otherwise.
 pub const DEFAULT_LEASE_SECS: u32 = 3600;
-/// Shortest lease accepted (tests use it; a router reboot is repaired within half of it).
-pub const MIN_LEASE_SECS: u32 = 4;
-/// Longest lease (the IGDv2 pinhole maximum).
-pub const MAX_LEASE_SECS: u32 = 86_400;
-/// Retry delay after a failed renewal (never longer than half the lease).
-const RETRY: Duration = Duration::from_secs(15);
+use lease::{Approved, Holding, Step};
+pub use lease::{MAX_LEASE_SECS, MIN_LEASE_SECS};
 
 #[derive(Clone, Debug)]
 struct V4Map {
@@ -152,43 +149,49 @@ impl PortMapper {
         })
     }
 
-    /// Brings the router in line with `approval` (add, renew, repair). Only ever called
-    /// with a standing approval read from the store.
-    async fn apply(&self, live: &mut Live, approval: &RemoteApproval) {
+    /// Brings the router in line with `approval` (add, renew, repair, or remove what is no
+    /// longer approved), as the lease planner (lease.rs) says, and sets the next round.
+    async fn apply(&self, live: &mut Live, approval: Option<&RemoteApproval>) {
+        let approved = approval.map(Approved::from);
         let now = unix_now();
-        let lease = approval.lease_secs.clamp(MIN_LEASE_SECS, MAX_LEASE_SECS);
+        let lease = approved.map_or(MIN_LEASE_SECS, |a| a.lease_secs);
+        let held = Holding {
+            v4: live.v4.is_some(),
+            v6: live.v6.is_some(),
+        };
         let mut ok = true;
-        if approval.ipv4 {
-            match self.apply_v4(live, lease, now).await {
-                Ok(()) => live.v4_error = None,
-                Err(e) => {
-                    tracing::warn!("keeping the IPv4 mapping: {e}");
-                    live.v4_error = Some(e.to_string());
-                    // Rediscover next time: the router may have moved or restarted.
-                    live.router = None;
-                    ok = false;
-                }
+        for step in lease::steps(approved.as_ref(), held) {
+            match step {
+                Step::MapV4 => match self.apply_v4(live, lease, now).await {
+                    Ok(()) => live.v4_error = None,
+                    Err(e) => {
+                        tracing::warn!("keeping the IPv4 mapping: {e}");
+                        live.v4_error = Some(e.to_string());
+                        // Rediscover next time: the router may have moved or restarted.
+                        live.router = None;
+                        ok = false;
+                    }
+                },
+                Step::OpenV6 => match self.apply_v6(live, lease, now).await {
+                    Ok(()) => live.v6_error = None,
+                    Err(e) => {
+                        tracing::warn!("keeping the IPv6 pinhole: {e}");
+                        live.v6_error = Some(e.to_string());
+                        live.router6 = None;
+                        ok = false;
+                    }
+                },
+                Step::UnmapV4 => ok &= !matches!(self.remove_v4(live).await, Some(Err(_))),
+                Step::CloseV6 => ok &= !matches!(self.remove_v6(live).await, Some(Err(_))),
             }
-        } else {
-            self.remove_v4(live).await;
         }
-        if approval.ipv6 {
-            match self.apply_v6(live, lease, now).await {
-                Ok(()) => live.v6_error = None,
-                Err(e) => {
-                    tracing::warn!("keeping the IPv6 pinhole: {e}");
-                    live.v6_error = Some(e.to_string());
-                    live.router6 = None;
-                    ok = false;
-                }
-            }
-        } else {
-            self.remove_v6(live).await;
-        }
-        // A router may grant a PCP lifetime shorter than asked: renew at half of that.
-        let granted = live.v6.as_ref().map_or(lease, |h| h.lease_secs.min(lease));
-        let half = Duration::from_secs(u64::from(lease.min(granted) / 2).max(1));
-        live.next_due = Some(Instant::now() + if ok { half } else { half.min(RETRY) });
+        let held = Holding {
+            v4: live.v4.is_some(),
+            v6: live.v6.is_some(),
+        };
+        let granted = live.v6.as_ref().map(|h| h.lease_secs);
+        live.next_due =
+            lease::next_round(approved.as_ref(), granted, ok, held).map(|d| Instant::now() + d);
         self.publish(live);
     }
 
@@ -322,16 +325,7 @@ impl PortMapper {
             }
         };
         let mut live = self.live.lock().await;
-        match approval {
-            Some(a) => self.apply(&mut live, &a).await,
-            None => {
-                self.remove_v4(&mut live).await;
-                self.remove_v6(&mut live).await;
-                live.next_due =
-                    (live.v4.is_some() || live.v6.is_some()).then(|| Instant::now() + RETRY);
-                self.publish(&live);
-            }
-        }
+        self.apply(&mut live, approval.as_ref()).await;
     }
 
     /// The renewal task: restores approved mappings at start, renews at half-life,

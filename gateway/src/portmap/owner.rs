@@ -11,10 +11,7 @@ use super::report::{
     Closed, Mapping, Plan, PlannedRequest, Removal, RouterAudit, RouterInfo, Status, external_v4,
 };
 use super::v6::{Opening, V6Hole};
-use super::{
-    Live, MAX_LEASE_SECS, MIN_LEASE_SECS, PortMapper, PortmapError, RETRY, blocking, pcp, pinhole,
-    upnp,
-};
+use super::{Live, PortMapper, PortmapError, blocking, lease, pcp, pinhole, upnp};
 use crate::unix_now;
 
 impl PortMapper {
@@ -132,7 +129,7 @@ impl PortMapper {
         ipv6: bool,
         lease_secs: u32,
     ) -> Result<Plan, PortmapError> {
-        let lease = lease_secs.clamp(MIN_LEASE_SECS, MAX_LEASE_SECS);
+        let lease = lease::clamp_lease(lease_secs);
         let mut live = self.live.lock().await;
         let mut requests = Vec::new();
         let mut problems = Vec::new();
@@ -193,7 +190,7 @@ impl PortMapper {
         lease_secs: u32,
         by: &str,
     ) -> Result<Status, PortmapError> {
-        let lease = lease_secs.clamp(MIN_LEASE_SECS, MAX_LEASE_SECS);
+        let lease = lease::clamp_lease(lease_secs);
         let by = by.to_string();
         let approval = blocking(&self.store, move |s| {
             s.approve_remote(ipv4, ipv6, lease, unix_now(), &by)
@@ -201,7 +198,7 @@ impl PortMapper {
         .await?;
         {
             let mut live = self.live.lock().await;
-            self.apply(&mut live, &approval).await;
+            self.apply(&mut live, Some(&approval)).await;
         }
         self.wake.notify_one();
         self.status().await
@@ -231,7 +228,11 @@ impl PortMapper {
                 }
             }
         }
-        live.next_due = (live.v4.is_some() || live.v6.is_some()).then(|| Instant::now() + RETRY);
+        let held = lease::Holding {
+            v4: live.v4.is_some(),
+            v6: live.v6.is_some(),
+        };
+        live.next_due = lease::next_round(None, None, true, held).map(|d| Instant::now() + d);
         self.publish(&live);
         drop(live);
         self.wake.notify_one();
