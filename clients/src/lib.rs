@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod connect;
+pub mod exit;
 pub mod noise_io;
 pub mod serve;
 pub mod state;

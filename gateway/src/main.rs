@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use latchkey_gateway::admin::socket::{self, AdminRequest};
 use latchkey_gateway::config::{self, Config, DEFAULT_ADMIN_PORT, DEFAULT_NOISE_PORT};
+use latchkey_gateway::service_cli;
 use latchkey_gateway::{Gateway, Listeners};
 use latchkey_pairing::Role;
 use serde_json::Value;
@@ -117,6 +118,32 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
+    /// Copy the store (the gateway's key, devices, audit log) to FILE, consistently even
+    /// while the gateway runs. The copy is mode 0600: it holds the gateway's private key.
+    Backup {
+        /// Where to write the backup (must not exist yet).
+        file: PathBuf,
+    },
+    /// Replace the store with a backup; stop the gateway first.
+    Restore {
+        /// A file made by `latchkey backup`.
+        file: PathBuf,
+    },
+    /// Check the state directory, ports, certificate, clock, cameras, router and version.
+    Doctor {
+        /// Config file to check [default: /etc/latchkey/latchkey.toml if it exists].
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the man page and shell completions into DIR (the package build runs this).
+    #[command(hide = true)]
+    GenerateAssets {
+        /// Output directory.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -180,7 +207,12 @@ fn default_state_dir() -> PathBuf {
     }
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    latchkey_client::exit::quiet_panics("latchkey");
+    latchkey_client::exit::finish("latchkey", real_main())
+}
+
+fn real_main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -221,6 +253,12 @@ fn main() -> anyhow::Result<()> {
                 run(state, config, flags).await
             }
             Command::Remote { command } => remote(state, command).await,
+            Command::Backup { file } => service_cli::backup(&state, &file),
+            Command::Restore { file } => service_cli::restore(&state, &file).await,
+            Command::Doctor { config, json } => service_cli::doctor(state, config, json).await,
+            Command::GenerateAssets { dir } => {
+                latchkey_gateway::assets::write(<Cli as clap::CommandFactory>::command(), &dir)
+            }
             other => admin(state, other).await,
         }
     })
@@ -449,7 +487,12 @@ async fn admin(state: PathBuf, command: Command) -> anyhow::Result<()> {
         },
         Command::Cameras { .. } => AdminRequest::Cameras,
         Command::Audit { limit, .. } => AdminRequest::Audit { limit: *limit },
-        Command::Run { .. } | Command::Remote { .. } => {
+        Command::Run { .. }
+        | Command::Remote { .. }
+        | Command::Backup { .. }
+        | Command::Restore { .. }
+        | Command::Doctor { .. }
+        | Command::GenerateAssets { .. } => {
             anyhow::bail!("internal: not a single admin request")
         }
     };
@@ -566,7 +609,12 @@ async fn admin(state: PathBuf, command: Command) -> anyhow::Result<()> {
                 );
             }
         }
-        Command::Run { .. } | Command::Remote { .. } => {}
+        Command::Run { .. }
+        | Command::Remote { .. }
+        | Command::Backup { .. }
+        | Command::Restore { .. }
+        | Command::Doctor { .. }
+        | Command::GenerateAssets { .. } => {}
     }
     Ok(())
 }

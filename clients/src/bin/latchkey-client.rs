@@ -129,7 +129,12 @@ fn uri_from_image(path: &PathBuf) -> anyhow::Result<String> {
     Ok(content)
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    latchkey_client::exit::quiet_panics("latchkey-client");
+    latchkey_client::exit::finish("latchkey-client", real_main())
+}
+
+fn real_main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
