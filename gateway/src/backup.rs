@@ -46,6 +46,14 @@ fn summary(conn: &Connection) -> anyhow::Result<Summary> {
 /// even while the gateway runs.
 pub fn backup(state_dir: &Path, dest: &Path) -> anyhow::Result<Summary> {
     let db = state_dir.join(DB_FILE);
+    if let Err(e) = fs::metadata(&db)
+        && e.kind() == std::io::ErrorKind::PermissionDenied
+    {
+        bail!(
+            "you may not read {}: back up as root (sudo latchkey backup FILE) or as the directory's owner",
+            db.display()
+        );
+    }
     if !db.exists() {
         bail!(
             "there is no store at {} to back up (is --state right? the service's is /var/lib/latchkey)",

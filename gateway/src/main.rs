@@ -226,7 +226,12 @@ fn real_main() -> anyhow::Result<()> {
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::warn!("could not raise the open-file limit: {e}");
     }
-    let state = cli.state.clone().unwrap_or_else(default_state_dir);
+    let state = match (&cli.state, &cli.command) {
+        (Some(s), _) => s.clone(),
+        (None, Command::Run { .. }) => default_state_dir(),
+        // An owner in the latchkey group reaches the packaged service with no flags.
+        (None, _) => latchkey_gateway::admin::access::cli_default_state(default_state_dir()),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -26,15 +26,34 @@ pub fn bind_path(state_dir: &Path) -> PathBuf {
     }
 }
 
+/// The packaged service's state directory.
+pub const SERVICE_STATE: &str = "/var/lib/latchkey";
+
+/// The state directory an admin command uses when none was given: the user's own
+/// (`own`) if it exists, else the packaged service's when its socket is there.
+pub fn cli_default_state(own: PathBuf) -> PathBuf {
+    if std::fs::symlink_metadata(&own).is_err() && present(Path::new(SERVICE_SOCKET)) {
+        PathBuf::from(SERVICE_STATE)
+    } else {
+        own
+    }
+}
+
 /// The socket the CLI connects to: `$LATCHKEY_SOCKET`, else the state directory's, else
-/// (when that does not exist) the packaged service's.
+/// (for the service's state directory, whose socket is in /run) the packaged service's.
 pub fn connect_path(state_dir: &Path) -> PathBuf {
     let own = bind_path(state_dir);
-    if std::env::var_os(SOCKET_ENV).is_some_and(|p| !p.is_empty()) || present(&own) {
+    if std::env::var_os(SOCKET_ENV).is_some_and(|p| !p.is_empty())
+        || std::fs::symlink_metadata(&own).is_ok()
+    {
         return own;
     }
     let service = PathBuf::from(SERVICE_SOCKET);
-    if present(&service) { service } else { own }
+    if state_dir == Path::new(SERVICE_STATE) && present(&service) {
+        service
+    } else {
+        own
+    }
 }
 
 /// Whether something is at `path`, counting a directory this user may not search as
