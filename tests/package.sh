@@ -78,8 +78,15 @@ for f in /usr/share/bash-completion/completions/latchkey /usr/share/zsh/vendor-c
     /usr/share/fish/vendor_completions.d/latchkey.fish; do
     grep -q doctor "$f" || fail "$f does not complete doctor"
 done
-bash -n /usr/share/bash-completion/completions/latchkey || fail "the bash completion does not parse"
-ok "binaries, man page ($man) and completions for bash, zsh and fish"
+for f in /usr/share/bash-completion/completions/latchkey-client /usr/share/zsh/vendor-completions/_latchkey-client \
+    /usr/share/fish/vendor_completions.d/latchkey-client.fish; do
+    grep -q snapshot "$f" || fail "$f does not complete snapshot"
+done
+zcat /usr/share/man/man1/latchkey-client.1.gz | grep -q '^\.TH latchkey-client 1' || fail "no latchkey-client man page"
+for f in /usr/share/bash-completion/completions/latchkey /usr/share/bash-completion/completions/latchkey-client; do
+    bash -n "$f" || fail "$f does not parse"
+done
+ok "binaries, man pages ($man, latchkey-client.1.gz) and completions for bash, zsh and fish"
 getent passwd latchkey >/dev/null || fail "no latchkey user"
 getent group latchkey >/dev/null || fail "no latchkey group"
 [ "$(getent passwd latchkey | cut -d: -f7)" = /usr/sbin/nologin ] || fail "the latchkey user has a login shell"

@@ -15,6 +15,7 @@
 //! ```
 
 pub mod api;
+pub mod assets;
 pub mod connect;
 pub mod exit;
 pub mod noise_io;

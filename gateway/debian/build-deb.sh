@@ -22,8 +22,10 @@ target=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_direc
 # --workspace: the same feature set as the test build (tests/run-all.sh), so CI reuses it.
 cargo build --locked --profile "$profile" --workspace --bins >&2
 rm -rf "$target/$dir/assets"
-"$target/$dir/latchkey" generate-assets "$target/$dir/assets"
-gzip -9n "$target/$dir/assets/latchkey.1"
+for b in latchkey latchkey-client; do
+    "$target/$dir/$b" generate-assets "$target/$dir/assets"
+    gzip -9n "$target/$dir/assets/$b.1"
+done
 # cargo-deb calls the dev profile unsupported (a warning): CI accepts that to reuse the
 # test build instead of compiling everything again with optimisations.
 cargo deb --locked -p latchkey-gateway --no-build --profile "$profile" "${extra[@]}" 2>&1 >/tmp/build-deb.$$ | grep -v '^$' >&2 || true

@@ -14,7 +14,6 @@
 
 pub mod admin;
 pub mod api;
-pub mod assets;
 pub mod backup;
 pub mod camera;
 pub mod config;

@@ -262,7 +262,7 @@ fn real_main() -> anyhow::Result<()> {
             Command::Restore { file } => service_cli::restore(&state, &file).await,
             Command::Doctor { config, json } => service_cli::doctor(state, config, json).await,
             Command::GenerateAssets { dir } => {
-                latchkey_gateway::assets::write(<Cli as clap::CommandFactory>::command(), &dir)
+                latchkey_client::assets::write(<Cli as clap::CommandFactory>::command(), &dir)
             }
             other => admin(state, other).await,
         }

@@ -101,6 +101,12 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
+    /// Write the man page and shell completions into DIR (the package build runs this).
+    #[command(hide = true)]
+    GenerateAssets {
+        /// Output directory.
+        dir: PathBuf,
+    },
 }
 
 fn default_state_dir() -> PathBuf {
@@ -144,6 +150,9 @@ fn real_main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if let Command::GenerateAssets { dir } = &cli.command {
+        return latchkey_client::assets::write(<Cli as clap::CommandFactory>::command(), dir);
+    }
     let dir = StateDir::open(cli.state.clone().unwrap_or_else(default_state_dir))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -289,6 +298,7 @@ fn real_main() -> anyhow::Result<()> {
                 }
                 Ok(())
             }
+            Command::GenerateAssets { .. } => Ok(()),
             Command::Serve { listen } => {
                 let listener = tokio::net::TcpListener::bind(listen)
                     .await

@@ -1,12 +1,13 @@
-//! The man page and shell completions, generated from the CLI's clap definitions (by the
-//! hidden `latchkey generate-assets DIR`, which the package build runs).
+//! Man pages and shell completions, generated from a CLI's clap definitions (by the
+//! hidden `latchkey generate-assets DIR` and `latchkey-client generate-assets DIR`, which
+//! the package build runs).
 
 use std::path::Path;
 
 use anyhow::Context as _;
 use clap_complete::Shell;
 
-/// Writes `latchkey.1`, `latchkey.bash`, `_latchkey` (zsh) and `latchkey.fish` into `dir`.
+/// Writes `NAME.1`, `NAME.bash`, `_NAME` (zsh) and `NAME.fish` into `dir`.
 pub fn write(mut cmd: clap::Command, dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let name = cmd.get_name().to_string();
