@@ -22,7 +22,8 @@ use tokio_util::sync::CancellationToken;
 )]
 struct Cli {
     /// State directory (keys, devices, audit log). Default: $LATCHKEY_STATE, else
-    /// $XDG_STATE_HOME/latchkey, else ~/.local/state/latchkey (/var/lib/latchkey for root).
+    /// $XDG_STATE_HOME/latchkey, else ~/.local/state/latchkey (/var/lib/latchkey for root);
+    /// admin commands use the packaged service's when that does not exist.
     #[arg(long, global = true, env = "LATCHKEY_STATE")]
     state: Option<PathBuf>,
     #[command(subcommand)]

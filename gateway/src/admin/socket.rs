@@ -1,8 +1,9 @@
 //! The admin socket: how `latchkey pair|confirm|devices|revoke|...` reach the daemon.
 //!
 //! A Unix socket, mode 0600 in the state directory (0700), or 0660 where
-//! `LATCHKEY_SOCKET` puts it (the packaged service: /run/latchkey, 0750 to the `latchkey` group); the peer
-//! must own the state directory, be root, or be in the socket's group ([`super::access`]).
+//! `LATCHKEY_SOCKET` puts it (the packaged service: /run/latchkey, 0750 to the `latchkey`
+//! group); the peer must own the state directory, be root, or be in the socket's group
+//! ([`super::access`]).
 //! One JSON request per line, one JSON answer per line: `{"ok":true,"result":...}` or
 //! `{"ok":false,"error":"..."}`.
 
