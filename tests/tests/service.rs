@@ -186,3 +186,36 @@ fn errors_are_one_line_whatever_rust_backtrace_says() {
         }
     }
 }
+
+#[test]
+fn doctor_shows_the_running_gateways_fingerprint_and_fails_a_loose_state_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = dir.path().join("G");
+    let gw = Gateway::start(&g, &[]).unwrap();
+    let healthy = latchkey(&g, &["doctor", "--config", "/dev/null"])
+        .unwrap()
+        .expect_ok("doctor")
+        .unwrap();
+    assert!(
+        healthy.stdout.contains(&gw.cert_fingerprint),
+        "doctor shows another fingerprint than the gateway printed ({}): {}",
+        gw.cert_fingerprint,
+        healthy.stdout
+    );
+    assert!(
+        healthy.stdout.contains("ok   gateway"),
+        "{}",
+        healthy.stdout
+    );
+    std::fs::set_permissions(&g, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let loose = latchkey(&g, &["doctor", "--config", "/dev/null"]).unwrap();
+    assert!(!loose.ok);
+    assert!(
+        loose.stdout.contains("FAIL state") && loose.stdout.contains("chmod 700"),
+        "{}",
+        loose.stdout
+    );
+    assert_eq!(loose.stderr.trim().lines().count(), 1, "{}", loose.stderr);
+    std::fs::set_permissions(&g, std::fs::Permissions::from_mode(0o700)).unwrap();
+    drop(gw);
+}
