@@ -164,6 +164,12 @@ ok "errors are one line under RUST_BACKTRACE: $err"
 # --- upgrade
 say "upgrading to $v2"
 stop_daemon
+# Root reading a stopped service's store must leave nothing the service cannot open.
+latchkey --state "$state" doctor >/dev/null || true
+latchkey --state "$state" backup "$work/stopped.db" 2>/dev/null
+foreign=$(find "$state" ! -user "$user")
+[ -z "$foreign" ] || fail "root's doctor or backup left files the service cannot use: $foreign"
+ok "doctor and backup as root leave every file of $state to $user"
 dpkg -i "$deb2"
 [ "$(dpkg-query -W -f='${Version}' latchkey)" = "$v2" ] || fail "the upgrade did not install $v2"
 start_daemon

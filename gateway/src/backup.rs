@@ -98,11 +98,19 @@ pub fn backup(state_dir: &Path, dest: &Path) -> anyhow::Result<Summary> {
         }
         summary(&out)
     })();
-    if written.is_err() {
-        let _ = fs::remove_file(dest);
+    drop(src);
+    // Run as root, SQLite may have made a -wal/-shm file root's: give it back.
+    let _ = give_files_to_owner(state_dir);
+    match written {
+        Ok(summary) => {
+            fs::set_permissions(dest, fs::Permissions::from_mode(0o600))?;
+            Ok(summary)
+        }
+        Err(e) => {
+            let _ = fs::remove_file(dest);
+            Err(e.context(format!("writing the backup {}", dest.display())))
+        }
     }
-    fs::set_permissions(dest, fs::Permissions::from_mode(0o600))?;
-    written.with_context(|| format!("writing the backup {}", dest.display()))
 }
 
 /// Files carried in a backup: name and content.
@@ -215,8 +223,16 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }
 
-/// Gives every file of the state directory to its owner (restore may run as root for a
-/// service user's directory).
+/// Gives every file of the state directory to the directory's owner: run as root (for the
+/// service's directory), SQLite may leave a `-wal` or `-shm` file that the service could
+/// then not open.
+pub fn give_files_to_owner(state_dir: &Path) -> anyhow::Result<()> {
+    let m = fs::metadata(state_dir)?;
+    give_to(state_dir, (m.uid(), m.gid()))
+}
+
+/// Gives every file of the state directory to `uid`/`gid` (restore may run as root for
+/// a service user's directory).
 fn give_to(state_dir: &Path, (uid, gid): (u32, u32)) -> anyhow::Result<()> {
     for entry in fs::read_dir(state_dir)? {
         let path = entry?.path();

@@ -100,6 +100,8 @@ pub async fn run(opts: &Options) -> Vec<Finding> {
     out.push(clock(&opts.state_dir));
     out.extend(cameras(&file, running, &opts.state_dir).await);
     out.push(router(running, &opts.state_dir).await);
+    // Reading the store as root must not leave files the service cannot open.
+    let _ = crate::backup::give_files_to_owner(&opts.state_dir);
     out
 }
 
@@ -186,8 +188,10 @@ fn state_dir(dir: &Path) -> Vec<Finding> {
 }
 
 fn schema(db: &Path) -> Finding {
+    // Read-write (nothing is written): SQLite then removes the -wal/-shm files it makes
+    // when this, the last connection, closes; a read-only one would leave them.
     let read =
-        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
             .map_err(|e| e.to_string())
             .and_then(|c| store_schema::version(&c).map_err(|e| e.to_string()));
     match read {
@@ -270,7 +274,7 @@ fn clock(dir: &Path) -> Finding {
     }
     let newest: Option<i64> = rusqlite::Connection::open_with_flags(
         dir.join(DB_FILE),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE,
     )
     .ok()
     .and_then(|c| {
