@@ -20,7 +20,8 @@ fail() { echo "package.sh: FAIL: $*" >&2; exit 1; }
 
 # --- tools
 missing=()
-for p in systemd adduser util-linux passwd binutils dpkg-dev procps; do
+# man-db: systemd-analyze verify checks the unit's Documentation=man:latchkey(1).
+for p in systemd adduser util-linux passwd binutils dpkg-dev procps man-db; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
