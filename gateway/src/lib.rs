@@ -15,8 +15,10 @@
 pub mod admin;
 pub mod api;
 pub mod api_error;
+pub mod backup;
 pub mod camera;
 pub mod config;
+pub mod doctor;
 pub mod fanout;
 pub mod listener;
 pub mod live;
@@ -24,8 +26,10 @@ pub mod mp4;
 pub mod net;
 pub mod portmap;
 pub mod preauth;
+pub mod service_cli;
 pub mod sessions;
 pub mod store;
+pub mod store_schema;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -224,6 +228,6 @@ pub async fn run(
             tracing::warn!("task ended badly during shutdown: {e}");
         }
     }
-    let _ = std::fs::remove_file(gateway.state_dir.join(admin::socket::SOCKET_FILE));
+    let _ = std::fs::remove_file(admin::access::bind_path(&gateway.state_dir));
     Ok(())
 }

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use latchkey_gateway::admin::socket::{self, AdminRequest};
 use latchkey_gateway::config::{self, Config, DEFAULT_ADMIN_PORT, DEFAULT_NOISE_PORT};
+use latchkey_gateway::service_cli;
 use latchkey_gateway::{Gateway, Listeners};
 use latchkey_pairing::Role;
 use serde_json::Value;
@@ -24,7 +25,8 @@ use cli::remote::RemoteCommand;
 )]
 struct Cli {
     /// State directory (keys, devices, audit log). Default: $LATCHKEY_STATE, else
-    /// $XDG_STATE_HOME/latchkey, else ~/.local/state/latchkey (/var/lib/latchkey for root).
+    /// $XDG_STATE_HOME/latchkey, else ~/.local/state/latchkey (/var/lib/latchkey for root);
+    /// admin commands use the packaged service's when that does not exist.
     #[arg(long, global = true, env = "LATCHKEY_STATE")]
     state: Option<PathBuf>,
     #[command(subcommand)]
@@ -120,6 +122,32 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
+    /// Copy the store (the gateway's key, devices, audit log) to FILE, consistently even
+    /// while the gateway runs. The copy is mode 0600: it holds the gateway's private key.
+    Backup {
+        /// Where to write the backup (must not exist yet).
+        file: PathBuf,
+    },
+    /// Replace the store with a backup; stop the gateway first.
+    Restore {
+        /// A file made by `latchkey backup`.
+        file: PathBuf,
+    },
+    /// Check the state directory, ports, certificate, clock, cameras, router and version.
+    Doctor {
+        /// Config file to check [default: /etc/latchkey/latchkey.toml if it exists].
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the man page and shell completions into DIR (the package build runs this).
+    #[command(hide = true)]
+    GenerateAssets {
+        /// Output directory.
+        dir: PathBuf,
+    },
 }
 
 fn default_state_dir() -> PathBuf {
@@ -134,7 +162,12 @@ fn default_state_dir() -> PathBuf {
     }
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    latchkey_cli_kit::exit::quiet_panics("latchkey");
+    latchkey_cli_kit::exit::finish("latchkey", real_main())
+}
+
+fn real_main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -148,7 +181,12 @@ fn main() -> anyhow::Result<()> {
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         tracing::warn!("could not raise the open-file limit: {e}");
     }
-    let state = cli.state.clone().unwrap_or_else(default_state_dir);
+    let state = match (&cli.state, &cli.command) {
+        (Some(s), _) => s.clone(),
+        (None, Command::Run { .. }) => default_state_dir(),
+        // An owner in the latchkey group reaches the packaged service with no flags.
+        (None, _) => latchkey_gateway::admin::access::cli_default_state(default_state_dir()),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -175,6 +213,12 @@ fn main() -> anyhow::Result<()> {
                 run(state, config, flags).await
             }
             Command::Remote { command } => cli::remote::run(&state, command).await,
+            Command::Backup { file } => service_cli::backup(&state, &file),
+            Command::Restore { file } => service_cli::restore(&state, &file).await,
+            Command::Doctor { config, json } => service_cli::doctor(state, config, json).await,
+            Command::GenerateAssets { dir } => {
+                latchkey_cli_kit::assets::write(<Cli as clap::CommandFactory>::command(), &dir)
+            }
             other => admin(state, other).await,
         }
     })
@@ -398,7 +442,12 @@ async fn admin(state: PathBuf, command: Command) -> anyhow::Result<()> {
         },
         Command::Cameras { .. } => AdminRequest::Cameras,
         Command::Audit { limit, .. } => AdminRequest::Audit { limit: *limit },
-        Command::Run { .. } | Command::Remote { .. } => {
+        Command::Run { .. }
+        | Command::Remote { .. }
+        | Command::Backup { .. }
+        | Command::Restore { .. }
+        | Command::Doctor { .. }
+        | Command::GenerateAssets { .. } => {
             anyhow::bail!("internal: not a single admin request")
         }
     };
@@ -515,7 +564,12 @@ async fn admin(state: PathBuf, command: Command) -> anyhow::Result<()> {
                 );
             }
         }
-        Command::Run { .. } | Command::Remote { .. } => {}
+        Command::Run { .. }
+        | Command::Remote { .. }
+        | Command::Backup { .. }
+        | Command::Restore { .. }
+        | Command::Doctor { .. }
+        | Command::GenerateAssets { .. } => {}
     }
     Ok(())
 }

@@ -27,6 +27,7 @@ pub const USED_SECRET_MEMORY_SECS: u64 = 24 * 3600;
 /// Audit rows kept; older ones are deleted so the log stays bounded.
 pub const AUDIT_CAP: i64 = 10_000;
 
+/// Schema version 1, the baseline of `store_schema` (later changes are its steps).
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS gateway (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -119,6 +120,14 @@ pub enum StoreError {
         path: PathBuf,
         /// What was wrong.
         what: String,
+    },
+    /// The schema is newer than this code, or could not be migrated.
+    #[error("the store {path} {what}")]
+    Schema {
+        /// The database file.
+        path: PathBuf,
+        /// What was wrong.
+        what: crate::store_schema::SchemaError,
     },
     /// No device has that id.
     #[error("no device with id {0:?} (see `latchkey devices`)")]
@@ -318,7 +327,13 @@ impl Store {
             let path = path.clone();
             move |source| StoreError::Sqlite { op, path, source }
         };
-        let conn = Connection::open(&path).map_err(sq("opening"))?;
+        let mut conn = Connection::open(&path).map_err(sq("opening"))?;
+        // A store from a newer version is refused before anything else touches it.
+        let schema_err = |what| StoreError::Schema {
+            path: path.clone(),
+            what,
+        };
+        crate::store_schema::check(&conn).map_err(schema_err)?;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(dir_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(sq("configuring"))?;
@@ -332,20 +347,7 @@ impl Store {
         if check != "ok" {
             return Err(StoreError::Corrupt { path, what: check });
         }
-        conn.execute_batch(SCHEMA).map_err(sq("creating tables"))?;
-        // Stores made before the audit log named cameras gain the column in place.
-        let has_camera: bool = conn
-            .query_row(
-                "SELECT COUNT(*) FROM pragma_table_info('audit') WHERE name = 'camera'",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map_err(sq("reading the audit schema"))?
-            > 0;
-        if !has_camera {
-            conn.execute_batch("ALTER TABLE audit ADD COLUMN camera TEXT")
-                .map_err(sq("adding the audit camera column"))?;
-        }
+        crate::store_schema::migrate(&mut conn, SCHEMA).map_err(schema_err)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             path,

@@ -191,6 +191,12 @@ impl Gateway {
         Self::start_cmd(cmd, "[::]:0", admin, state, extra)
     }
 
+    /// Starts `cmd` (the `latchkey` binary, or a wrapper such as `setpriv ... latchkey`,
+    /// with any environment the caller set) as `latchkey run` on 127.0.0.1 port 0.
+    pub fn start_command(cmd: Command, state: &Path, extra: &[&str]) -> anyhow::Result<Self> {
+        Self::start_cmd(cmd, "127.0.0.1:0", "127.0.0.1:0", state, extra)
+    }
+
     fn start_cmd(
         mut cmd: Command,
         listen: &str,

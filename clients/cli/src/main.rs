@@ -101,6 +101,12 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
+    /// Write the man page and shell completions into DIR (the package build runs this).
+    #[command(hide = true)]
+    GenerateAssets {
+        /// Output directory.
+        dir: PathBuf,
+    },
 }
 
 fn default_state_dir() -> PathBuf {
@@ -129,7 +135,12 @@ fn uri_from_image(path: &PathBuf) -> anyhow::Result<String> {
     Ok(content)
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    latchkey_cli_kit::exit::quiet_panics("latchkey-client");
+    latchkey_cli_kit::exit::finish("latchkey-client", real_main())
+}
+
+fn real_main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -139,6 +150,9 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if let Command::GenerateAssets { dir } = &cli.command {
+        return latchkey_cli_kit::assets::write(<Cli as clap::CommandFactory>::command(), dir);
+    }
     let dir = StateDir::open(cli.state.clone().unwrap_or_else(default_state_dir))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -284,6 +298,7 @@ fn main() -> anyhow::Result<()> {
                 }
                 Ok(())
             }
+            Command::GenerateAssets { .. } => Ok(()),
             Command::Serve { listen } => {
                 let listener = tokio::net::TcpListener::bind(listen)
                     .await

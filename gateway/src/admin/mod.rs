@@ -1,6 +1,7 @@
 //! Owner-facing administration: the Unix socket the CLI talks to and the LAN HTTPS UI,
 //! both doors onto the same owner actions.
 
+pub mod access;
 pub mod actions;
 pub mod https;
 pub mod socket;

@@ -1,11 +1,14 @@
 //! The admin socket: how `latchkey pair|confirm|devices|revoke|...` reach the daemon.
 //!
-//! A Unix socket in the state directory, mode 0600 inside a 0700 directory, and the
-//! peer's uid must own the state directory (or be root). One JSON request per line, one
-//! JSON answer per line: `{"ok":true,"result":...}` or `{"ok":false,"error":"..."}`.
+//! A Unix socket, mode 0600 in the state directory (0700), or 0660 where
+//! `LATCHKEY_SOCKET` puts it (the packaged service: /run/latchkey, 0750 to the `latchkey`
+//! group); the peer must own the state directory, be root, or be in the socket's group
+//! ([`super::access`]).
+//! One JSON request per line, one JSON answer per line: `{"ok":true,"result":...}` or
+//! `{"ok":false,"error":"..."}`.
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -99,7 +102,7 @@ pub enum AdminRequest {
 
 /// Binds the socket, replacing a stale one left by a crash.
 pub fn bind(dir: &Path) -> anyhow::Result<UnixListener> {
-    let path = dir.join(SOCKET_FILE);
+    let path = super::access::bind_path(dir);
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(&path).is_ok() {
             anyhow::bail!(
@@ -111,25 +114,28 @@ pub fn bind(dir: &Path) -> anyhow::Result<UnixListener> {
     }
     let listener =
         UnixListener::bind(&path).with_context(|| format!("binding {}", path.display()))?;
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
+    // 0600 in the private state directory; 0660 where LATCHKEY_SOCKET shares it.
+    let mode = if path.starts_with(dir) { 0o600 } else { 0o660 };
+    fs::set_permissions(&path, fs::Permissions::from_mode(mode))
         .with_context(|| format!("securing {}", path.display()))?;
     Ok(listener)
 }
 
 /// Serves admin requests until `shutdown` is cancelled.
 pub async fn serve(listener: UnixListener, gw: Arc<Gateway>, shutdown: CancellationToken) {
-    let owner = fs::metadata(&gw.state_dir).map(|m| m.uid()).ok();
+    let allowed =
+        super::access::Allowed::read(&gw.state_dir, &super::access::bind_path(&gw.state_dir));
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => return,
             a = listener.accept() => a,
         };
         let Ok((stream, _)) = accepted else { continue };
-        let uid = stream.peer_cred().map(|c| c.uid()).ok();
-        if uid.is_none() || (uid != owner && uid != Some(0)) {
+        let cred = stream.peer_cred().map(|c| (c.uid(), c.gid())).ok();
+        if !cred.is_some_and(|(uid, gid)| allowed.admits(uid, gid)) {
             tracing::warn!(
-                ?uid,
-                "admin socket: refused a user who does not own the state directory"
+                uid = ?cred.map(|c| c.0),
+                "admin socket: refused a user who neither owns the state directory nor is in the socket's group"
             );
             continue;
         }
@@ -226,11 +232,16 @@ async fn handle(req: AdminRequest, gw: Arc<Gateway>) -> Result<Value, ActionErro
 
 /// Sends one request to the running daemon and returns its result.
 pub async fn request(state_dir: &Path, req: &AdminRequest) -> anyhow::Result<Value> {
-    let path: PathBuf = state_dir.join(SOCKET_FILE);
+    let path: PathBuf = super::access::connect_path(state_dir);
     let stream = tokio::time::timeout(Duration::from_secs(5), UnixStream::connect(&path))
         .await
-        .map_err(|_| anyhow::anyhow!("timed out connecting to {}", path.display()))?
-        .with_context(|| {
+        .map_err(|_| anyhow::anyhow!("timed out connecting to {}", path.display()))?;
+    if let Err(e) = &stream
+        && e.kind() == std::io::ErrorKind::PermissionDenied
+    {
+        anyhow::bail!("{}", super::access::denied(&path));
+    }
+    let stream = stream.with_context(|| {
             format!(
                 "the gateway is not running with state directory {} (no admin socket at {}); start it with `latchkey --state {} run`",
                 state_dir.display(),

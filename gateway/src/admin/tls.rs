@@ -54,11 +54,7 @@ pub fn load_or_create(dir: &Path) -> anyhow::Result<AdminTls> {
         .with_context(|| format!("reading {}", cert_path.display()))?;
     let key = PrivateKeyDer::from_pem_file(&key_path)
         .with_context(|| format!("reading {}", key_path.display()))?;
-    let fingerprint = Sha256::digest(cert.as_ref())
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":");
+    let fingerprint = fingerprint_of(cert.as_ref());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -70,6 +66,23 @@ pub fn load_or_create(dir: &Path) -> anyhow::Result<AdminTls> {
         config: Arc::new(config),
         fingerprint,
     })
+}
+
+/// The SHA-256 fingerprint of a DER certificate, as browsers show it (`AB:CD:...`).
+pub fn fingerprint_of(der: &[u8]) -> String {
+    Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// The fingerprint of the certificate stored in `dir`, without creating one.
+pub fn stored_fingerprint(dir: &Path) -> anyhow::Result<String> {
+    let path = dir.join(CERT_FILE);
+    let cert = CertificateDer::from_pem_file(&path)
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok(fingerprint_of(cert.as_ref()))
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
