@@ -120,6 +120,7 @@ impl Gateway {
             ..Default::default()
         };
         let cameras = camera::hub::Hub::new(&config.cameras, opener, options);
+        admin::cameras::load_stored(&store, &cameras).context("loading the stored cameras")?;
         let remote = Arc::new(portmap::PortMapper::new(
             store.clone(),
             noise_addr.port(),

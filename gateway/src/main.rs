@@ -13,6 +13,8 @@ use latchkey_pairing::Role;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+mod cli_cameras;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "latchkey",
@@ -97,11 +99,13 @@ enum Command {
         /// Device id or name.
         device: String,
     },
-    /// List cameras.
+    /// List cameras; add, change, remove, test or discover them.
     Cameras {
         /// JSON output.
         #[arg(long)]
         json: bool,
+        #[command(subcommand)]
+        action: Option<cli_cameras::CamerasCommand>,
     },
     /// Remote access through the home router, only with your approval.
     Remote {
@@ -221,6 +225,10 @@ fn main() -> anyhow::Result<()> {
                 run(state, config, flags).await
             }
             Command::Remote { command } => remote(state, command).await,
+            Command::Cameras {
+                action: Some(action),
+                ..
+            } => cli_cameras::run(&state, action).await,
             other => admin(state, other).await,
         }
     })
@@ -490,7 +498,7 @@ async fn admin(state: PathBuf, command: Command) -> anyhow::Result<()> {
             )
         }
         Command::Devices { json: true }
-        | Command::Cameras { json: true }
+        | Command::Cameras { json: true, .. }
         | Command::Audit { json: true, .. } => {
             println!("{}", serde_json::to_string_pretty(&result)?);
         }
@@ -528,10 +536,10 @@ async fn admin(state: PathBuf, command: Command) -> anyhow::Result<()> {
                 _ => {}
             }
         }
-        Command::Cameras { json: false } => {
+        Command::Cameras { json: false, .. } => {
             println!(
-                "{:<16} {:<9} {:<10} {:<6} {:<10} {:<7} {:<8} ERROR",
-                "ID", "KIND", "STATE", "CODEC", "SIZE", "VIEWERS", "UPSTREAM"
+                "{:<16} {:<9} {:<7} {:<10} {:<6} {:<10} {:<7} {:<8} ERROR",
+                "ID", "KIND", "FROM", "STATE", "CODEC", "SIZE", "VIEWERS", "UPSTREAM"
             );
             for c in result.as_array().into_iter().flatten() {
                 let size = match (
@@ -542,9 +550,10 @@ async fn admin(state: PathBuf, command: Command) -> anyhow::Result<()> {
                     _ => "-".to_string(),
                 };
                 println!(
-                    "{:<16} {:<9} {:<10} {:<6} {:<10} {:<7} {:<8} {}",
+                    "{:<16} {:<9} {:<7} {:<10} {:<6} {:<10} {:<7} {:<8} {}",
                     s(c, "id"),
                     s(c, "kind"),
+                    s(c, "origin"),
                     s(c, "state"),
                     s(c, "codec"),
                     size,

@@ -18,6 +18,9 @@ use latchkey_pairing::{
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
+#[path = "store_cameras.rs"]
+pub mod cameras;
+
 /// Database file name inside the state directory.
 pub const DB_FILE: &str = "latchkey.db";
 /// Failed pairing attempts after which the pairing window closes.
@@ -333,6 +336,7 @@ impl Store {
             return Err(StoreError::Corrupt { path, what: check });
         }
         conn.execute_batch(SCHEMA).map_err(sq("creating tables"))?;
+        cameras::create_cameras_table(&conn).map_err(sq("creating the cameras table"))?;
         // Stores made before the audit log named cameras gain the column in place.
         let has_camera: bool = conn
             .query_row(

@@ -153,7 +153,7 @@ pub async fn pair(gw: &Arc<Gateway>, req: PairRequest) -> Result<PairingOffer, A
 fn check_cameras(gw: &Gateway, grant: &CameraGrant) -> Result<(), ActionError> {
     if let CameraGrant::Only(ids) = grant {
         for id in ids {
-            if !gw.config.cameras.iter().any(|c| &c.id == id) {
+            if gw.cameras.source(id).is_none() {
                 return Err(ActionError::Invalid(format!(
                     "no camera {id:?} (see the camera list)"
                 )));

@@ -2,6 +2,7 @@
 //! both doors onto the same owner actions.
 
 pub mod actions;
+pub mod cameras;
 pub mod https;
 pub mod socket;
 pub mod tls;

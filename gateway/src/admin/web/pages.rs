@@ -275,7 +275,7 @@ async fn cameras(State(web): State<Arc<Web>>, Extension(a): Extension<Authed>) -
         ));
     }
     body.push_str("</tbody></table><div class=\"views\">");
-    for c in &web.gw.config.cameras {
+    for c in &web.gw.cameras.configs() {
         let id = esc(&c.id);
         let is_video = matches!(c.source, crate::camera::CameraSource::Rtsp { .. });
         if is_video {
@@ -343,7 +343,7 @@ async fn audit(
         ));
     }
     let mut cam_opts = String::from("<option value=\"\">any</option>");
-    for c in &web.gw.config.cameras {
+    for c in &web.gw.cameras.configs() {
         cam_opts.push_str(&format!(
             "<option value=\"{id}\"{sel}>{id}</option>",
             id = esc(&c.id),
