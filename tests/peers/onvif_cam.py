@@ -18,7 +18,8 @@ Env: ONVIF_ADDR (IP to serve and join multicast on, required) ONVIF_PORT (HTTP, 
      ONVIF_USER ONVIF_PASS  ONVIF_RTSP (rtsp://ip:port/path of the real camera)
      ONVIF_SKEW (seconds)  ONVIF_STRICT=1
 Prints "serving http://ADDR:PORT/onvif/device_service" once both services are up, and
-"probe FROM TYPES" for each probe it answers (the test checks both kinds arrived).
+"probe FROM TO TYPES" for each probe it answers (TO: the multicast group or its own
+address for a unicast probe; the test checks both kinds and both ways arrived).
 """
 import base64, ctypes, datetime, hashlib, os, re, signal, socket, struct, sys, threading, time, uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -172,14 +173,30 @@ class Handler(BaseHTTPRequestHandler):
         return self.reply(400, fault("ter:ActionNotSupported", "not supported"))
 
 
+IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # Linux's value; older Pythons lack the name
+
+
 def discovery():
+    try:
+        serve_discovery()
+    except Exception as e:  # a dead responder must fail the test, not hide
+        sys.stderr.write("ws-discovery responder died: %r\n" % (e,))
+        os._exit(1)
+
+
+def serve_discovery():
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("", 3702))
     mreq = struct.pack("4s4s", socket.inet_aton("239.255.255.250"), socket.inet_aton(ADDR))
     sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+    sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
     while True:
-        data, src = sock.recvfrom(65536)
+        data, anc, _, src = sock.recvmsg(65536, 1024)
+        dst = "?"
+        for level, kind, cdata in anc:
+            if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(cdata) >= 12:
+                dst = socket.inet_ntoa(cdata[8:12])  # struct in_pktinfo: ifindex, spec_dst, addr
         try:
             root = ET.fromstring(data)
         except ET.ParseError:
@@ -190,7 +207,7 @@ def discovery():
         types = (root.findtext("s:Body/d:Probe/d:Types", "", NS) or "").strip()
         if types and not any(t.split(":")[-1] in ("NetworkVideoTransmitter", "Device") for t in types.split()):
             continue
-        print("probe %s %s" % (src[0], types or "(any)"), flush=True)
+        print("probe %s %s %s" % (src[0], dst, types or "(any)"), flush=True)
         reply = (
             '<?xml version="1.0" encoding="UTF-8"?><s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
             'xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:d="http://schemas.xmlsoap.org/ws/2005/04/discovery" '

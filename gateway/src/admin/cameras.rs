@@ -412,6 +412,29 @@ pub enum CameraRequest {
         /// Its id.
         id: String,
     },
+    /// WS-Discovery on every LAN interface, plus unicast probes to `addresses`.
+    Discover {
+        /// IP addresses to probe directly.
+        #[serde(default)]
+        addresses: Vec<String>,
+        /// How long to listen, in milliseconds.
+        wait_ms: u64,
+    },
+    /// What adding an ONVIF camera would choose (nothing is saved).
+    OnvifInspect {
+        /// The camera.
+        target: super::cameras_onvif::OnvifTarget,
+    },
+    /// Add a camera from ONVIF.
+    OnvifAdd {
+        /// Its name.
+        id: String,
+        /// The camera.
+        target: super::cameras_onvif::OnvifTarget,
+        /// Save without a test connection.
+        #[serde(default)]
+        skip_test: bool,
+    },
 }
 
 /// Carries out a [`CameraRequest`] for `by`.
@@ -425,6 +448,17 @@ pub async fn handle(
         CameraRequest::Edit { id, changes } => edit(gw, &id, changes, by).await,
         CameraRequest::Remove { id } => remove(gw, &id, by).await,
         CameraRequest::Test { id } => test(gw, &id).await,
+        CameraRequest::Discover { addresses, wait_ms } => {
+            super::cameras_onvif::discover(gw, &addresses, Duration::from_millis(wait_ms)).await
+        }
+        CameraRequest::OnvifInspect { target } => super::cameras_onvif::inspect(&target)
+            .await
+            .map(|i| serde_json::to_value(i).unwrap_or(Value::Null)),
+        CameraRequest::OnvifAdd {
+            id,
+            target,
+            skip_test,
+        } => super::cameras_onvif::add(gw, id, &target, skip_test, by).await,
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod actions;
 pub mod cameras;
+pub mod cameras_onvif;
 pub mod https;
 pub mod socket;
 pub mod tls;
