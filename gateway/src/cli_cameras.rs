@@ -79,7 +79,7 @@ pub enum CamerasCommand {
         #[arg(long = "address", value_name = "IP")]
         addresses: Vec<String>,
         /// How long to listen for answers.
-        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        #[arg(long, default_value = "1500ms", value_parser = humantime::parse_duration)]
         wait: std::time::Duration,
         /// JSON output.
         #[arg(long)]

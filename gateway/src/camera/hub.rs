@@ -436,6 +436,7 @@ async fn upstream(
             }
             Ended::Reconfigured => {
                 tracing::info!(camera = %id, "camera source changed; reconnecting");
+                fanout.forget_gop();
                 backoff = options.backoff_min;
                 continue;
             }
@@ -458,7 +459,10 @@ async fn upstream(
                     return;
                 }
                 // A new source is worth trying at once.
-                _ = generation.changed() => break,
+                _ = generation.changed() => {
+                    fanout.forget_gop();
+                    break;
+                }
             }
             if camera.should_stop(&fanout, &mut idle_since, options.grace) {
                 return;

@@ -25,7 +25,7 @@ pub const GROUP: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(239, 255,
 /// Most distinct answers kept.
 const MAX_FOUND: usize = 256;
 /// Time for the unauthenticated `GetDeviceInformation` of each camera found.
-const INFO_TIMEOUT: Duration = Duration::from_millis(1500);
+const INFO_TIMEOUT: Duration = Duration::from_millis(1000);
 
 /// One camera that answered.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -247,7 +247,7 @@ async fn ask_info(f: &Found) -> (Option<DeviceInfo>, Option<String>) {
             Some("firmware: the camera shows it only with its password".into()),
         ),
         Ok(Err(e)) => (None, Some(clean(&e.to_string(), 160))),
-        Err(_) => (None, Some("no device information within 1.5 s".into())),
+        Err(_) => (None, Some("no device information within 1 s".into())),
     }
 }
 
