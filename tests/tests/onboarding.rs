@@ -517,3 +517,144 @@ fn onvif_camera_is_discovered_added_streamed_renamed_moved_and_removed_live() {
     eprintln!("password grep: {} places clean", places.len() + 1);
     drop((rtsp, rtsp2, onvif, lan));
 }
+
+/// A hostile ONVIF camera: every trick is refused with a clear reason within the call
+/// deadline, memory stays bounded, discovery ignores junk, caps a flood and never
+/// contacts an address a camera advertises off the LAN, and the gateway keeps serving.
+#[test]
+fn hostile_onvif_peers_are_refused_with_reasons_and_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let lan = Lan::up("onv2");
+    let (gw_ns, cam_ns) = (lan.gw(), lan.cam());
+    let mut seen = Seen::default();
+    let hostile = Proc::spawn(
+        "onvif-hostile",
+        in_ns(&cam_ns, "/usr/bin/python3")
+            .arg(peer_script("onvif_hostile.py"))
+            .env("ONVIF_ADDR", CAM_IP),
+        dir.path(),
+    );
+    let modes = [
+        ("oversized", "larger than 256 KiB"),
+        ("endless", "larger than 256 KiB"),
+        ("laughs", "declares a DTD"),
+        ("xxe", "declares a DTD"),
+        ("wrong-ns", "not a SOAP 1.2 envelope"),
+        (
+            "wrong-onvif",
+            "no valid UTCDateTime in the ONVIF namespaces",
+        ),
+        ("slow", "did not answer within 5 s"),
+        ("trickle", "did not answer within 5 s"),
+        ("deep", "more than 20000 XML nodes"),
+    ];
+    let ports: Vec<(String, &str)> = modes
+        .iter()
+        .map(|(mode, why)| {
+            let port = hostile.wait_line(&format!("serving {mode} "), Duration::from_secs(10));
+            (format!("{CAM_IP}:{port}"), *why)
+        })
+        .collect();
+    hostile.wait_line("discovery ready", Duration::from_secs(10));
+    let gw_state = dir.path().join("gateway");
+    let gateway = Gateway::start_in_netns(&gw_ns, &gw_state, &[]).unwrap();
+    let (rss_before, _) = gateway.rss_kib_and_threads().unwrap();
+
+    // Discovery: junk, entity bombs and replies to other probes are dropped; the flood
+    // is capped; the camera that advertises an off-LAN address is listed, not contacted.
+    let pcap = dir.path().join("hostile.pcap");
+    let tcpdump = capture(&gw_ns, &pcap, dir.path(), "tcpdump");
+    let started = Instant::now();
+    let found: Value = serde_json::from_str(&ok(
+        &mut seen,
+        &gw_state,
+        &["cameras", "discover", "--json"],
+        "",
+    ))
+    .unwrap();
+    let took = started.elapsed();
+    drop(tcpdump);
+    let found = found.as_array().unwrap();
+    eprintln!(
+        "hostile discovery: {} answers kept in {took:?}",
+        found.len()
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(!found.is_empty() && found.len() <= 256, "{}", found.len());
+    assert!(found.iter().all(|f| f["endpoint"] != "urn:uuid:other"));
+    let off_lan = found
+        .iter()
+        .find(|f| f["xaddr"] == "http://198.51.100.7/onvif/device_service")
+        .expect("the off-LAN advertiser is listed");
+    assert!(
+        off_lan["note"].as_str().unwrap().contains("not asked"),
+        "{off_lan}"
+    );
+    let maker = off_lan["device"]["maker"].as_str().unwrap();
+    assert!(
+        !maker.contains('\u{1b}'),
+        "control characters cleaned: {maker:?}"
+    );
+    let lines = packets(&gw_ns, &pcap);
+    assert!(
+        lines.iter().all(|l| !l.contains("198.51.100.7")),
+        "contacted off-LAN"
+    );
+    let table = ok(&mut seen, &gw_state, &["cameras", "discover"], "");
+    assert!(
+        !table.contains('\u{1b}'),
+        "terminal escapes reached the table"
+    );
+
+    // Every HTTP trick at once: each refused with its reason, within the deadline.
+    let started = Instant::now();
+    let children: Vec<_> = ports
+        .iter()
+        .map(|(addr, _)| {
+            let mut c = Command::new("timeout")
+                .arg("60")
+                .arg(bin("latchkey").unwrap())
+                .arg("--state")
+                .arg(&gw_state)
+                .args([
+                    "cameras",
+                    "add",
+                    "evil",
+                    "--onvif",
+                    addr,
+                    "--password-stdin",
+                ])
+                .env("RUST_BACKTRACE", "0")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            c.stdin.take().unwrap().write_all(b"whatever\n").unwrap();
+            c
+        })
+        .collect();
+    // Meanwhile the gateway keeps serving: its demo camera answers a test connection.
+    let demo = ok(&mut seen, &gw_state, &["cameras", "test", "demo"], "");
+    assert!(demo.contains("streams mjpeg"), "{demo}");
+    for (child, (addr, why)) in children.into_iter().zip(&ports) {
+        let out = child.wait_with_output().unwrap();
+        let (success, _, err) = seen.keep(&out);
+        eprintln!("{addr}: {}", err.trim());
+        assert!(
+            !success && err.contains(why),
+            "{addr}: expected {why:?}, got {err}"
+        );
+    }
+    let took = started.elapsed();
+    eprintln!("all hostile answers refused in {took:?}");
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    let (rss_after, _) = gateway.rss_kib_and_threads().unwrap();
+    eprintln!("gateway RSS {rss_before} KiB -> {rss_after} KiB");
+    assert!(
+        rss_after < rss_before + 64 * 1024,
+        "{rss_before} -> {rss_after} KiB"
+    );
+    assert!(camera(&mut seen, &gw_state, "evil").is_none());
+    drop((gateway, hostile, lan));
+}

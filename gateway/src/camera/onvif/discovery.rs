@@ -206,7 +206,28 @@ pub async fn discover(unicast: &[IpAddr], wait: Duration) -> Vec<Found> {
         }
     }
     drop(readers);
-    let infos = futures_util::future::join_all(found.iter().map(ask_info)).await;
+    // One question per advertised address, however many answers name it.
+    let mut asked: Vec<&Found> = Vec::new();
+    for f in &found {
+        if !asked
+            .iter()
+            .any(|a| a.xaddr == f.xaddr && a.source == f.source)
+        {
+            asked.push(f);
+        }
+    }
+    let answers = futures_util::future::join_all(asked.iter().map(|f| ask_info(f))).await;
+    let keys: Vec<(IpAddr, Option<String>)> =
+        asked.iter().map(|f| (f.source, f.xaddr.clone())).collect();
+    let infos: Vec<(Option<DeviceInfo>, Option<String>)> = found
+        .iter()
+        .map(|f| {
+            keys.iter()
+                .zip(&answers)
+                .find(|((s, x), _)| *s == f.source && *x == f.xaddr)
+                .map_or((None, None), |(_, a)| a.clone())
+        })
+        .collect();
     for (f, (info, note)) in found.iter_mut().zip(infos) {
         if let Some(i) = info {
             f.device.maker = i.maker.or(f.device.maker.take());
