@@ -62,6 +62,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/v1/devices/{id}/confirm", post(owner_confirm))
         .route("/v1/invitations", post(owner_invite))
         .route("/v1/audit", get(owner_audit))
+        .merge(crate::api_cameras::owner_routes())
         .layer(middleware::from_fn_with_state(gw.clone(), authorize))
         .with_state(gw)
 }

@@ -14,6 +14,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod api_cameras;
 pub mod camera;
 pub mod config;
 pub mod fanout;

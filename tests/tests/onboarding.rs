@@ -658,3 +658,97 @@ fn hostile_onvif_peers_are_refused_with_reasons_and_bounded() {
     assert!(camera(&mut seen, &gw_state, "evil").is_none());
     drop((gateway, hostile, lan));
 }
+
+/// The same by clicking: headless Chromium (tests/browser/onvif.mjs) in the gateway's
+/// namespace finds the camera in the "Find cameras" panel, checks the choice and adds it
+/// with its password. Screenshots go to target/browser-shots/onvif-*.png; the pages it
+/// saw are grepped for the password.
+#[test]
+fn a_real_browser_finds_and_adds_the_onvif_camera() {
+    let chromium = Path::new("/usr/bin/chromium");
+    assert!(
+        chromium.exists(),
+        "/usr/bin/chromium is missing: apt-get install chromium (tests/run-all.sh does)"
+    );
+    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
+    if !browser_dir.join("node_modules/playwright-core").exists() {
+        output_ok(
+            Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(&browser_dir),
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lan = Lan::up("onv3");
+    let (gw_ns, cam_ns) = (lan.gw(), lan.cam());
+    let rtsp = Proc::spawn(
+        "rtsp-cam",
+        in_ns(&cam_ns, "/usr/bin/python3")
+            .arg(peer_script("rtsp_cam.py"))
+            .env("RTSP_HOST", CAM_IP)
+            .env("RTSP_PORT", "0")
+            .env("RTSP_USER", "admin")
+            .env("RTSP_PASS", PASSWORD),
+        dir.path(),
+    );
+    let rtsp_url = rtsp.wait_line("serving ", Duration::from_secs(30));
+    let onvif = Proc::spawn(
+        "onvif-cam",
+        in_ns(&cam_ns, "/usr/bin/python3")
+            .arg(peer_script("onvif_cam.py"))
+            .env("ONVIF_ADDR", CAM_IP)
+            .env("ONVIF_PASS", PASSWORD)
+            .env("ONVIF_RTSP", &rtsp_url),
+        dir.path(),
+    );
+    onvif.wait_line("serving ", Duration::from_secs(20));
+    let gw_state = dir.path().join("gateway");
+    let gateway = Gateway::start_in_netns(&gw_ns, &gw_state, &[]).unwrap();
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("target")
+        .join("browser-shots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let out = in_ns(&gw_ns, "timeout")
+        .args(["180", "node"])
+        .arg(browser_dir.join("onvif.mjs"))
+        .env("ADMIN_URL", format!("https://{}", gateway.admin))
+        .env("SETUP_LINK", gateway.setup_link.as_deref().unwrap())
+        .env("PASSWORD", "correct horse battery staple")
+        .env("CAM_PASSWORD", PASSWORD)
+        .env("CAM_IP", CAM_IP)
+        .env("SHOTS", &shots)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "browser test failed:\n{stdout}\n{}\ngateway log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        gateway.log()
+    );
+    let mut seen = Seen::default();
+    let yard = camera(&mut seen, &gw_state, "yard").expect("the browser added yard");
+    assert_eq!(
+        (yard["origin"].clone(), yard["url"].clone()),
+        ("store".into(), rtsp_url.as_str().into())
+    );
+    let tested = ok(&mut seen, &gw_state, &["cameras", "test", "yard"], "");
+    assert!(tested.contains("streams h264 640x480"), "{tested}");
+    let mut places = vec![
+        ("browser output".to_string(), stdout),
+        ("gateway log".to_string(), gateway.log()),
+    ];
+    for page in ["cameras.html", "api-cameras.json"] {
+        places.push((
+            page.into(),
+            std::fs::read_to_string(shots.join(page)).unwrap(),
+        ));
+    }
+    places.extend(seen.0.into_iter().map(|s| ("cli".to_string(), s)));
+    for (place, text) in &places {
+        assert!(!text.contains(PASSWORD), "the password leaked into {place}");
+    }
+    drop((gateway, onvif, rtsp, lan));
+}

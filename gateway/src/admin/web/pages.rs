@@ -289,6 +289,7 @@ async fn cameras(State(web): State<Arc<Web>>, Extension(a): Extension<Authed>) -
         }
     }
     body.push_str("</div>");
+    body.push_str(super::cameras::PANEL);
     page(&web, Some(&a), "Cameras", &body)
 }
 
