@@ -752,3 +752,86 @@ fn a_real_browser_finds_and_adds_the_onvif_camera() {
     }
     drop((gateway, onvif, rtsp, lan));
 }
+
+/// Owner phones manage cameras inside the channel (PROTOCOL.md §7): add by URL with a
+/// password, list (no password), rename, test, remove; a viewer's attempt is refused
+/// with 403 and audited; wrong credentials are refused without echoing them.
+#[test]
+fn owner_phone_manages_cameras_and_a_viewer_is_refused() {
+    use latchkey_client::{ClientError, StateDir, connect};
+    let dir = tempfile::tempdir().unwrap();
+    let rtsp = Proc::spawn(
+        "rtsp-cam",
+        Command::new("/usr/bin/python3")
+            .arg(peer_script("rtsp_cam.py"))
+            .env("RTSP_PORT", "0")
+            .env("RTSP_USER", "admin")
+            .env("RTSP_PASS", PASSWORD),
+        dir.path(),
+    );
+    let rtsp_url = rtsp.wait_line("serving ", Duration::from_secs(30));
+    let gw_state = dir.path().join("gateway");
+    let gateway = Gateway::start(&gw_state, &[]).unwrap();
+    let (owner, viewer) = (dir.path().join("owner"), dir.path().join("viewer"));
+    for (state, role) in [(&owner, "owner"), (&viewer, "viewer")] {
+        let uri = gateway
+            .pair_uri(&["--role", role, "--auto-confirm"])
+            .unwrap();
+        latchkey_tests::client(state, &["pair", &uri, "--name", role])
+            .unwrap()
+            .expect_ok("pair")
+            .unwrap();
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (listed, status_of_viewer, wrong) = rt.block_on(async {
+        let o = connect(&StateDir::open(&owner).unwrap()).await.unwrap();
+        let v = connect(&StateDir::open(&viewer).unwrap()).await.unwrap();
+        let body = serde_json::json!({ "id": "garage", "url": rtsp_url, "username": "admin", "password": PASSWORD });
+        let added: Value = o.post_json("/v1/cameras/add", &body).await.unwrap();
+        assert_eq!(added["test"]["codec"], "h264", "{added}");
+        let refused = v.post_json::<Value>("/v1/cameras/add", &body).await.unwrap_err();
+        let status_of_viewer = match refused {
+            ClientError::Api { status, .. } => status,
+            other => panic!("{other:?}"),
+        };
+        let renamed: Value = o
+            .post_json("/v1/cameras/garage/edit", &serde_json::json!({ "id": "shed" }))
+            .await
+            .unwrap();
+        assert_eq!(renamed["id"], "shed");
+        let tested: Value = o.post_json("/v1/cameras/shed/test", &serde_json::json!({})).await.unwrap();
+        assert_eq!(tested["width"], 640, "{tested}");
+        let listed: Value = o.get_json("/v1/cameras/manage").await.unwrap();
+        let bad = serde_json::json!({ "id": "bad", "url": rtsp_url, "username": "admin", "password": "wr0ng-Pw" });
+        let wrong = format!("{:?}", o.post_json::<Value>("/v1/cameras/add", &bad).await.unwrap_err());
+        let removed: Value = o.post_json("/v1/cameras/shed/remove", &serde_json::json!({})).await.unwrap();
+        assert_eq!(removed["id"], "shed");
+        (listed, status_of_viewer, wrong)
+    });
+    assert_eq!(status_of_viewer, 403);
+    let shed = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "shed")
+        .unwrap();
+    assert_eq!(
+        (shed["origin"].clone(), shed["has_password"].clone()),
+        ("store".into(), true.into())
+    );
+    assert!(!listed.to_string().contains(PASSWORD));
+    assert!(
+        wrong.contains("409") && wrong.contains("401") && !wrong.contains("wr0ng-Pw"),
+        "{wrong}"
+    );
+    let mut seen = Seen::default();
+    let audit = ok(&mut seen, &gw_state, &["audit", "--json"], "");
+    assert!(
+        audit.contains("owner-action-refused") && audit.contains("asked to add a camera"),
+        "{audit}"
+    );
+    assert!(audit.contains("camera-removed"), "{audit}");
+    assert!(camera(&mut seen, &gw_state, "shed").is_none());
+    assert!(!gateway.log().contains(PASSWORD) && !audit.contains(PASSWORD));
+    drop((gateway, rtsp));
+}
