@@ -205,9 +205,9 @@ fn tested(result: &Value) -> String {
     }
 }
 
-/// Runs one `latchkey cameras …` subcommand against the daemon in `state`.
-pub async fn run(state: &Path, command: CamerasCommand) -> anyhow::Result<()> {
-    let action = match command {
+/// The admin request for a camera change.
+fn build(command: CamerasCommand) -> anyhow::Result<CameraRequest> {
+    Ok(match command {
         CamerasCommand::Add {
             name,
             onvif: Some(address),
@@ -269,22 +269,31 @@ pub async fn run(state: &Path, command: CamerasCommand) -> anyhow::Result<()> {
         },
         CamerasCommand::Remove { name } => CameraRequest::Remove { id: name },
         CamerasCommand::Test { name } => CameraRequest::Test { id: name },
-        CamerasCommand::Discover {
-            addresses,
-            wait,
-            json,
-        } => {
-            let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
-            let action = CameraRequest::Discover { addresses, wait_ms };
-            let result = socket::request(state, &AdminRequest::Camera { action }).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&result)?);
-            } else {
-                print_discovered(&result);
-            }
-            return Ok(());
+        CamerasCommand::Discover { .. } => {
+            anyhow::bail!("internal: discovery is not a camera change")
         }
-    };
+    })
+}
+
+/// Runs one `latchkey cameras …` subcommand against the daemon in `state`.
+pub async fn run(state: &Path, command: CamerasCommand) -> anyhow::Result<()> {
+    if let CamerasCommand::Discover {
+        addresses,
+        wait,
+        json,
+    } = command
+    {
+        let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        let action = CameraRequest::Discover { addresses, wait_ms };
+        let result = socket::request(state, &AdminRequest::Camera { action }).await?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&result)?);
+        } else {
+            print_discovered(&result);
+        }
+        return Ok(());
+    }
+    let action = build(command)?;
     let op = match &action {
         CameraRequest::Add { .. } => "added",
         CameraRequest::Edit { .. } => "changed",

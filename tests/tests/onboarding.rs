@@ -704,6 +704,26 @@ fn a_real_browser_finds_and_adds_the_onvif_camera() {
     onvif.wait_line("serving ", Duration::from_secs(20));
     let gw_state = dir.path().join("gateway");
     let gateway = Gateway::start_in_netns(&gw_ns, &gw_state, &[]).unwrap();
+    // Without a session, every camera route is refused and changes nothing.
+    let origin = format!("https://{}", gateway.admin);
+    for path in [
+        "/api/cameras/discover",
+        "/api/cameras/add",
+        "/api/cameras/onvif/inspect",
+        "/api/cameras/onvif/add",
+        "/api/cameras/demo/edit",
+        "/api/cameras/demo/remove",
+        "/api/cameras/demo/test",
+    ] {
+        let code = output_ok(
+            in_ns(&gw_ns, "curl")
+                .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
+                .args(["-H", &format!("Origin: {origin}")])
+                .args(["-H", "Content-Type: application/json", "-d", "{}"])
+                .arg(format!("{origin}{path}")),
+        );
+        assert_eq!(code, "401", "POST {path} without a session");
+    }
     let shots = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .join("target")

@@ -42,6 +42,21 @@ pub const PANEL: &str = r#"<section id="find-cameras"><h2>Find cameras</h2>
 </form><pre id="camera-choice"></pre></section>
 <script src="/static/cameras.js" defer></script>"#;
 
+/// The "From" cell and the Test/Remove buttons of a camera row (a config-file camera is
+/// changed in the file, so it gets Test only).
+pub fn manage_cells(gw: &crate::Gateway, id: &str) -> String {
+    let from_config = gw.config.cameras.iter().any(|c| c.id == id);
+    let id = super::pages::esc(id);
+    let test =
+        format!("<button data-post=\"/api/cameras/{id}/test\" data-then=\"none\">Test</button>");
+    if from_config {
+        return format!("<td>config file</td><td>{test}</td>");
+    }
+    format!(
+        "<td>added here</td><td>{test} <button class=\"danger\" data-post=\"/api/cameras/{id}/remove\" data-confirm=\"Remove camera {id}? Its live streams end.\" data-then=\"reload\">Remove</button></td>"
+    )
+}
+
 /// The routes.
 pub fn routes() -> Router<Arc<Web>> {
     Router::new()

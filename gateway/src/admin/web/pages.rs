@@ -248,7 +248,7 @@ async fn devices(State(web): State<Arc<Web>>, Extension(a): Extension<Authed>) -
 async fn cameras(State(web): State<Arc<Web>>, Extension(a): Extension<Authed>) -> Html<String> {
     let mut body = String::from(
         "<table id=\"cameras\"><thead><tr><th>Camera</th><th>Kind</th><th>Status</th><th>Codec</th>\
-<th>Resolution</th><th>Viewers</th><th>Upstream</th></tr></thead><tbody>",
+<th>Resolution</th><th>Viewers</th><th>Upstream</th><th>From</th><th></th></tr></thead><tbody>",
     );
     let statuses = web.gw.cameras.statuses();
     for c in &statuses {
@@ -264,7 +264,8 @@ async fn cameras(State(web): State<Arc<Web>>, Extension(a): Extension<Authed>) -
             _ => "-".into(),
         };
         body.push_str(&format!(
-            "<tr data-camera=\"{id}\"><td>{id}</td><td>{kind}</td><td class=\"cam-state\">{state} <small>{err}</small></td><td>{codec}</td><td>{res}</td><td>{viewers}</td><td>{up}</td></tr>",
+            "<tr data-camera=\"{id}\"><td>{id}</td><td>{kind}</td><td class=\"cam-state\">{state} <small>{err}</small></td><td>{codec}</td><td>{res}</td><td>{viewers}</td><td>{up}</td>{manage}</tr>",
+            manage = super::cameras::manage_cells(&web.gw, &c.id),
             id = esc(&s("id")),
             kind = esc(&s("kind")),
             state = esc(&s("state")),
