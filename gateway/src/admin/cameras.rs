@@ -45,8 +45,9 @@ pub struct CameraInput {
     /// Save without a test connection.
     #[serde(default)]
     pub skip_test: bool,
-    /// What ONVIF reported (JSON), when added from ONVIF.
-    #[serde(default)]
+    /// What ONVIF reported (JSON), when added from ONVIF. Set only by the gateway's own
+    /// ONVIF flow, never taken from a request.
+    #[serde(skip)]
     pub onvif: Option<Value>,
 }
 
