@@ -126,7 +126,7 @@ impl Gateway {
             store.clone(),
             noise_addr.port(),
             &config.name,
-            config.cameras.clone(),
+            cameras.configs(),
         ));
         Ok(Arc::new(Self {
             cameras,
