@@ -72,6 +72,14 @@ try {
   await page.waitForSelector('tr[data-camera="yard"]');
   await shot(page, 'onvif-added');
 
+  step('rename it');
+  await page.fill('#edit-camera input[name=camera]', 'yard');
+  await page.fill('#edit-camera input[name=id]', 'garden');
+  await page.click('#edit-save');
+  await page.waitForSelector('#flash.ok >> text=/Camera garden saved/');
+  await page.waitForSelector('tr[data-camera="garden"]');
+  await shot(page, 'onvif-renamed');
+
   step('save what the pages showed');
   await writeFile(path.join(SHOTS, 'cameras.html'), await page.content());
   const api = await (await page.request.get(`${ADMIN}/api/cameras`)).text();

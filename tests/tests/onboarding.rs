@@ -749,12 +749,13 @@ fn a_real_browser_finds_and_adds_the_onvif_camera() {
         gateway.log()
     );
     let mut seen = Seen::default();
-    let yard = camera(&mut seen, &gw_state, "yard").expect("the browser added yard");
+    let yard = camera(&mut seen, &gw_state, "garden")
+        .expect("the browser added yard and renamed it garden");
     assert_eq!(
         (yard["origin"].clone(), yard["url"].clone()),
         ("store".into(), rtsp_url.as_str().into())
     );
-    let tested = ok(&mut seen, &gw_state, &["cameras", "test", "yard"], "");
+    let tested = ok(&mut seen, &gw_state, &["cameras", "test", "garden"], "");
     assert!(tested.contains("streams h264 640x480"), "{tested}");
     let mut places = vec![
         ("browser output".to_string(), stdout),

@@ -39,7 +39,16 @@ pub const PANEL: &str = r#"<section id="find-cameras"><h2>Find cameras</h2>
 <label>Main profile <select name="main_profile"><option value="">automatic</option></select></label>
 <label>Sub-stream <select name="sub_profile"><option value="">automatic</option></select></label>
 <button type="button" id="inspect-camera">Check camera</button> <button type="submit" id="save-camera">Add camera</button>
-</form><pre id="camera-choice"></pre></section>
+</form><pre id="camera-choice"></pre>
+<h2>Change a camera</h2>
+<form id="edit-camera" autocomplete="off">
+<label>Camera <input name="camera" required placeholder="front"></label>
+<label>New name <input name="id" pattern="[a-z0-9_\-]{1,32}" placeholder="unchanged"></label>
+<label>New stream URL <input name="url" placeholder="unchanged"></label>
+<label>New user <input name="username" placeholder="unchanged"></label>
+<label>New password <input name="password" type="password" autocomplete="new-password" placeholder="unchanged"></label>
+<button type="submit" id="edit-save">Save changes</button>
+</form></section>
 <script src="/static/cameras.js" defer></script>"#;
 
 /// The "From" cell and the Test/Remove buttons of a camera row (a config-file camera is

@@ -109,4 +109,20 @@
       setTimeout(() => location.reload(), 1500);
     } catch (e) { say(e.message, true); }
   });
+
+  const edit = q('#edit-camera');
+  edit.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const f = (n) => edit.elements.namedItem(n).value.trim();
+    const changes = {};
+    for (const n of ['id', 'url', 'username']) if (f(n)) changes[n] = f(n);
+    const pw = edit.elements.namedItem('password').value;
+    if (pw) changes.password = pw;
+    try {
+      const r = await post(`/api/cameras/${encodeURIComponent(f('camera'))}/edit`, changes);
+      edit.elements.namedItem('password').value = '';
+      say(`Camera ${r.id} saved.`);
+      setTimeout(() => location.reload(), 1500);
+    } catch (e) { say(e.message, true); }
+  });
 })();
