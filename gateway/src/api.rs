@@ -59,6 +59,7 @@ pub fn router(gw: Arc<Gateway>) -> Router {
         .route("/v1/devices/{id}/confirm", post(owner_confirm))
         .route("/v1/invitations", post(owner_invite))
         .route("/v1/audit", get(owner_audit))
+        .merge(crate::api_cameras::owner_routes())
         .fallback(api_error::not_found)
         .method_not_allowed_fallback(api_error::method_not_allowed)
         .layer(middleware::from_fn_with_state(gw.clone(), authorize))

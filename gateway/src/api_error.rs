@@ -44,6 +44,7 @@ pub fn live(e: &LiveError) -> Response {
 pub fn action(e: &ActionError) -> Response {
     let code = match e {
         ActionError::NoSuchDevice(_) => ErrorCode::NoSuchDevice,
+        ActionError::NoSuchCamera(_) => ErrorCode::NoSuchCamera,
         ActionError::Invalid(_) => ErrorCode::BadRequest,
         ActionError::Conflict(_) => ErrorCode::Conflict,
         _ => ErrorCode::Internal,

@@ -217,6 +217,15 @@ impl<F: MediaFrame> Fanout<F> {
     pub fn close(&self) {
         self.handle.shared.close();
     }
+
+    /// Drops the cached GOP (the source changed): a viewer joining now starts at the next
+    /// keyframe instead of pictures from the old source.
+    pub fn forget_gop(&self) {
+        let mut inner = self.handle.shared.lock();
+        inner.gop.clear();
+        inner.gop_bytes = 0;
+        inner.gop_valid = false;
+    }
 }
 
 impl<F> Shared<F> {

@@ -14,6 +14,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod api_cameras;
 pub mod api_error;
 pub mod backup;
 pub mod camera;
@@ -125,11 +126,12 @@ impl Gateway {
             ..Default::default()
         };
         let cameras = camera::hub::Hub::new(&config.cameras, opener, options);
+        admin::cameras::load_stored(&store, &cameras).context("loading the stored cameras")?;
         let remote = Arc::new(portmap::PortMapper::new(
             store.clone(),
             noise_addr.port(),
             &config.name,
-            config.cameras.clone(),
+            cameras.configs(),
         ));
         Ok(Arc::new(Self {
             cameras,

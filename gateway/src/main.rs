@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 mod cli;
 use cli::remote::RemoteCommand;
+mod cli_cameras;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -102,11 +103,13 @@ enum Command {
         /// Device id or name.
         device: String,
     },
-    /// List cameras.
+    /// List cameras; add, change, remove, test or discover them.
     Cameras {
         /// JSON output.
         #[arg(long)]
         json: bool,
+        #[command(subcommand)]
+        action: Option<cli_cameras::CamerasCommand>,
     },
     /// Remote access through the home router, only with your approval.
     Remote {
@@ -219,6 +222,10 @@ fn real_main() -> anyhow::Result<()> {
             Command::GenerateAssets { dir } => {
                 latchkey_cli_kit::assets::write(<Cli as clap::CommandFactory>::command(), &dir)
             }
+            Command::Cameras {
+                action: Some(action),
+                ..
+            } => cli_cameras::run(&state, action).await,
             other => admin(state, other).await,
         }
     })
@@ -488,7 +495,7 @@ async fn admin(state: PathBuf, command: Command) -> anyhow::Result<()> {
             )
         }
         Command::Devices { json: true }
-        | Command::Cameras { json: true }
+        | Command::Cameras { json: true, .. }
         | Command::Audit { json: true, .. } => {
             println!("{}", serde_json::to_string_pretty(&result)?);
         }
@@ -526,10 +533,10 @@ async fn admin(state: PathBuf, command: Command) -> anyhow::Result<()> {
                 _ => {}
             }
         }
-        Command::Cameras { json: false } => {
+        Command::Cameras { json: false, .. } => {
             println!(
-                "{:<16} {:<9} {:<10} {:<6} {:<10} {:<7} {:<8} ERROR",
-                "ID", "KIND", "STATE", "CODEC", "SIZE", "VIEWERS", "UPSTREAM"
+                "{:<16} {:<9} {:<7} {:<10} {:<6} {:<10} {:<7} {:<8} ERROR",
+                "ID", "KIND", "FROM", "STATE", "CODEC", "SIZE", "VIEWERS", "UPSTREAM"
             );
             for c in result.as_array().into_iter().flatten() {
                 let size = match (
@@ -540,9 +547,10 @@ async fn admin(state: PathBuf, command: Command) -> anyhow::Result<()> {
                     _ => "-".to_string(),
                 };
                 println!(
-                    "{:<16} {:<9} {:<10} {:<6} {:<10} {:<7} {:<8} {}",
+                    "{:<16} {:<9} {:<7} {:<10} {:<6} {:<10} {:<7} {:<8} {}",
                     s(c, "id"),
                     s(c, "kind"),
+                    s(c, "origin"),
                     s(c, "state"),
                     s(c, "codec"),
                     size,

@@ -18,6 +18,9 @@ use latchkey_pairing::{
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
+#[path = "store_cameras.rs"]
+pub mod cameras;
+
 /// Database file name inside the state directory.
 pub const DB_FILE: &str = "latchkey.db";
 /// Failed pairing attempts after which the pairing window closes.

@@ -22,7 +22,20 @@ pub struct Step {
 }
 
 /// Changes after version 1, in order; versions increase by one.
-pub const STEPS: &[Step] = &[];
+pub const STEPS: &[Step] = &[
+    // 2: cameras the owner added at run time (CLI, web UI, owner phones).
+    Step {
+        version: 2,
+        sql: "CREATE TABLE IF NOT EXISTS cameras (
+            id TEXT PRIMARY KEY,
+            url TEXT NOT NULL,
+            username TEXT,
+            password TEXT,
+            onvif TEXT,
+            created_at INTEGER NOT NULL
+        );",
+    },
+];
 
 /// The schema version this code writes and reads.
 pub const CURRENT: u32 = match STEPS.last() {

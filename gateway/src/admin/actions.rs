@@ -29,6 +29,9 @@ pub enum ActionError {
     /// No device has that id or name.
     #[error("no device {0:?} (see the device list)")]
     NoSuchDevice(String),
+    /// No camera with that id.
+    #[error("no camera {0:?} (see `latchkey cameras`)")]
+    NoSuchCamera(String),
     /// The request itself is wrong; the message says how.
     #[error("{0}")]
     Invalid(String),
@@ -69,7 +72,7 @@ impl ActionError {
     /// The HTTP status the web and phone APIs answer with.
     pub fn status(&self) -> u16 {
         match self {
-            Self::NoSuchDevice(_) => 404,
+            Self::NoSuchDevice(_) | Self::NoSuchCamera(_) => 404,
             Self::Invalid(_) => 400,
             Self::Conflict(_) => 409,
             Self::Remote(_) => 502,
@@ -151,7 +154,7 @@ pub async fn pair(gw: &Arc<Gateway>, req: PairRequest) -> Result<PairingOffer, A
 fn check_cameras(gw: &Gateway, grant: &CameraGrant) -> Result<(), ActionError> {
     if let CameraGrant::Only(ids) = grant {
         for id in ids {
-            if !gw.config.cameras.iter().any(|c| &c.id == id) {
+            if gw.cameras.source(id).is_none() {
                 return Err(ActionError::Invalid(format!(
                     "no camera {id:?} (see the camera list)"
                 )));

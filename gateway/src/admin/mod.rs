@@ -3,6 +3,8 @@
 
 pub mod access;
 pub mod actions;
+pub mod cameras;
+pub mod cameras_onvif;
 pub mod https;
 pub mod socket;
 pub mod tls;

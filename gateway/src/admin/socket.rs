@@ -66,6 +66,11 @@ pub enum AdminRequest {
     PairingStatus,
     /// List cameras.
     Cameras,
+    /// Add, change, remove or test a camera (`admin/cameras.rs`).
+    Camera {
+        /// What to do.
+        action: super::cameras::CameraRequest,
+    },
     /// Read the audit log.
     Audit {
         /// Most rows.
@@ -208,7 +213,8 @@ async fn handle(req: AdminRequest, gw: Arc<Gateway>) -> Result<Value, ActionErro
         AdminRequest::Confirm { device } => actions::confirm(gw, &device, BY).await,
         AdminRequest::Revoke { device } => actions::revoke(gw, &device, BY).await,
         AdminRequest::Devices => actions::devices(gw).await.map(Value::Array),
-        AdminRequest::Cameras => Ok(actions::cameras(gw)),
+        AdminRequest::Cameras => super::cameras::list(gw).await,
+        AdminRequest::Camera { action } => super::cameras::handle(gw, action, BY).await,
         AdminRequest::RemoteStatus => typed(actions::remote_status(gw).await),
         AdminRequest::RemotePlan {
             ipv4,

@@ -9,12 +9,20 @@
 //! and one upstream task at a time; a viewer only subscribes to a fan-out whose task is
 //! still running; the task only stops after checking, under the same lock, that no
 //! viewer joined in the meantime.
+//!
+//! Cameras change at run time (`latchkey cameras add|edit|remove`): [`Hub::add`] appends
+//! one; [`Hub::update`] renames it in place (its viewers keep watching) and, when the
+//! source changed, makes the running upstream drop its connection and reconnect to the new
+//! source at once (viewers stay subscribed; an fMP4 viewer whose track parameters change
+//! ends, and its player reconnects); [`Hub::remove`] takes it out, stops its upstream and
+//! closes its fan-out, which ends every live stream of it.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::{CameraOpener, CameraSource, CameraStatus, Frame, LinkState, jpeg_dimensions};
 use crate::config::CameraConfig;
@@ -60,14 +68,19 @@ const TICK: Duration = Duration::from_millis(100);
 /// Every configured camera and its upstream.
 #[derive(Debug)]
 pub struct Hub {
-    cameras: Vec<Arc<Camera>>,
+    cameras: RwLock<Vec<Arc<Camera>>>,
     opener: Arc<dyn CameraOpener>,
     options: HubOptions,
 }
 
 #[derive(Debug)]
 struct Camera {
-    config: CameraConfig,
+    /// Id and source; changed in place by [`Hub::update`].
+    config: Mutex<CameraConfig>,
+    /// Bumped when the source changes: the upstream reconnects to the new one.
+    generation: watch::Sender<u64>,
+    /// Cancelled when the camera is removed: the upstream stops.
+    removed: CancellationToken,
     /// The running fan-out, if an upstream task is alive.
     slot: Mutex<Option<Fanout<Frame>>>,
     /// When a viewer last arrived: a snapshot comes and goes between two idle checks,
@@ -152,37 +165,100 @@ impl Hub {
         opener: Arc<dyn CameraOpener>,
         options: HubOptions,
     ) -> Self {
-        let cameras = cameras
-            .iter()
-            .map(|config| {
-                Arc::new(Camera {
-                    config: config.clone(),
-                    slot: Mutex::new(None),
-                    last_watch: Mutex::new(Instant::now()),
-                    health: watch::Sender::new(Health::default()),
-                })
-            })
-            .collect();
+        let cameras = cameras.iter().map(Camera::new).collect();
         Self {
-            cameras,
+            cameras: RwLock::new(cameras),
             opener,
             options,
         }
     }
 
     /// The configured source of camera `id`.
-    pub fn source(&self, id: &str) -> Option<&CameraSource> {
-        self.find(id).map(|c| &c.config.source)
+    pub fn source(&self, id: &str) -> Option<CameraSource> {
+        self.find(id).map(|c| c.config().source)
     }
 
-    fn find(&self, id: &str) -> Option<&Arc<Camera>> {
-        self.cameras.iter().find(|c| c.config.id == id)
+    /// Every camera's id and source, in order.
+    pub fn configs(&self) -> Vec<CameraConfig> {
+        self.list().iter().map(|c| c.config()).collect()
+    }
+
+    fn list(&self) -> Vec<Arc<Camera>> {
+        self.cameras
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn find(&self, id: &str) -> Option<Arc<Camera>> {
+        self.cameras
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|c| c.id() == id)
+            .cloned()
+    }
+
+    /// Adds a camera; `false` (and nothing changes) if its id is taken.
+    pub fn add(&self, config: &CameraConfig) -> bool {
+        let mut cameras = self.cameras.write().unwrap_or_else(PoisonError::into_inner);
+        if cameras.iter().any(|c| c.id() == config.id) {
+            return false;
+        }
+        cameras.push(Camera::new(config));
+        true
+    }
+
+    /// Renames camera `id` and/or changes its source, keeping its viewers. `false` if
+    /// there is no camera `id` or the new id belongs to another camera.
+    pub fn update(&self, id: &str, config: &CameraConfig) -> bool {
+        let cameras = self.cameras.write().unwrap_or_else(PoisonError::into_inner);
+        if config.id != id && cameras.iter().any(|c| c.id() == config.id) {
+            return false;
+        }
+        let Some(camera) = cameras.iter().find(|c| c.id() == id) else {
+            return false;
+        };
+        let source_changed = {
+            let mut current = camera.config.lock().unwrap_or_else(PoisonError::into_inner);
+            let changed = current.source != config.source;
+            *current = config.clone();
+            changed
+        };
+        if source_changed {
+            camera.generation.send_modify(|g| *g = g.wrapping_add(1));
+        }
+        true
+    }
+
+    /// Removes camera `id`: its upstream stops and every live stream of it ends.
+    pub fn remove(&self, id: &str) -> bool {
+        let camera = {
+            let mut cameras = self.cameras.write().unwrap_or_else(PoisonError::into_inner);
+            let Some(pos) = cameras.iter().position(|c| c.id() == id) else {
+                return false;
+            };
+            cameras.remove(pos)
+        };
+        camera.removed.cancel();
+        if let Some(fanout) = camera
+            .slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            fanout.close();
+        }
+        true
     }
 
     /// Starts watching camera `id`, starting its upstream if it is idle. `None` if there
     /// is no such camera. Must be called inside a tokio runtime.
     pub fn watch(&self, id: &str) -> Option<Watch> {
         let camera = self.find(id)?;
+        if camera.removed.is_cancelled() {
+            return None;
+        }
         let mut slot = camera.slot.lock().unwrap_or_else(PoisonError::into_inner);
         let fanout = match &*slot {
             Some(f) => f.clone(),
@@ -214,7 +290,7 @@ impl Hub {
 
     /// Live status of every camera, in configuration order.
     pub fn statuses(&self) -> Vec<CameraStatus> {
-        self.cameras.iter().map(|c| c.status()).collect()
+        self.list().iter().map(|c| c.status()).collect()
     }
 
     /// Live status of camera `id`.
@@ -224,6 +300,32 @@ impl Hub {
 }
 
 impl Camera {
+    fn new(config: &CameraConfig) -> Arc<Self> {
+        Arc::new(Self {
+            config: Mutex::new(config.clone()),
+            generation: watch::Sender::new(0),
+            removed: CancellationToken::new(),
+            slot: Mutex::new(None),
+            last_watch: Mutex::new(Instant::now()),
+            health: watch::Sender::new(Health::default()),
+        })
+    }
+
+    fn config(&self) -> CameraConfig {
+        self.config
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn id(&self) -> String {
+        self.config
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .id
+            .clone()
+    }
+
     fn status(&self) -> CameraStatus {
         let (viewers, running) = {
             let slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
@@ -234,9 +336,10 @@ impl Camera {
         };
         let h = self.health.borrow().clone();
         let state = if running { h.state } else { LinkState::Idle };
+        let config = self.config();
         CameraStatus {
-            id: self.config.id.clone(),
-            kind: self.config.source.kind().to_string(),
+            id: config.id,
+            kind: config.source.kind().to_string(),
             online: state == LinkState::Online,
             state,
             error: h.error,
@@ -288,6 +391,10 @@ enum Ended {
     Idle,
     /// The camera failed; reconnect after a backoff.
     Failed(String),
+    /// The owner changed the source: reconnect to the new one now.
+    Reconfigured,
+    /// The owner removed the camera: stop.
+    Removed,
 }
 
 /// The upstream task of one camera: connect, pump, reconnect, until idle.
@@ -297,7 +404,6 @@ async fn upstream(
     opener: Arc<dyn CameraOpener>,
     options: HubOptions,
 ) {
-    let id = camera.config.id.clone();
     let mut idle_since = None;
     let mut backoff = options.backoff_min;
     let mut ticks = tokio::time::interval(TICK);
@@ -317,10 +423,22 @@ async fn upstream(
         )
         .await;
         camera.health.send_modify(|h| h.connected = false);
+        let id = camera.id();
         let why = match ended {
             Ended::Idle => {
                 tracing::debug!(camera = %id, "no viewers for the grace period; disconnected");
                 return;
+            }
+            Ended::Removed => {
+                tracing::info!(camera = %id, "camera removed; disconnected");
+                fanout.close();
+                return;
+            }
+            Ended::Reconfigured => {
+                tracing::info!(camera = %id, "camera source changed; reconnecting");
+                fanout.forget_gop();
+                backoff = options.backoff_min;
+                continue;
             }
             Ended::Failed(why) => why,
         };
@@ -332,8 +450,20 @@ async fn upstream(
         });
         // Wait out the backoff, but stop at once when the last viewer's grace runs out.
         let retry_at = tokio::time::Instant::now() + backoff;
+        let mut generation = camera.generation.subscribe();
         while tokio::time::Instant::now() < retry_at {
-            ticks.tick().await;
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = camera.removed.cancelled() => {
+                    fanout.close();
+                    return;
+                }
+                // A new source is worth trying at once.
+                _ = generation.changed() => {
+                    fanout.forget_gop();
+                    break;
+                }
+            }
             if camera.should_stop(&fanout, &mut idle_since, options.grace) {
                 return;
             }
@@ -352,10 +482,15 @@ async fn connect_and_pump(
     ticks: &mut tokio::time::Interval,
     backoff: &mut Duration,
 ) -> Ended {
-    let opening = tokio::time::timeout(options.connect_timeout, opener.open(&camera.config.source));
+    let mut generation = camera.generation.subscribe();
+    generation.mark_unchanged();
+    let source = camera.config().source;
+    let opening = tokio::time::timeout(options.connect_timeout, opener.open(&source));
     tokio::pin!(opening);
     let mut frames = loop {
         tokio::select! {
+            _ = camera.removed.cancelled() => return Ended::Removed,
+            _ = generation.changed() => return Ended::Reconfigured,
             opened = &mut opening => match opened {
                 Ok(Ok(frames)) => break frames,
                 Ok(Err(e)) => return Ended::Failed(e.to_string()),
@@ -367,13 +502,15 @@ async fn connect_and_pump(
         }
     };
     camera.health.send_modify(|h| h.connected = true);
-    tracing::info!(camera = %camera.config.id, "camera connected");
+    tracing::info!(camera = %camera.id(), "camera connected");
     let mut last_frame = Instant::now();
     // After a (re)connect, viewers must not get pictures that reference frames from
     // before the gap: skip to the first keyframe.
     let mut awaiting_keyframe = true;
     loop {
         tokio::select! {
+            _ = camera.removed.cancelled() => return Ended::Removed,
+            _ = generation.changed() => return Ended::Reconfigured,
             next = frames.next() => match next {
                 None => return Ended::Failed("the camera closed the stream".into()),
                 Some(Err(e)) => return Ended::Failed(e.to_string()),
@@ -697,6 +834,47 @@ mod tests {
             clip.live.load(Ordering::SeqCst) <= 1
         })
         .await;
+    }
+
+    #[tokio::test]
+    async fn a_new_source_reconnects_viewers_and_removal_ends_them() {
+        let clip = Clip::new(5, Duration::from_millis(5));
+        let hub = hub(clip.clone(), Duration::from_secs(5));
+        let mut a = hub.watch("front").unwrap();
+        a.first_frame(Duration::from_secs(5)).await.unwrap();
+        // A rename keeps the viewer; the same source does not reconnect.
+        let renamed = CameraConfig {
+            id: "porch".into(),
+            source: CameraSource::parse("rtsp://cam/x").unwrap(),
+        };
+        assert!(hub.update("front", &renamed));
+        assert!(hub.status("front").is_none());
+        assert_eq!(hub.status("porch").unwrap().viewers, 1);
+        assert_eq!(clip.opens.load(Ordering::SeqCst), 1);
+        // A new source: the upstream reconnects and the same viewer gets its frames.
+        let moved = CameraConfig {
+            id: "porch".into(),
+            source: CameraSource::parse("rtsp://cam/y").unwrap(),
+        };
+        assert!(hub.update("porch", &moved));
+        eventually("reconnect to the new source", || {
+            clip.opens.load(Ordering::SeqCst) == 2
+        })
+        .await;
+        let frame = tokio::time::timeout(Duration::from_secs(5), a.viewer.recv()).await;
+        assert!(matches!(frame, Ok(Some(_))));
+        assert_eq!(hub.source("porch"), Some(moved.source.clone()));
+        assert!(!hub.add(&moved), "ids stay unique");
+        // Removal ends the viewer's stream and the upstream.
+        assert!(hub.remove("porch"));
+        let end = tokio::time::timeout(Duration::from_secs(5), async {
+            while a.viewer.recv().await.is_some() {}
+        })
+        .await;
+        assert!(end.is_ok(), "the viewer's stream did not end");
+        eventually("upstream closed", || clip.live.load(Ordering::SeqCst) == 0).await;
+        assert!(hub.watch("porch").is_none() && !hub.remove("porch"));
+        assert!(hub.add(&moved));
     }
 
     impl Frame {

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod http;
 pub mod hub;
 pub mod multipart;
+pub mod onvif;
 pub mod rtsp;
 
 use std::sync::Arc;

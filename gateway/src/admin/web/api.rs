@@ -358,8 +358,8 @@ async fn pair(State(web): WebState, body: Result<Json<PairBody>, JsonRejection>)
     }
 }
 
-async fn cameras(State(web): WebState) -> Json<Value> {
-    Json(actions::cameras(&web.gw))
+async fn cameras(State(web): WebState) -> Response {
+    answer(crate::admin::cameras::list(&web.gw).await)
 }
 
 async fn remote_status(State(web): WebState) -> Response {

@@ -17,6 +17,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cameras;
 pub mod pages;
 
 use std::net::{IpAddr, SocketAddr};
@@ -91,6 +92,7 @@ pub fn router(web: Arc<Web>) -> Router {
     Router::new()
         .merge(pages::routes())
         .merge(api::routes())
+        .merge(cameras::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(web.clone(), guard))
         .layer(middleware::from_fn(refuse_large_bodies))

@@ -252,7 +252,7 @@ async fn devices(State(web): State<Arc<Web>>, Extension(a): Extension<Authed>) -
 async fn cameras(State(web): State<Arc<Web>>, Extension(a): Extension<Authed>) -> Html<String> {
     let mut body = String::from(
         "<table id=\"cameras\"><thead><tr><th>Camera</th><th>Kind</th><th>Status</th><th>Codec</th>\
-<th>Resolution</th><th>Viewers</th><th>Upstream</th></tr></thead><tbody>",
+<th>Resolution</th><th>Viewers</th><th>Upstream</th><th>From</th><th></th></tr></thead><tbody>",
     );
     let statuses = web.gw.cameras.statuses();
     for c in &statuses {
@@ -268,7 +268,8 @@ async fn cameras(State(web): State<Arc<Web>>, Extension(a): Extension<Authed>) -
             _ => "-".into(),
         };
         body.push_str(&format!(
-            "<tr data-camera=\"{id}\"><td>{id}</td><td>{kind}</td><td class=\"cam-state\">{state} <small>{err}</small></td><td>{codec}</td><td>{res}</td><td>{viewers}</td><td>{up}</td></tr>",
+            "<tr data-camera=\"{id}\"><td>{id}</td><td>{kind}</td><td class=\"cam-state\">{state} <small>{err}</small></td><td>{codec}</td><td>{res}</td><td>{viewers}</td><td>{up}</td>{manage}</tr>",
+            manage = super::cameras::manage_cells(&web.gw, &c.id),
             id = esc(&s("id")),
             kind = esc(&s("kind")),
             state = esc(&s("state")),
@@ -279,7 +280,7 @@ async fn cameras(State(web): State<Arc<Web>>, Extension(a): Extension<Authed>) -
         ));
     }
     body.push_str("</tbody></table><div class=\"views\">");
-    for c in &web.gw.config.cameras {
+    for c in &web.gw.cameras.configs() {
         let id = esc(&c.id);
         let is_video = matches!(c.source, crate::camera::CameraSource::Rtsp { .. });
         if is_video {
@@ -293,6 +294,7 @@ async fn cameras(State(web): State<Arc<Web>>, Extension(a): Extension<Authed>) -
         }
     }
     body.push_str("</div>");
+    body.push_str(super::cameras::PANEL);
     page(&web, Some(&a), "Cameras", &body)
 }
 
@@ -347,7 +349,7 @@ async fn audit(
         ));
     }
     let mut cam_opts = String::from("<option value=\"\">any</option>");
-    for c in &web.gw.config.cameras {
+    for c in &web.gw.cameras.configs() {
         cam_opts.push_str(&format!(
             "<option value=\"{id}\"{sel}>{id}</option>",
             id = esc(&c.id),

@@ -1,0 +1,325 @@
+//! `latchkey cameras add|edit|remove|test|discover`: argument parsing and printing only;
+//! the daemon does the work through the admin socket (`admin/cameras.rs`).
+
+use std::io::BufRead as _;
+use std::path::Path;
+
+use clap::Subcommand;
+use latchkey_gateway::admin::cameras::{CameraInput, CameraRequest};
+use latchkey_gateway::admin::cameras_onvif::{OnvifTarget, Secret};
+use latchkey_gateway::admin::socket::{self, AdminRequest};
+use serde_json::Value;
+
+use super::s;
+
+/// What to do with cameras.
+#[derive(Subcommand, Debug)]
+pub enum CamerasCommand {
+    /// Add a camera by its URL or from ONVIF. It is test-connected, saved and served at once.
+    Add {
+        /// Its name (used in URLs and grants): 1 to 32 of a-z 0-9 - _.
+        name: String,
+        /// Source URL: rtsp://host[:port]/path, mjpeg+http://…, snapshot+http://….
+        #[arg(long, required_unless_present = "onvif", conflicts_with = "onvif")]
+        url: Option<String>,
+        /// Ask the ONVIF camera at this address (host[:port] or its device service URL)
+        /// for its streams: the main stream is its highest-resolution H.264/H.265 profile.
+        #[arg(long, value_name = "ADDR")]
+        onvif: Option<String>,
+        /// With --onvif: use this profile (token) as the main stream instead.
+        #[arg(long, requires = "onvif")]
+        main_profile: Option<String>,
+        /// With --onvif: use this profile (token) as the sub-stream.
+        #[arg(long, requires = "onvif")]
+        sub_profile: Option<String>,
+        /// User name for the camera.
+        #[arg(long)]
+        user: Option<String>,
+        /// Read the camera's password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Save without a test connection.
+        #[arg(long)]
+        no_test: bool,
+    },
+    /// Change a camera added at run time: rename it (grants follow), or give it a new URL,
+    /// user or password (viewers are moved to the new source at once).
+    Edit {
+        /// Its current name.
+        name: String,
+        /// New name.
+        #[arg(long)]
+        rename: Option<String>,
+        /// New source URL.
+        #[arg(long)]
+        url: Option<String>,
+        /// New user name (empty: none).
+        #[arg(long)]
+        user: Option<String>,
+        /// Read a new password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Save without a test connection.
+        #[arg(long)]
+        no_test: bool,
+    },
+    /// Remove a camera added at run time; its live streams end and grants drop it.
+    Remove {
+        /// Its name.
+        name: String,
+    },
+    /// Connect to a camera now and report what it sends.
+    Test {
+        /// Its name.
+        name: String,
+    },
+    /// Find ONVIF cameras: WS-Discovery on every LAN interface (multicast, TTL 1).
+    Discover {
+        /// Also probe this address directly (a camera on another subnet). Repeatable.
+        #[arg(long = "address", value_name = "IP")]
+        addresses: Vec<String>,
+        /// How long to listen for answers.
+        #[arg(long, default_value = "1500ms", value_parser = humantime::parse_duration)]
+        wait: std::time::Duration,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Text from a camera, safe for a terminal (discovery already cleaned it; this keeps the
+/// table aligned and shows a dash for nothing).
+fn cell(v: &Value, key: &str) -> String {
+    s(v, key)
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+fn print_discovered(result: &Value) {
+    let all = result.as_array().map(Vec::as_slice).unwrap_or_default();
+    if all.is_empty() {
+        println!("no ONVIF camera answered; check that it is on this LAN, or try --address IP");
+        return;
+    }
+    println!(
+        "{:<16} {:<24} {:<16} {:<24} {:<10} ADVERTISES",
+        "ADDRESS", "MAKER", "MODEL", "FIRMWARE", "ADDED AS"
+    );
+    for f in all {
+        let d = f.get("device").unwrap_or(&Value::Null);
+        let added: Vec<&str> = f
+            .get("already_added")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        println!(
+            "{:<16} {:<24} {:<16} {:<24} {:<10} {}",
+            cell(f, "source"),
+            cell(d, "maker"),
+            cell(d, "model"),
+            cell(d, "firmware"),
+            if added.is_empty() {
+                "-".to_string()
+            } else {
+                added.join(",")
+            },
+            cell(f, "xaddr"),
+        );
+        if let Some(note) = f.get("note").and_then(Value::as_str) {
+            println!(
+                "{:<16} note: {}",
+                "",
+                cell(&serde_json::json!({ "n": note }), "n")
+            );
+        }
+    }
+}
+
+fn print_onvif_choice(o: &Value) {
+    let d = o.get("device").unwrap_or(&Value::Null);
+    println!(
+        "ONVIF camera: {} {} firmware {} (clock {} s from ours)",
+        cell(d, "maker"),
+        cell(d, "model"),
+        cell(d, "firmware"),
+        s(o, "clock_offset_secs")
+    );
+    let describe = |p: &Value| {
+        format!(
+            "profile {} ({}) {} {}x{}",
+            cell(p, "token"),
+            cell(p, "name"),
+            cell(p, "encoding"),
+            s(p, "width"),
+            s(p, "height")
+        )
+    };
+    for (label, key) in [("main stream", "main"), ("sub-stream ", "sub")] {
+        match o.get(key).filter(|v| !v.is_null()) {
+            Some(st) => println!(
+                "  {label}: {} at {}",
+                describe(st.get("profile").unwrap_or(&Value::Null)),
+                cell(st, "uri")
+            ),
+            None => println!("  {label}: none"),
+        }
+    }
+    println!("  snapshot   : {}", cell(o, "snapshot_uri"));
+    for p in o
+        .get("profiles")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        println!("  available  : {}", describe(p));
+    }
+    println!("  (choose others with --main-profile TOKEN / --sub-profile TOKEN)");
+}
+
+/// Reads one line (the password) from standard input.
+fn password_from_stdin() -> anyhow::Result<String> {
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprint!("camera password (shown as you type; pipe it in to hide it): ");
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let pass = line.trim_end_matches(['\r', '\n']).to_string();
+    if pass.is_empty() {
+        anyhow::bail!("--password-stdin: standard input had no password on its first line");
+    }
+    Ok(pass)
+}
+
+fn tested(result: &Value) -> String {
+    let t = result.get("test").unwrap_or(&Value::Null);
+    if t.is_null() {
+        "not tested".to_string()
+    } else {
+        format!(
+            "streams {} {}x{}",
+            s(t, "codec"),
+            s(t, "width"),
+            s(t, "height")
+        )
+    }
+}
+
+/// The admin request for a camera change.
+fn build(command: CamerasCommand) -> anyhow::Result<CameraRequest> {
+    Ok(match command {
+        CamerasCommand::Add {
+            name,
+            onvif: Some(address),
+            user,
+            password_stdin,
+            no_test,
+            main_profile,
+            sub_profile,
+            ..
+        } => CameraRequest::OnvifAdd {
+            id: name,
+            target: OnvifTarget {
+                address,
+                username: user.unwrap_or_else(|| "admin".to_string()),
+                password: Secret(if password_stdin {
+                    password_from_stdin()?
+                } else {
+                    String::new()
+                }),
+                main_profile,
+                sub_profile,
+            },
+            skip_test: no_test,
+        },
+        CamerasCommand::Add {
+            name,
+            url,
+            user,
+            password_stdin,
+            no_test,
+            ..
+        } => CameraRequest::Add {
+            camera: CameraInput {
+                id: Some(name),
+                url,
+                username: user,
+                password: password_stdin.then(password_from_stdin).transpose()?,
+                skip_test: no_test,
+                onvif: None,
+            },
+        },
+        CamerasCommand::Edit {
+            name,
+            rename,
+            url,
+            user,
+            password_stdin,
+            no_test,
+        } => CameraRequest::Edit {
+            id: name,
+            changes: CameraInput {
+                id: rename,
+                url,
+                username: user,
+                password: password_stdin.then(password_from_stdin).transpose()?,
+                skip_test: no_test,
+                onvif: None,
+            },
+        },
+        CamerasCommand::Remove { name } => CameraRequest::Remove { id: name },
+        CamerasCommand::Test { name } => CameraRequest::Test { id: name },
+        CamerasCommand::Discover { .. } => {
+            anyhow::bail!("internal: discovery is not a camera change")
+        }
+    })
+}
+
+/// Runs one `latchkey cameras …` subcommand against the daemon in `state`.
+pub async fn run(state: &Path, command: CamerasCommand) -> anyhow::Result<()> {
+    if let CamerasCommand::Discover {
+        addresses,
+        wait,
+        json,
+    } = command
+    {
+        let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        let action = CameraRequest::Discover { addresses, wait_ms };
+        let result = socket::request(state, &AdminRequest::Camera { action }).await?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&result)?);
+        } else {
+            print_discovered(&result);
+        }
+        return Ok(());
+    }
+    let action = build(command)?;
+    let op = match &action {
+        CameraRequest::Add { .. } => "added",
+        CameraRequest::Edit { .. } => "changed",
+        CameraRequest::Remove { .. } => "removed",
+        CameraRequest::Test { .. } => "tested",
+        _ => "added",
+    };
+    let result = socket::request(state, &AdminRequest::Camera { action }).await?;
+    match op {
+        "removed" => println!(
+            "camera {} removed ({} live streams ended)",
+            s(&result, "id"),
+            s(&result, "streams_ended")
+        ),
+        "tested" => println!("{}", tested(&serde_json::json!({ "test": result }))),
+        _ => {
+            if let Some(o) = result.get("onvif") {
+                print_onvif_choice(o);
+            }
+            println!(
+                "camera {} {op}: {} ({})",
+                s(&result, "id"),
+                s(&result, "url"),
+                tested(&result)
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# onvif-netns.sh - a home LAN in two network namespaces for the ONVIF onboarding tests.
+#
+#   [ns $PFX-gw]  lan0 10.78.0.1/24  (the gateway; discovery probes go out here)
+#                 wan0 198.51.100.2/24, default route via 198.51.100.1 (TEST-NET "internet":
+#                 nothing answers there; a capture on it must stay empty of discovery)
+#        |  veth
+#   [ns $PFX-cam] eth0 10.78.0.2/24  (the RTSP camera and the ONVIF peer)
+#
+# Nothing is linked to the host namespace. PFX must start with "onv" (this helper's tests).
+# Usage: onvif-netns.sh up | down
+set -euo pipefail
+: "${PFX:?set PFX}"
+case "$PFX" in onv*) ;; *) echo "PFX must start with onv" >&2; exit 2 ;; esac
+GW=$PFX-gw CAM=$PFX-cam
+
+kill_ns() {
+  local n=$1 p
+  ip netns list 2>/dev/null | grep -qw "^$n" || return 0
+  # every process in a namespace this script created was started there by the test
+  for p in $(ip netns pids "$n" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
+  for _ in $(seq 30); do [ -z "$(ip netns pids "$n" 2>/dev/null)" ] && break; sleep 0.1; done
+  for p in $(ip netns pids "$n" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+  ip netns del "$n" 2>/dev/null || true
+}
+
+down() { kill_ns "$GW"; kill_ns "$CAM"; }
+
+up() {
+  down
+  ip netns add "$GW"
+  ip netns add "$CAM"
+  ip -n "$GW" link set lo up
+  ip -n "$CAM" link set lo up
+  ip link add "$PFX-l0" netns "$GW" type veth peer name "$PFX-c0" netns "$CAM"
+  ip -n "$GW" link set "$PFX-l0" name lan0
+  ip -n "$CAM" link set "$PFX-c0" name eth0
+  ip -n "$GW" addr add 10.78.0.1/24 dev lan0
+  ip -n "$CAM" addr add 10.78.0.2/24 dev eth0
+  ip -n "$GW" link set lan0 up
+  ip -n "$CAM" link set eth0 up
+  # The "internet" side: a veth whose other end (wan1) stays in the namespace with no
+  # address, and a default route through it, so a probe sent the wrong way would be seen
+  # by a capture on wan0 and reach nobody.
+  ip -n "$GW" link add wan0 type veth peer name wan1
+  ip -n "$GW" link set wan1 up
+  ip -n "$GW" addr add 198.51.100.2/24 dev wan0
+  ip -n "$GW" link set wan0 up
+  ip -n "$GW" route add default via 198.51.100.1 dev wan0
+  ip -n "$CAM" route add 224.0.0.0/4 dev eth0
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  *) echo "usage: onvif-netns.sh up|down" >&2; exit 2 ;;
+esac
