@@ -167,21 +167,21 @@ mod tests {
         let steps = [
             Step {
                 version: CURRENT + 1,
-                sql: "CREATE TABLE cameras (id TEXT PRIMARY KEY)",
+                sql: "CREATE TABLE later_widgets (id TEXT PRIMARY KEY)",
             },
             Step {
                 version: CURRENT + 2,
-                sql: "ALTER TABLE cameras ADD COLUMN url TEXT",
+                sql: "ALTER TABLE later_widgets ADD COLUMN url TEXT",
             },
         ];
         apply(&mut c, &steps).unwrap();
         apply(&mut c, &steps).unwrap();
         assert_eq!(version(&c).unwrap(), CURRENT + 2);
-        c.execute("INSERT INTO cameras (id, url) VALUES ('a', 'b')", [])
+        c.execute("INSERT INTO later_widgets (id, url) VALUES ('a', 'b')", [])
             .unwrap();
         let bad = [Step {
             version: CURRENT + 3,
-            sql: "CREATE TABLE more (x); CREATE TABLE cameras (id)",
+            sql: "CREATE TABLE more (x); CREATE TABLE later_widgets (id)",
         }];
         assert!(apply(&mut c, &bad).is_err());
         assert_eq!(version(&c).unwrap(), CURRENT + 2);
