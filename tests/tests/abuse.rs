@@ -127,6 +127,33 @@ fn request(method: &str, path: &str, body: Body) -> hyper::Request<Body> {
         .unwrap()
 }
 
+/// Sends `req` on `sender` and waits up to `deadline` for the answer's head.
+async fn ask(
+    sender: &SendRequest<Body>,
+    req: hyper::Request<Body>,
+    deadline: Duration,
+) -> Option<hyper::Response<hyper::body::Incoming>> {
+    let mut sender = sender.clone();
+    tokio::time::timeout(deadline, async move {
+        sender.ready().await.ok()?;
+        sender.send_request(req).await.ok()
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// The status of `method path` sent with no body by `phone` on a fresh session.
+async fn status_of(addr: SocketAddr, phone: &Phone, method: &str, path: &str) -> u16 {
+    let sender = h2(session(addr, phone, now_ms()).await.unwrap()).await;
+    let r = ask(
+        &sender,
+        request(method, path, empty()),
+        Duration::from_secs(20),
+    );
+    r.await.unwrap().status().as_u16()
+}
+
 fn empty() -> Body {
     http_body_util::Empty::new().boxed_unsync()
 }
@@ -164,19 +191,12 @@ fn bodies_are_read_only_after_the_role_check_within_limits_and_deadlines() {
         for s in 0..3u64 {
             let sender = h2(session(addr, &guest, ts + s).await.unwrap()).await;
             for _ in 0..100 {
-                let mut sender = sender.clone();
+                let sender = sender.clone();
                 tasks.spawn(async move {
                     // ~1.9 MB of a body that never ends, on an owner route.
                     let req = request("POST", "/v1/invitations", stalling_body(30));
-                    let answer = tokio::time::timeout(Duration::from_secs(20), async {
-                        sender.ready().await.ok()?;
-                        sender.send_request(req).await.ok()
-                    })
-                    .await;
-                    match answer {
-                        Ok(Some(r)) => r.status().as_u16(),
-                        _ => 0,
-                    }
+                    let answer = ask(&sender, req, Duration::from_secs(20)).await;
+                    answer.map_or(0, |r| r.status().as_u16())
                 });
             }
             senders.push(sender);
@@ -212,16 +232,10 @@ fn bodies_are_read_only_after_the_role_check_within_limits_and_deadlines() {
     rt.block_on(async {
         let sender = h2(session(addr, &owner, now_ms()).await.unwrap()).await;
         let too_big = request("POST", "/v1/invitations", stalling_body(2));
-        let mut s1 = sender.clone();
-        let status = tokio::time::timeout(Duration::from_secs(30), async move {
-            s1.ready().await.unwrap();
-            s1.send_request(too_big).await.unwrap().status()
-        })
-        .await
-        .expect("a large body is refused at its limit, not read to its end");
-        assert_eq!(status, 413);
+        let answer = ask(&sender, too_big, Duration::from_secs(30)).await;
+        let status = answer.expect("a large body is refused at its limit, not read to its end");
+        assert_eq!(status.status(), 413);
         let started = Instant::now();
-        let mut s2 = sender.clone();
         let endless = StreamBody::new(
             futures_util::stream::iter([Ok::<_, Infallible>(Frame::data(Bytes::from_static(
                 b"{\"role\":",
@@ -229,15 +243,11 @@ fn bodies_are_read_only_after_the_role_check_within_limits_and_deadlines() {
             .chain(futures_util::stream::pending()),
         )
         .boxed_unsync();
-        let status = tokio::time::timeout(Duration::from_secs(40), async move {
-            s2.ready().await.unwrap();
-            s2.send_request(request("POST", "/v1/invitations", endless))
-                .await
-                .unwrap()
-                .status()
-        })
-        .await
-        .expect("a body that never ends meets a deadline");
+        let req = request("POST", "/v1/invitations", endless);
+        let answer = ask(&sender, req, Duration::from_secs(40)).await;
+        let status = answer
+            .expect("a body that never ends meets a deadline")
+            .status();
         assert_eq!(status, 408, "after {:?}", started.elapsed());
     });
 }
@@ -322,19 +332,13 @@ fn live_streams_are_capped_per_device_and_unread_ones_end_their_session() {
         for s in 0..3u64 {
             let sender = h2(session(addr, &hoarder, ts + s).await.unwrap()).await;
             for _ in 0..60 {
-                let mut sender = sender.clone();
-                let answer = tokio::time::timeout(Duration::from_secs(20), async {
-                    sender.ready().await.ok()?;
-                    let req = request("GET", "/v1/cameras/demo/live.mjpeg", empty());
-                    sender.send_request(req).await.ok()
-                })
-                .await;
-                match answer {
-                    Ok(Some(r)) => {
+                let req = request("GET", "/v1/cameras/demo/live.mjpeg", empty());
+                match ask(&sender, req, Duration::from_secs(20)).await {
+                    Some(r) => {
                         statuses.push(r.status().as_u16());
                         held.push(r); // never read
                     }
-                    _ => statuses.push(0),
+                    None => statuses.push(0),
                 }
             }
             senders.push(sender);
@@ -406,17 +410,14 @@ fn a_flood_of_refusals_never_evicts_security_events_and_shows_itself() {
         for s in 0..4u64 {
             let sender = h2(session(addr, &viewer, ts + s).await.unwrap()).await;
             for _ in 0..16 {
-                let mut sender = sender.clone();
-                let target = owner.id.clone();
+                let sender = sender.clone();
+                let path = format!("/v1/devices/{}/revoke", owner.id);
                 tasks.spawn(async move {
                     let mut n = 0u32;
                     for _ in 0..190 {
-                        if sender.ready().await.is_err() {
-                            break;
-                        }
-                        let path = format!("/v1/devices/{target}/revoke");
-                        match sender.send_request(request("POST", &path, empty())).await {
-                            Ok(r) if r.status() == 403 => n += 1,
+                        let req = request("POST", &path, empty());
+                        match ask(&sender, req, Duration::from_secs(20)).await {
+                            Some(r) if r.status() == 403 => n += 1,
                             _ => break,
                         }
                     }
@@ -484,16 +485,11 @@ fn strings_from_a_peer_reach_no_output_raw() {
     let owner = pair_as(&gw, dir.path(), "owner", "owner", "owner");
     let viewer = pair_as(&gw, dir.path(), "viewer", "viewer", "viewer");
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let mut sender = h2(session(gw.noise, &viewer, now_ms()).await.unwrap()).await;
-        sender.ready().await.unwrap();
-        let path = format!("/v1/devices/{EVIL}/revoke");
-        let r = sender
-            .send_request(request("POST", &path, empty()))
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 403);
-    });
+    let path = format!("/v1/devices/{EVIL}/revoke");
+    assert_eq!(
+        rt.block_on(status_of(gw.noise, &viewer, "POST", &path)),
+        403
+    );
     let table = latchkey(&gw.state, &["audit"])
         .unwrap()
         .expect_ok("audit")
@@ -583,16 +579,11 @@ fn names_that_imitate_are_refused_and_rows_show_ids() {
     );
     // A refused action names the device by id.
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let mut sender = h2(session(gw.noise, &copycat, now_ms()).await.unwrap()).await;
-        sender.ready().await.unwrap();
-        let path = format!("/v1/devices/{}/revoke", owner.id);
-        let r = sender
-            .send_request(request("POST", &path, empty()))
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 403);
-    });
+    let path = format!("/v1/devices/{}/revoke", owner.id);
+    assert_eq!(
+        rt.block_on(status_of(gw.noise, &copycat, "POST", &path)),
+        403
+    );
     let json = latchkey(&gw.state, &["audit", "--json"])
         .unwrap()
         .json()
