@@ -433,8 +433,11 @@ async fn session(
     };
     let (m2, session) = responder.accept(&psk, &hello, origin.elapsed()).ok()?;
     write_frame(&mut stream, &m2).await.ok()?;
-    // Past message 2: leave the pre-auth pool (and its eviction) for good.
+    // Past message 2: leave the pre-auth pool (and its eviction) for good, and give the
+    // handshake budget back (only a key on the allow-list gets here; the per-device
+    // session cap bounds what that key can hold).
     drop(pending);
+    preauth.refund(peer.ip());
     let (guard, closed) = gw
         .sessions
         .register_capped(&record.id.0, limits::MAX_SESSIONS_PER_DEVICE);
@@ -464,8 +467,7 @@ async fn session(
         _ = guard.token.cancelled() => return None,
         _ = shutdown.cancelled() => return None,
     }
-    // Proven: only now is this a session (rate-limit refund, last-seen, replay guard).
-    preauth.refund(peer.ip());
+    // Proven: only now is this a session (log, last-seen, replay guard on disk).
     if gw.should_record_session(&record.id.0, peer, now) {
         let store = gw.store.clone();
         let (id, a) = (record.id.0.clone(), peer.to_string());
