@@ -48,9 +48,10 @@ pub struct DeviceContext {
     pub cut: tokio_util::sync::CancellationToken,
 }
 
-/// An API error as JSON `{"error": "..."}`.
+/// An API error as JSON `{"error": "..."}`; the text may quote a camera or a peer, so it
+/// is escaped like every string from outside.
 fn error(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
+    (status, Json(json!({ "error": escape(message) }))).into_response()
 }
 
 /// The router phones talk to.

@@ -10,7 +10,7 @@ use latchkey_gateway::admin::socket::{self, AdminRequest};
 use latchkey_gateway::config::{self, Config, DEFAULT_ADMIN_PORT, DEFAULT_NOISE_PORT};
 use latchkey_gateway::{Gateway, Listeners};
 use latchkey_pairing::Role;
-use latchkey_pairing::text::cell;
+use latchkey_pairing::text::{cell, escape};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -626,11 +626,11 @@ async fn remote(state: PathBuf, command: RemoteCommand) -> anyhow::Result<()> {
                     }
                 );
                 if let Some(f) = r.get("fallback").and_then(Value::as_str) {
-                    println!("    or {f}");
+                    println!("    or {}", escape(f));
                 }
             }
             for p in g(&plan, "problems").as_array().into_iter().flatten() {
-                println!("  note: {}", p.as_str().unwrap_or_default());
+                println!("  note: {}", escape(p.as_str().unwrap_or_default()));
             }
             if requests.is_empty() {
                 anyhow::bail!("nothing can be asked of the router (see the notes above)");
@@ -690,7 +690,7 @@ async fn remote(state: PathBuf, command: RemoteCommand) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
                 if let Some(d) = g(&r, "removed").as_str() {
-                    println!("removed: {d}");
+                    println!("removed: {}", escape(d));
                 }
                 println!("mappings on the router {}:", s(&r, "router"));
                 println!(
@@ -705,7 +705,7 @@ async fn remote(state: PathBuf, command: RemoteCommand) -> anyhow::Result<()> {
                         s(m, "external_port"),
                         format!("{}:{}", s(m, "internal_client"), s(m, "internal_port")),
                         match g(m, "camera").as_str() {
-                            Some(c) => format!("camera {c}"),
+                            Some(c) => format!("camera {}", escape(c)),
                             None => s(m, "owner"),
                         },
                         s(m, "lease_secs"),
@@ -714,7 +714,7 @@ async fn remote(state: PathBuf, command: RemoteCommand) -> anyhow::Result<()> {
                 }
                 for m in g(&r, "mappings").as_array().into_iter().flatten() {
                     if let Some(w) = g(m, "warning").as_str() {
-                        println!("WARNING: {w}");
+                        println!("WARNING: {}", escape(w));
                     }
                 }
             }
@@ -800,7 +800,7 @@ fn print_remote_status(r: &Value) {
     }
     for k in ["ipv4_error", "ipv6_error"] {
         if let Some(e) = r[k].as_str() {
-            println!("problem:       {e}");
+            println!("problem:       {}", escape(e));
         }
     }
     println!("diagnosis:     {}", s(r, "diagnosis"));
