@@ -90,7 +90,7 @@ impl Plan {
                 handshake_secs: 2.0,
                 fanout_secs: 3.0,
                 first_frame_samples: 8,
-                idle_sessions: 1000,
+                idle_sessions: 200,
                 viewers: 100,
             }
         } else {
@@ -827,7 +827,13 @@ fn main() -> anyhow::Result<()> {
     let cl_rt = runtime("lk-client", 2);
     let g = start_gateway(&gw_rt)?;
     let phones = tempfile::tempdir()?;
-    let devices: Vec<Arc<Device>> = (0..4)
+    // A device holds at most MAX_SESSIONS_PER_DEVICE sessions (PROTOCOL.md "Limits"):
+    // enough phones that every viewer gets its own session.
+    let phone_count = plan
+        .viewers
+        .div_ceil(latchkey_gateway::limits::MAX_SESSIONS_PER_DEVICE)
+        .max(4);
+    let devices: Vec<Arc<Device>> = (0..phone_count)
         .map(|i| pair_in_process(&gw_rt, &cl_rt, &g, &phones.path().join(format!("p{i}"))))
         .map(|d| d.map(Arc::new))
         .collect::<anyhow::Result<_>>()?;
@@ -1066,17 +1072,24 @@ fn main() -> anyhow::Result<()> {
         let daemon = start_daemon()?;
         std::thread::sleep(Duration::from_secs(1));
         let idle_rss = rss_kib(daemon.child.id());
-        let dev = pair_daemon(&daemon, &cl_rt, &phones.path().join("idle"))?;
+        // Sessions spread over phones, each holding its maximum.
+        let per_phone = latchkey_gateway::limits::MAX_SESSIONS_PER_DEVICE;
+        let idle_phones = (0..plan.idle_sessions.div_ceil(per_phone))
+            .map(|i| pair_daemon(&daemon, &cl_rt, &phones.path().join(format!("idle{i}"))))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let noise_addr = daemon.noise;
         let pid = daemon.child.id();
         let (base, full, cpu_hs) = cl_rt.block_on(async {
-            // One session first, so one-time allocations are not charged to the 1,000.
-            drop(dev.connect(noise_addr).await?);
+            // One session first, so one-time allocations are not charged to the rest.
+            if let Some(dev) = idle_phones.first() {
+                drop(dev.connect(noise_addr).await?);
+            }
             tokio::time::sleep(Duration::from_millis(500)).await;
             let base = rss_kib(pid);
             let cpu0 = process_cpu(pid);
             let mut held = Vec::with_capacity(plan.idle_sessions);
-            for _ in 0..plan.idle_sessions {
+            for i in 0..plan.idle_sessions {
+                let dev = &idle_phones[i / per_phone];
                 held.push(dev.connect(noise_addr).await?);
             }
             let cpu = process_cpu(pid) - cpu0;

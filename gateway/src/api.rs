@@ -17,11 +17,12 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
+use latchkey_pairing::text::escape;
 use latchkey_pairing::{Action, DeviceRecord, ErrorCode, Role};
 use serde::Deserialize;
 use serde_json::json;
@@ -33,6 +34,7 @@ use crate::camera::{CameraSource, CameraStatus, Frame};
 use crate::live::{self, LiveError};
 use crate::store::AuditFilter;
 use crate::{Gateway, unix_now};
+use crate::{body, limits, live_guard};
 
 /// How long a viewer waits for a camera's first picture before being told it is offline.
 pub const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(15);
@@ -44,6 +46,8 @@ pub struct DeviceContext {
     pub id: String,
     /// Where the session comes from.
     pub peer: SocketAddr,
+    /// Cancelling it ends the session (a stream whose viewer stopped reading does).
+    pub cut: tokio_util::sync::CancellationToken,
 }
 
 /// The router phones talk to.
@@ -234,6 +238,23 @@ async fn device_camera(
     if device.may_view(&id, unix_now()).is_err() || gw.cameras.source(&id).is_none() {
         return no_such_camera();
     }
+    // Counted per device before anything is held for it (PROTOCOL.md "Limits").
+    let permit = if output == Output::Snapshot {
+        None
+    } else {
+        match gw
+            .live_streams
+            .try_take(&device.id.0, limits::MAX_LIVE_STREAMS_PER_DEVICE)
+        {
+            Some(p) => Some(p),
+            None => {
+                return error(
+                    ErrorCode::TooManyStreams,
+                    "too many live streams for this device; close one first",
+                );
+            }
+        }
+    };
     let detail = if output == Output::Mp4 {
         "live.mp4"
     } else {
@@ -244,7 +265,12 @@ async fn device_camera(
         addr: Some(ctx.peer.to_string()),
         detail: detail.into(),
     };
-    serve_camera(&gw, &id, output, deadline(&device), Some(watcher)).await
+    let response = serve_camera(&gw, &id, output, deadline(&device), Some(watcher)).await;
+    match permit {
+        Some(permit) if response.status() == StatusCode::OK => response
+            .map(|body| live_guard::guard(body, permit, ctx.cut.clone(), limits::STALL_TIMEOUT)),
+        _ => response,
+    }
 }
 
 /// When this device's access ends, as a tokio deadline for its streams.
@@ -325,11 +351,19 @@ async fn owner_only(
     what: &str,
 ) -> Result<String, Response> {
     match device.may(action, unix_now()) {
-        Ok(()) => Ok(format!("owner phone {} ({})", device.name, device.id.0)),
+        Ok(()) => Ok(format!(
+            "owner phone {} ({})",
+            device.id.0,
+            escape(&device.name)
+        )),
         Err(denied) => {
+            // Ids first; every peer-controlled string escaped (the `{id}` of the path too).
             let detail = format!(
-                "{} ({:?}) asked to {what}: {denied}",
-                device.name, device.role
+                "device {} ({}, {:?}) asked to {}: {denied}",
+                device.id.0,
+                escape(&device.name),
+                device.role,
+                escape(what)
             );
             actions::audit_refusal(gw, &device.id.0, &ctx.peer.to_string(), &detail).await;
             Err(api_error::denied(denied))
@@ -416,17 +450,28 @@ async fn owner_invite(
     State(gw): State<Arc<Gateway>>,
     Extension(device): Extension<DeviceRecord>,
     Extension(ctx): Extension<DeviceContext>,
-    body: Result<Json<InviteRequest>, axum::extract::rejection::JsonRejection>,
+    request_body: axum::body::Body,
 ) -> Response {
+    // The role first: a refused device's body is never read.
     if let Err(r) = owner_only(&gw, &device, &ctx, Action::Invite, "mint an invitation").await {
         return r;
     }
-    let Ok(Json(req)) = body else {
-        return error(
-            ErrorCode::BadRequest,
-            "expected JSON {role, cameras, expires_secs, name, auto_confirm}",
-        );
-    };
+    let req: InviteRequest =
+        match body::read_json(request_body, limits::MAX_BODY_BYTES, limits::BODY_DEADLINE).await {
+            Ok(r) => r,
+            Err(e @ body::BodyError::TooLarge(_)) => {
+                return error(ErrorCode::TooLarge, &e.to_string());
+            }
+            Err(e @ body::BodyError::TooSlow(_)) => {
+                return error(ErrorCode::BodyTimeout, &e.to_string());
+            }
+            Err(body::BodyError::Invalid(_)) => {
+                return error(
+                    ErrorCode::BadRequest,
+                    "expected JSON {role, cameras, expires_secs, name, auto_confirm}",
+                );
+            }
+        };
     if req.role == Role::Owner {
         return error(
             ErrorCode::BadRequest,

@@ -13,7 +13,9 @@ use crate::live::LiveError;
 /// The answer for `code`, with `message` for people.
 pub fn error(code: ErrorCode, message: &str) -> Response {
     let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, Json(ApiError::new(code, message))).into_response()
+    // The text may quote a camera, a path or a peer: escaped like every string from outside.
+    let message = latchkey_pairing::text::escape(message);
+    (status, Json(ApiError::new(code, message.as_ref()))).into_response()
 }
 
 /// A device turned away by the allow-list, or asking beyond its role or grants.

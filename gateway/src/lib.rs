@@ -16,17 +16,23 @@ pub mod admin;
 pub mod api;
 pub mod api_cameras;
 pub mod api_error;
+pub mod audit_flood;
 pub mod backup;
+pub mod body;
 pub mod camera;
 pub mod config;
 pub mod doctor;
 pub mod fanout;
+pub mod first_message;
+pub mod limits;
 pub mod listener;
 pub mod live;
+pub mod live_guard;
 pub mod mp4;
 pub mod net;
 pub mod portmap;
 pub mod preauth;
+pub mod refuse;
 pub mod service_cli;
 pub mod sessions;
 pub mod store;
@@ -79,8 +85,13 @@ pub struct Gateway {
     pub sessions: SessionRegistry,
     /// The Noise listener's address.
     pub noise_addr: SocketAddr,
-    /// Last accepted session hello timestamp per device (replay guard, WireGuard-style).
+    /// Last accepted session hello timestamp per device (replay guard, WireGuard-style);
+    /// persisted with last-seen and at shutdown, read back from the store on a miss.
     pub hello_times: Mutex<std::collections::HashMap<String, u64>>,
+    /// Rate limit and aggregation of routine audit rows per device.
+    pub routine_audit: audit_flood::RoutineAudit,
+    /// Live camera streams per device.
+    pub live_streams: limits::LiveStreams,
     /// Held while a pairing handshake is in progress: one pairing at a time.
     pub pairing_busy: tokio::sync::Mutex<()>,
     /// When and from where each device's last session start was written to the store.
@@ -143,6 +154,8 @@ impl Gateway {
             sessions: SessionRegistry::default(),
             noise_addr,
             hello_times: Mutex::default(),
+            routine_audit: audit_flood::RoutineAudit::default(),
+            live_streams: limits::LiveStreams::default(),
             pairing_busy: tokio::sync::Mutex::new(()),
             last_recorded: Mutex::default(),
             preauth_limits: preauth::Limits::default(),
@@ -229,6 +242,17 @@ pub async fn run(
         if let Err(e) = task.await {
             tracing::warn!("task ended badly during shutdown: {e}");
         }
+    }
+    // The replay guard survives the restart: store every hello accepted since last-seen.
+    let hellos: Vec<(String, u64)> = gateway
+        .hello_times
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|(d, t)| (d.clone(), *t))
+        .collect();
+    if let Err(e) = gateway.store.record_hellos(&hellos) {
+        tracing::warn!("saving the session replay guard: {e}");
     }
     let _ = std::fs::remove_file(admin::access::bind_path(&gateway.state_dir));
     Ok(())

@@ -2,8 +2,11 @@
 //!
 //! Every connection gets [`HANDSHAKE_DEADLINE`] to present a first frame that proves
 //! something: the pairing secret (pairing) or a key on the allow-list (session). Until
-//! then the gateway sends nothing at all; anything that fails is dropped without a
-//! byte, so a scanner cannot even tell that Latchkey listens here.
+//! then the gateway sends nothing at all; anything that fails gets no byte and ends the
+//! way every refusal ends (`refuse.rs`: held to the same time, drained, closed with a
+//! FIN), so a scanner cannot even tell that Latchkey listens here. A session counts as
+//! started only once the phone's first transport message decrypts (`first_message.rs`),
+//! and each device holds at most `limits::MAX_SESSIONS_PER_DEVICE` sessions.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,15 +17,17 @@ use hyper_util::service::TowerToHyperService;
 use latchkey_channel::{H2_MAX_FRAME, NoiseStream, read_frame, write_frame};
 use latchkey_pairing::frame::MAX_HANDSHAKE_FRAME;
 use latchkey_pairing::handshake::{self, PAIRING_TYPE, SESSION_TYPE};
+use latchkey_pairing::text::escape;
 use latchkey_pairing::{PairResult, PairingResponder, ServerHello, SessionPsk, SessionResponder};
 use rand::rngs::OsRng;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::DeviceContext;
+use crate::first_message::FirstRead;
 use crate::preauth::{Pending, PreAuth};
 use crate::store::PairingClaim;
-use crate::{Gateway, net, unix_now};
+use crate::{Gateway, audit_flood, limits, net, refuse, unix_now};
 
 /// Time a peer has to finish its part of a handshake.
 pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(5);
@@ -50,14 +55,20 @@ pub async fn serve(listener: TcpListener, gw: Arc<Gateway>, shutdown: Cancellati
         let (gw, shutdown, preauth, api) =
             (gw.clone(), shutdown.clone(), preauth.clone(), api.clone());
         tokio::spawn(async move {
-            let evicted = pending.evicted.clone();
             let peer = net::canonical(peer);
-            tokio::select! {
-                _ = handle(stream, peer, gw, api, pending, &preauth, shutdown) => {}
-                _ = evicted.cancelled() => tracing::debug!(%peer, "evicted from the handshake pool"),
-            }
+            handle(stream, peer, gw, api, pending, &preauth, shutdown).await;
         });
     }
+}
+
+/// What the unauthenticated stage of a connection came to.
+enum Admission {
+    /// Nothing proved: the peer gets silence and the common ending (`refuse`).
+    Refused,
+    /// A pairing ran past message 2; the connection is finished.
+    Paired(bool),
+    /// A session hello from a device that may connect.
+    Session(Box<Accepted>),
 }
 
 async fn handle(
@@ -71,39 +82,73 @@ async fn handle(
 ) {
     let _ = stream.set_nodelay(true);
     let origin = Instant::now();
+    let evicted = pending.evicted.clone();
+    let admission = tokio::select! {
+        a = admit(&mut stream, peer, &gw, origin, preauth) => a,
+        _ = evicted.cancelled() => {
+            tracing::debug!(%peer, "evicted from the handshake pool");
+            refuse::close_quietly(stream).await;
+            return;
+        }
+    };
+    match admission {
+        Admission::Refused => refuse::hold_then_close(stream, origin, &evicted).await,
+        Admission::Paired(paired) => {
+            if paired {
+                preauth.refund(peer.ip());
+            }
+        }
+        Admission::Session(accepted) => {
+            session(
+                stream, peer, &gw, api, *accepted, origin, pending, preauth, shutdown,
+            )
+            .await;
+        }
+    }
+}
+
+/// Reads the first frame and decides what the connection is, writing nothing unless a
+/// pairing secret was proved.
+async fn admit(
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+    gw: &Arc<Gateway>,
+    origin: Instant,
+    preauth: &PreAuth,
+) -> Admission {
     let first = match tokio::time::timeout(
         HANDSHAKE_DEADLINE,
-        read_frame(&mut stream, MAX_HANDSHAKE_FRAME),
+        read_frame(&mut *stream, MAX_HANDSHAKE_FRAME),
     )
     .await
     {
         Ok(Ok(f)) => f,
         Ok(Err(e)) => {
-            tracing::debug!(%peer, "dropped before a handshake: {e}");
-            return;
+            tracing::debug!(%peer, "refused before a handshake: {e}");
+            return Admission::Refused;
         }
         Err(_) => {
-            tracing::debug!(%peer, "dropped: no handshake within the deadline");
-            return;
+            tracing::debug!(%peer, "refused: no handshake within the deadline");
+            return Admission::Refused;
         }
     };
     if !preauth.allow(peer.ip(), Instant::now()) {
-        tracing::debug!(%peer, "dropped: handshake rate limit for this source");
-        return;
+        tracing::debug!(%peer, "refused: handshake rate limit for this source");
+        return Admission::Refused;
     }
     match handshake::split_type(&first) {
-        Ok((PAIRING_TYPE, m1)) => {
-            if pairing(stream, peer, &gw, m1, origin).await {
-                preauth.refund(peer.ip());
-            }
+        Ok((PAIRING_TYPE, m1)) => match pairing(stream, peer, gw, m1, origin).await {
+            Some(paired) => Admission::Paired(paired),
+            None => Admission::Refused,
+        },
+        Ok((SESSION_TYPE, m1)) => match check_session(peer, gw, m1).await {
+            Some(a) => Admission::Session(Box::new(a)),
+            None => Admission::Refused,
+        },
+        Ok(_) | Err(_) => {
+            tracing::debug!(%peer, "refused: not a Latchkey handshake");
+            Admission::Refused
         }
-        Ok((SESSION_TYPE, m1)) => {
-            session(
-                stream, peer, &gw, api, m1, origin, pending, preauth, shutdown,
-            )
-            .await;
-        }
-        Ok(_) | Err(_) => tracing::debug!(%peer, "dropped: not a Latchkey handshake"),
     }
 }
 
@@ -112,27 +157,28 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     tokio::task::spawn_blocking(f).await.ok()
 }
 
-/// Runs a pairing; true when a phone was paired.
+/// Runs a pairing: `None` when refused before message 2 (the peer got nothing), else
+/// whether a phone was paired.
 async fn pairing(
-    mut stream: TcpStream,
+    stream: &mut TcpStream,
     peer: SocketAddr,
     gw: &Arc<Gateway>,
     m1: &[u8],
     origin: Instant,
-) -> bool {
+) -> Option<bool> {
     let addr = peer.to_string();
     let store = gw.store.clone();
     let candidates = match blocking(move || store.pairing_candidates(unix_now())).await {
         Some(Ok(c)) => c,
         Some(Err(e)) => {
             tracing::error!("pairing refused: {e}");
-            return false;
+            return None;
         }
-        None => return false,
+        None => return None,
     };
     if candidates.is_empty() {
         tracing::debug!(%peer, "pairing attempt while no pairing code is open");
-        return false;
+        return None;
     }
     let secrets: Vec<&latchkey_pairing::PairingSecret> =
         candidates.iter().map(|c| &c.secret).collect();
@@ -148,51 +194,41 @@ async fn pairing(
             {
                 tracing::warn!(%peer, failures = n, closed, "failed pairing attempt");
             }
-            return false;
+            return None;
         }
     };
-    let Some(candidate) = candidates.get(responder.candidate()) else {
-        return false;
-    };
+    let candidate = candidates.get(responder.candidate())?;
     if !candidate.open {
         tracing::warn!(%peer, "a pairing code that was already used was presented again");
-        let store = gw.store.clone();
-        let a = addr.clone();
-        blocking(move || {
-            store.audit(
-                unix_now(),
-                "pairing-reused",
-                None,
-                Some(&a),
-                "ALARM: a pairing code that was already used was presented again; someone may have a photo of the QR code",
-            )
-        })
-        .await;
-        return false;
+        // Rate-limited per source like every row a peer can trigger at will: a replay
+        // loop costs a few rows and one flood summary, never older security events.
+        let row = audit_flood::Row {
+            kind: "pairing-reused",
+            device: None,
+            addr: &addr,
+            detail: "ALARM: a pairing code that was already used was presented again; someone may have a photo of the QR code",
+        };
+        audit_flood::limited(gw, &format!("source {}", peer.ip()), row).await;
+        return None;
     }
     let Ok(_busy) = gw.pairing_busy.try_lock() else {
-        let store = gw.store.clone();
-        let a = addr.clone();
-        blocking(move || {
-            store.audit(
-                unix_now(),
-                "pairing-busy",
-                None,
-                Some(&a),
-                "a second pairing attempt while one was in progress",
-            )
-        })
-        .await;
-        return false;
+        let row = audit_flood::Row {
+            kind: "pairing-busy",
+            device: None,
+            addr: &addr,
+            detail: "a second pairing attempt while one was in progress",
+        };
+        audit_flood::limited(gw, &format!("source {}", peer.ip()), row).await;
+        return None;
     };
     let window = candidate.window;
     let exchange = async {
-        write_frame(&mut stream, &m2).await.ok()?;
-        read_frame(&mut stream, MAX_HANDSHAKE_FRAME).await.ok()
+        write_frame(&mut *stream, &m2).await.ok()?;
+        read_frame(&mut *stream, MAX_HANDSHAKE_FRAME).await.ok()
     };
     let Ok(Some(m3)) = tokio::time::timeout(HANDSHAKE_DEADLINE * 2, exchange).await else {
         tracing::info!(%peer, "pairing abandoned by the phone");
-        return false;
+        return Some(false);
     };
     let phone = match responder.read_request(&m3, origin.elapsed()) {
         Ok(p) => p,
@@ -201,11 +237,11 @@ async fn pairing(
             let a = addr.clone();
             let why = format!("bad pairing message 3: {e}");
             blocking(move || store.pairing_failed(unix_now(), &a, &why)).await;
-            return false;
+            return Some(false);
         }
     };
     let Ok(psk) = SessionPsk::generate(&mut OsRng) else {
-        return false;
+        return Some(false);
     };
     let store = gw.store.clone();
     let (key, name, code, psk2, a) = (
@@ -237,11 +273,11 @@ async fn pairing(
                 store.audit(unix_now(), "pairing-refused", None, Some(&addr), &detail)
             })
             .await;
-            return false;
+            return Some(false);
         }
-        None => return false,
+        None => return Some(false),
     };
-    tracing::info!(device = %device.record.id, name = %device.record.name, code = %device.code, state = device.record.state.as_str(), "phone paired");
+    tracing::info!(device = %device.record.id, name = %escape(&device.record.name), code = %device.code, state = device.record.state.as_str(), "phone paired");
     let result = PairResult {
         device_id: device.record.id.0.clone(),
         state: device.record.state,
@@ -254,16 +290,21 @@ async fn pairing(
         let _ = stream.write_all(&wire).await;
         let _ = stream.shutdown().await;
     }
-    true
+    Some(true)
 }
 
 /// Serves `router` over HTTP/2 inside an established Noise channel until the phone
 /// goes away. The gateway's one way of running HTTP/2 (the relay benchmark measures it).
-pub async fn serve_channel(
-    noise: NoiseStream<TcpStream>,
+/// Flow-control windows, streams per session, send buffers and header sizes are the
+/// per-session budgets of `limits`.
+pub async fn serve_channel<S>(
+    noise: S,
     router: axum::Router,
     device: Option<DeviceContext>,
-) -> Result<(), hyper::Error> {
+) -> Result<(), hyper::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     use tower::ServiceExt as _;
     // Attach the session's identity to each request; the router itself is shared.
     let service = router.map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
@@ -277,28 +318,49 @@ pub async fn serve_channel(
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(20))
-        .max_frame_size(H2_MAX_FRAME);
+        .max_frame_size(H2_MAX_FRAME)
+        .max_concurrent_streams(limits::MAX_H2_STREAMS_PER_SESSION)
+        .initial_stream_window_size(limits::H2_STREAM_WINDOW)
+        .initial_connection_window_size(limits::H2_CONN_WINDOW)
+        .max_send_buf_size(limits::H2_MAX_SEND_BUF)
+        .max_header_list_size(limits::H2_MAX_HEADER_LIST);
     builder
         .serve_connection(TokioIo::new(noise), TowerToHyperService::new(service))
         .await
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn session(
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    gw: &Arc<Gateway>,
-    api: axum::Router,
-    m1: &[u8],
-    origin: Instant,
-    pending: Pending,
-    preauth: &PreAuth,
-    shutdown: CancellationToken,
-) -> Option<()> {
+/// A session hello that passed every check: the device may connect.
+struct Accepted {
+    responder: SessionResponder,
+    record: latchkey_pairing::DeviceRecord,
+    psk: SessionPsk,
+}
+
+/// Milliseconds since the Unix epoch, from the system clock.
+fn unix_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Checks a session hello (message 1): a key on the allow-list, a device that may
+/// connect now, a timestamp newer than the last one accepted (remembered across
+/// restarts) and not too far ahead. Writes nothing to the peer.
+async fn check_session(peer: SocketAddr, gw: &Arc<Gateway>, m1: &[u8]) -> Option<Accepted> {
     let responder = SessionResponder::read_hello(&gw.keys, m1, &mut OsRng).ok()?;
     let key = responder.remote_key();
     let store = gw.store.clone();
-    let found = match blocking(move || store.device_by_key(&key)).await? {
+    let looked_up = blocking(move || {
+        let found = store.device_by_key(&key)?;
+        let stored = match &found {
+            Some((record, _)) => store.last_hello(&record.id.0)?,
+            None => 0,
+        };
+        Ok::<_, crate::store::StoreError>((found, stored))
+    })
+    .await?;
+    let (found, stored) = match looked_up {
         Ok(f) => f,
         Err(e) => {
             tracing::error!(%peer, "session refused, the store is unreadable: {e}");
@@ -309,24 +371,60 @@ async fn session(
         tracing::debug!(%peer, key = %key.fingerprint(), "session from an unknown key");
         return None;
     };
-    let now = unix_now();
     if gw.sessions.is_blocked(&record.id.0) {
         tracing::info!(%peer, device = %record.id, "session refused: revoked (not yet saved to disk)");
         return None;
     }
-    if let Err(denied) = record.admit(now) {
+    if let Err(denied) = record.admit(unix_now()) {
         tracing::info!(%peer, device = %record.id, "session refused: {denied}");
         return None;
     }
     {
+        let now_ms = unix_now_ms();
+        let hello = responder.hello().timestamp_ms;
         let mut seen = gw.hello_times.lock().unwrap_or_else(|p| p.into_inner());
         let last = seen.entry(record.id.0.clone()).or_insert(0);
-        if responder.hello().timestamp_ms <= *last {
-            tracing::warn!(%peer, device = %record.id, "replayed or stale session hello");
+        // A guard above what could ever be accepted (a clock that ran ahead once) is
+        // lowered to that bound, so it can never lock the phone out for long.
+        let floor = (*last)
+            .max(stored)
+            .min(now_ms.saturating_add(limits::HELLO_MAX_AHEAD_MS));
+        if let Err(why) = limits::hello_fresh(hello, floor, now_ms) {
+            tracing::warn!(%peer, device = %record.id, hello_ms = hello, now_ms, "session refused: {why}");
             return None;
         }
-        *last = responder.hello().timestamp_ms;
+        *last = hello;
     }
+    Some(Accepted {
+        responder,
+        record,
+        psk,
+    })
+}
+
+/// Answers an accepted hello with message 2 and serves the session. It counts as
+/// started (logged, last-seen and the replay guard written) only once the phone's first
+/// transport message decrypts: a phone with a wrong or stale PSK gets message 2 but
+/// nothing more.
+#[allow(clippy::too_many_arguments)]
+async fn session(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    gw: &Arc<Gateway>,
+    api: axum::Router,
+    accepted: Accepted,
+    origin: Instant,
+    pending: Pending,
+    preauth: &PreAuth,
+    shutdown: CancellationToken,
+) -> Option<()> {
+    let Accepted {
+        responder,
+        record,
+        psk,
+    } = accepted;
+    let now = unix_now();
+    let hello_ms = responder.hello().timestamp_ms;
     let hello = ServerHello {
         device_id: record.id.0.clone(),
         gateway_name: gw.config.name.clone(),
@@ -335,30 +433,62 @@ async fn session(
     };
     let (m2, session) = responder.accept(&psk, &hello, origin.elapsed()).ok()?;
     write_frame(&mut stream, &m2).await.ok()?;
-    // Authenticated: leave the pre-auth pool (and its eviction) for good.
+    // Past message 2: leave the pre-auth pool (and its eviction) for good, and give the
+    // handshake budget back (only a key on the allow-list gets here; the per-device
+    // session cap bounds what that key can hold).
     drop(pending);
     preauth.refund(peer.ip());
-    let guard = gw.sessions.register(&record.id.0);
-    if gw.should_record_session(&record.id.0, peer, now) {
-        let store = gw.store.clone();
-        let (id, a) = (record.id.0.clone(), peer.to_string());
-        tokio::task::spawn_blocking(move || store.touch(&id, &a, now));
+    let (guard, closed) = gw
+        .sessions
+        .register_capped(&record.id.0, limits::MAX_SESSIONS_PER_DEVICE);
+    if closed > 0 {
+        tracing::info!(%peer, device = %record.id, closed, "closed the device's oldest session: at most {} per device", limits::MAX_SESSIONS_PER_DEVICE);
     }
-    tracing::info!(%peer, device = %record.id, name = %record.name, "session started");
-
-    let noise = NoiseStream::new(stream, session, origin);
+    let cut = CancellationToken::new();
+    let (noise, proven) = FirstRead::new(NoiseStream::new(stream, session, origin));
     let ctx = DeviceContext {
         id: record.id.0.clone(),
         peer,
+        cut: cut.clone(),
     };
     let conn = serve_channel(noise, api, Some(ctx));
+    tokio::pin!(conn);
+    tokio::select! {
+        r = tokio::time::timeout(HANDSHAKE_DEADLINE, proven) => {
+            if !matches!(r, Ok(Ok(()))) {
+                tracing::debug!(%peer, device = %record.id, "no valid transport message: a wrong or stale session key?");
+                return None;
+            }
+        }
+        _ = &mut conn => {
+            tracing::debug!(%peer, device = %record.id, "channel ended before the phone proved its session key");
+            return None;
+        }
+        _ = guard.token.cancelled() => return None,
+        _ = shutdown.cancelled() => return None,
+    }
+    // Proven: only now is this a session (log, last-seen, replay guard on disk).
+    if gw.should_record_session(&record.id.0, peer, now) {
+        let store = gw.store.clone();
+        let (id, a) = (record.id.0.clone(), peer.to_string());
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.touch(&id, &a, now) {
+                tracing::warn!("recording last-seen: {e}");
+            }
+            if let Err(e) = store.record_hellos(&[(id, hello_ms)]) {
+                tracing::warn!("saving the session replay guard: {e}");
+            }
+        });
+    }
+    tracing::info!(%peer, device = %record.id, name = %escape(&record.name), "session started");
     let expiry = record
         .expires_at
         .map(|end| Duration::from_secs(end.saturating_sub(now)))
         .unwrap_or(Duration::from_secs(100 * 365 * 24 * 3600));
     tokio::select! {
         r = conn => if let Err(e) = r { tracing::debug!(%peer, "session ended: {e}") },
-        _ = guard.token.cancelled() => tracing::info!(%peer, device = %record.id, "session cut: device revoked"),
+        _ = guard.token.cancelled() => tracing::info!(%peer, device = %record.id, "session cut: device revoked or over its session cap"),
+        _ = cut.cancelled() => tracing::info!(%peer, device = %record.id, "session cut: a live stream went unread"),
         _ = tokio::time::sleep(expiry) => tracing::info!(%peer, device = %record.id, "session cut: access expired"),
         _ = shutdown.cancelled() => {},
     }

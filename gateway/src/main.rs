@@ -11,6 +11,7 @@ use latchkey_gateway::config::{self, Config, DEFAULT_ADMIN_PORT, DEFAULT_NOISE_P
 use latchkey_gateway::service_cli;
 use latchkey_gateway::{Gateway, Listeners};
 use latchkey_pairing::Role;
+use latchkey_pairing::text::cell;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -404,9 +405,12 @@ fn print_qr(uri: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `v[key]` as text for a terminal: every string from outside is escaped
+/// (`latchkey_pairing::text::escape`), so no control, bidi or invisible character
+/// reaches the owner's terminal raw.
 fn s(v: &Value, key: &str) -> String {
     match v.get(key) {
-        Some(Value::String(s)) => s.clone(),
+        Some(Value::String(s)) => latchkey_pairing::text::escape(s).into_owned(),
         Some(Value::Null) | None => "-".to_string(),
         Some(other) => other.to_string(),
     }
@@ -508,9 +512,9 @@ async fn admin(state: PathBuf, command: Command) -> anyhow::Result<()> {
                 println!(
                     "{:<17} {:<20} {:<7} {:<10} {:<8} {:<7} {:<21} {}",
                     s(d, "id"),
-                    s(d, "name"),
+                    cell(&s(d, "name"), 20),
                     s(d, "role"),
-                    s(d, "cameras"),
+                    cell(&s(d, "cameras"), 10),
                     s(d, "state"),
                     s(d, "code"),
                     when(d, "last_seen"),

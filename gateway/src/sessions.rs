@@ -1,5 +1,6 @@
-//! Live sessions per device, so a revocation can cut them all at once, and the
-//! in-memory list of revoked devices that holds even when the store cannot be written.
+//! Live sessions per device, so a revocation can cut them all at once, the per-device
+//! session cap (a new session closes the device's oldest beyond it), and the in-memory
+//! list of revoked devices that holds even when the store cannot be written.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -49,6 +50,27 @@ impl SessionRegistry {
             id,
             token,
         }
+    }
+
+    /// Registers a live session of `device`, first closing its oldest sessions so that it
+    /// holds at most `max` (this one included). Returns the guard and how many were closed.
+    pub fn register_capped(&self, device: &str, max: usize) -> (SessionGuard, usize) {
+        let mut closed = 0;
+        {
+            let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(sessions) = inner.by_device.get_mut(device) {
+                while sessions.len() >= max.max(1) {
+                    let Some(oldest) = sessions.keys().min().copied() else {
+                        break;
+                    };
+                    if let Some(token) = sessions.remove(&oldest) {
+                        token.cancel();
+                        closed += 1;
+                    }
+                }
+            }
+        }
+        (self.register(device), closed)
     }
 
     /// Cuts every live session of `device` and refuses it from now on, whatever the
@@ -108,5 +130,23 @@ mod tests {
         assert!(reg.is_blocked("a") && !reg.is_blocked("b"));
         drop(b);
         assert_eq!(reg.count("b"), 0);
+    }
+
+    #[test]
+    fn a_device_holds_at_most_its_cap_and_the_oldest_goes_first() {
+        let reg = SessionRegistry::default();
+        let guards: Vec<_> = (0..10).map(|_| reg.register_capped("a", 4).0).collect();
+        assert_eq!(reg.count("a"), 4);
+        let live: Vec<bool> = guards.iter().map(|g| !g.token.is_cancelled()).collect();
+        assert_eq!(
+            live,
+            [
+                false, false, false, false, false, false, true, true, true, true
+            ]
+        );
+        let other = reg.register_capped("b", 4);
+        assert_eq!(other.1, 0, "other devices are not touched");
+        drop(guards);
+        assert_eq!(reg.count("a"), 0);
     }
 }

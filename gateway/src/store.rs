@@ -20,6 +20,8 @@ use serde::Serialize;
 
 #[path = "store_cameras.rs"]
 pub mod cameras;
+mod security;
+pub use security::{FLOOD_CAP, ROUTINE_CAP, ROUTINE_KINDS, SECURITY_CAP};
 
 /// Database file name inside the state directory.
 pub const DB_FILE: &str = "latchkey.db";
@@ -27,8 +29,9 @@ pub const DB_FILE: &str = "latchkey.db";
 pub const MAX_PAIRING_FAILURES: u32 = 20;
 /// How long a used pairing secret is kept to recognise (and alarm on) its reuse.
 pub const USED_SECRET_MEMORY_SECS: u64 = 24 * 3600;
-/// Audit rows kept; older ones are deleted so the log stays bounded.
-pub const AUDIT_CAP: i64 = 10_000;
+/// Audit rows kept at most: routine and security rows have separate caps
+/// (`store/security.rs`), so a flood of routine rows never evicts a security event.
+pub const AUDIT_CAP: i64 = ROUTINE_CAP + FLOOD_CAP + SECURITY_CAP;
 
 /// Schema version 1, the baseline of `store_schema` (later changes are its steps).
 const SCHEMA: &str = "
@@ -147,6 +150,9 @@ pub enum StoreError {
     /// The store lock was poisoned by a panic elsewhere.
     #[error("the store is unusable after an internal error")]
     Poisoned,
+    /// A device name breaks the name rules (`latchkey_pairing::text`).
+    #[error("{0}")]
+    Name(#[from] latchkey_pairing::text::NameError),
 }
 
 /// What the owner asked for when opening a pairing window.
@@ -752,7 +758,10 @@ impl Store {
                 None => {}
             }
             let state = if auto_confirm { DeviceState::Active } else { DeviceState::Pending };
-            let name = name.filter(|n| !n.is_empty()).unwrap_or_else(|| suggested_name.to_string());
+            let name = match security::choose_name(&tx, name.filter(|n| !n.is_empty()), suggested_name, &id.0)? {
+                Ok(name) => name,
+                Err(e) => return Ok(Err(StoreError::Name(e))),
+            };
             tx.execute("UPDATE pairing_windows SET state = 'used', used_at = ?1 WHERE id = ?2", params![ts(now), window])?;
             tx.execute(
                 "INSERT INTO devices (id, public_key, name, role, cameras, expires_at, state, session_psk, code, created_at)
@@ -1042,13 +1051,15 @@ fn audit_in(
     addr: Option<&str>,
     detail: &str,
 ) -> Result<(), rusqlite::Error> {
+    // Every audit string is data: controls, bidi and invisible characters are escaped.
+    use latchkey_pairing::text::escape;
+    let (device, addr) = (device.map(escape), addr.map(escape));
     c.execute(
         "INSERT INTO audit (at, kind, device, addr, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![ts(now), kind, device, addr, detail],
+        params![ts(now), kind, device, addr, escape(detail)],
     )?;
-    let last = c.last_insert_rowid();
-    if last % 256 == 0 {
-        c.execute("DELETE FROM audit WHERE id <= ?1", [last - AUDIT_CAP])?;
+    if c.last_insert_rowid() % 256 == 0 {
+        security::prune_audit(c)?;
     }
     Ok(())
 }

@@ -35,6 +35,16 @@ pub const STEPS: &[Step] = &[
             created_at INTEGER NOT NULL
         );",
     },
+    // 3: the session-hello replay guard that survives a restart, and an index for the
+    // audit log's per-class retention.
+    Step {
+        version: 3,
+        sql: "CREATE TABLE IF NOT EXISTS hello_guard (
+             device TEXT PRIMARY KEY,
+             last_ms INTEGER NOT NULL
+         );
+         CREATE INDEX IF NOT EXISTS audit_kind_id ON audit (kind, id);",
+    },
 ];
 
 /// The schema version this code writes and reads.

@@ -44,6 +44,8 @@ pub enum ErrorCode {
     Conflict,
     /// 413: a request body over the gateway's limit.
     TooLarge,
+    /// 408: a request body that did not arrive in full within the gateway's deadline.
+    BodyTimeout,
     /// 429: this device already holds as many streams as the gateway allows it.
     TooManyStreams,
     /// 500: the gateway failed (store write, internal task).
@@ -77,6 +79,7 @@ impl ErrorCode {
             Self::MethodNotAllowed => 405,
             Self::Conflict => 409,
             Self::TooLarge => 413,
+            Self::BodyTimeout => 408,
             Self::TooManyStreams => 429,
             Self::Internal | Self::Unknown => 500,
             Self::CameraUnusable => 502,
@@ -101,6 +104,7 @@ impl ErrorCode {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict => "conflict",
             Self::TooLarge => "too_large",
+            Self::BodyTimeout => "body_timeout",
             Self::TooManyStreams => "too_many_streams",
             Self::Internal => "internal",
             Self::CameraUnusable => "camera_unusable",
@@ -111,7 +115,7 @@ impl ErrorCode {
     }
 
     /// Every code the gateway sends (not [`Self::Unknown`]), for documentation and tests.
-    pub const ALL: [Self; 19] = [
+    pub const ALL: [Self; 20] = [
         Self::BadRequest,
         Self::DeviceUnknown,
         Self::DevicePending,
@@ -126,6 +130,7 @@ impl ErrorCode {
         Self::MethodNotAllowed,
         Self::Conflict,
         Self::TooLarge,
+        Self::BodyTimeout,
         Self::TooManyStreams,
         Self::Internal,
         Self::CameraUnusable,

@@ -25,6 +25,7 @@ mod noise;
 pub mod qr;
 pub mod sas;
 pub mod session;
+pub mod text;
 
 pub use allowlist::{Action, CameraGrant, Denied, DeviceRecord, DeviceState, Role, UnixTime};
 pub use api_error::{ApiError, ErrorCode};

@@ -140,10 +140,11 @@ fn handshake_floods_get_silence_and_do_not_grow_memory() {
         latchkey_pairing::PublicKey::from_b64(record["gateway"]["public_key"].as_str().unwrap())
             .unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
+    // Every refusal is held until the handshake deadline (ATTACKS 38), so attempts run
+    // 250 at a time; each waits for the gateway to close and counts what came back.
     let flood = |n: u32, sources: u32| {
         rt.block_on(async {
-            let mut bytes_back = 0usize;
-            for i in 0..n {
+            let attempt = |i: u32| async move {
                 let mut rng = rand_core::OsRng;
                 let stranger = latchkey_pairing::Keypair::generate(&mut rng).unwrap();
                 let psk = latchkey_pairing::SessionPsk([1u8; 32]);
@@ -169,10 +170,21 @@ fn handshake_floods_get_silence_and_do_not_grow_memory() {
                 frame.extend_from_slice(&first);
                 s.write_all(&frame).await.unwrap();
                 let mut buf = [0u8; 64];
-                bytes_back += tokio::time::timeout(Duration::from_secs(8), s.read(&mut buf))
+                tokio::time::timeout(Duration::from_secs(12), s.read(&mut buf))
                     .await
                     .unwrap()
-                    .unwrap_or(0);
+                    .unwrap_or(0)
+            };
+            let mut bytes_back = 0usize;
+            let mut running = tokio::task::JoinSet::new();
+            for i in 0..n {
+                if running.len() >= 250 {
+                    bytes_back += running.join_next().await.unwrap().unwrap();
+                }
+                running.spawn(attempt(i));
+            }
+            while let Some(r) = running.join_next().await {
+                bytes_back += r.unwrap();
             }
             bytes_back
         })

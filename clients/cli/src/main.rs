@@ -6,6 +6,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use latchkey_client::{PairingUri, StateDir};
 use latchkey_pairing::DeviceState;
+use latchkey_pairing::text::{cell, escape};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -188,11 +189,11 @@ fn real_main() -> anyhow::Result<()> {
                         let state = c.state.clone().unwrap_or_else(|| if c.online { "online".into() } else { "offline".into() });
                         println!(
                             "{:<16} {:<9} {:<10} {:<6} {}",
-                            c.id,
-                            c.kind,
-                            state,
-                            c.codec.as_deref().unwrap_or("-"),
-                            c.error.as_deref().unwrap_or("")
+                            cell(&c.id, 16),
+                            cell(&c.kind, 9),
+                            cell(&state, 10),
+                            cell(c.codec.as_deref().unwrap_or("-"), 6),
+                            escape(c.error.as_deref().unwrap_or(""))
                         );
                     }
                 }
@@ -215,18 +216,19 @@ fn real_main() -> anyhow::Result<()> {
                 if json {
                     println!("{}", serde_json::to_string_pretty(&devices)?);
                 } else {
-                    let f = |d: &serde_json::Value, k: &str| {
-                        d.get(k).and_then(|v| v.as_str()).unwrap_or("-").to_string()
+                    // Everything the gateway relays is data: escaped, and cut to its column.
+                    let f = |d: &serde_json::Value, k: &str, width: usize| {
+                        cell(d.get(k).and_then(|v| v.as_str()).unwrap_or("-"), width)
                     };
                     for d in &devices {
                         println!(
                             "{:<28} {:<20} {:<7} {:<12} {:<8} {}",
-                            f(d, "id"),
-                            f(d, "name"),
-                            f(d, "role"),
-                            f(d, "cameras"),
-                            f(d, "state"),
-                            f(d, "last_addr")
+                            f(d, "id", 28),
+                            f(d, "name", 20),
+                            f(d, "role", 7),
+                            f(d, "cameras", 12),
+                            f(d, "state", 8),
+                            f(d, "last_addr", 48)
                         );
                     }
                 }
@@ -282,9 +284,11 @@ fn real_main() -> anyhow::Result<()> {
                 } else {
                     for r in &page.rows {
                         let f = |k: &str| {
-                            r.get(k)
+                            let raw = r
+                                .get(k)
                                 .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
-                                .unwrap_or_default()
+                                .unwrap_or_default();
+                            escape(&raw).into_owned()
                         };
                         println!(
                             "{:>6} {:>10} {:<22} {:<28} {}",

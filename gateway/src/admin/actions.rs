@@ -143,6 +143,13 @@ pub async fn pair(gw: &Arc<Gateway>, req: PairRequest) -> Result<PairingOffer, A
         auto_confirm: req.auto_confirm,
         window_expires_at: now + ttl,
     };
+    if let Some(name) = params.name.clone() {
+        blocking(gw, "checking the device name", move |s| {
+            s.check_new_name(&name)
+        })
+        .await?
+        .map_err(|e| ActionError::Invalid(e.to_string()))?;
+    }
     let uri = open_pairing(gw, params).await?;
     Ok(PairingOffer {
         uri: uri.encode(),
@@ -343,17 +350,18 @@ pub async fn audit(
     .await
 }
 
-/// Records a refused owner action (and logs it).
+/// Records a refused owner action (and logs it), rate-limited and aggregated per device
+/// (`audit_flood`): a flood of refusals costs a few rows and one summary.
 pub async fn audit_refusal(gw: &Arc<Gateway>, device: &str, addr: &str, what: &str) {
-    tracing::warn!(device, addr, "refused owner action: {what}");
-    let (d, a, w) = (device.to_string(), addr.to_string(), what.to_string());
-    if let Err(e) = blocking(gw, "auditing a refusal", move |s| {
-        s.audit(unix_now(), "owner-action-refused", Some(&d), Some(&a), &w)
-    })
-    .await
-    {
-        tracing::error!("{e}");
-    }
+    let what = latchkey_pairing::text::escape(what);
+    tracing::debug!(device, addr, "refused owner action: {what}");
+    let row = crate::audit_flood::Row {
+        kind: "owner-action-refused",
+        device: Some(device),
+        addr,
+        detail: &what,
+    };
+    crate::audit_flood::limited(gw, device, row).await;
 }
 
 /// `remote status`.

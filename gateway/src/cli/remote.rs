@@ -1,5 +1,7 @@
 //! `latchkey remote …`: the owner's remote-access commands, rendered from the typed
 //! reports of `portmap::report` (the gateway sends them as JSON over the admin socket).
+//! Every text a router controls (descriptions, errors, service names) is escaped before it
+//! reaches the terminal.
 
 use std::path::Path;
 use std::time::Duration;
@@ -9,6 +11,7 @@ use latchkey_gateway::admin::socket::{self, AdminRequest};
 use latchkey_gateway::portmap::report::{
     Closed, Mapping, Plan, PlannedRequest, Removal, RouterAudit, Status,
 };
+use latchkey_pairing::text::{cell, escape};
 use serde::de::DeserializeOwned;
 
 #[derive(Subcommand, Debug)]
@@ -179,7 +182,8 @@ fn print_plan(plan: &Plan) {
                 renewal,
                 ..
             } => println!(
-                "  AddPortMapping {protocol} external port {external_port} ({external_port_note}) -> {internal}  lease {lease_secs} s, renewed {renewal}, at the router {router}"
+                "  AddPortMapping {} external port {external_port} ({external_port_note}) -> {internal}  lease {lease_secs} s, renewed {renewal}, at the router {router}",
+                escape(protocol)
             ),
             PlannedRequest::AddPinhole {
                 router,
@@ -194,12 +198,12 @@ fn print_plan(plan: &Plan) {
                     "  AddPinhole {protocol} from {remote} -> {internal}  lease {lease_secs} s, renewed {renewal}{}",
                     router.map_or_else(String::new, |a| format!(", at the router {a}"))
                 );
-                println!("    or {fallback}");
+                println!("    or {}", escape(fallback));
             }
         }
     }
     for p in &plan.problems {
-        println!("  note: {p}");
+        println!("  note: {}", escape(p));
     }
 }
 
@@ -213,7 +217,7 @@ fn print_closed(r: &Closed) {
             }) => println!("{kind}: removed, and the router no longer lists it"),
             Some(Removal { error, .. }) => println!(
                 "{kind}: NOT confirmed removed: {}",
-                error.as_deref().unwrap_or("the router still lists it")
+                escape(error.as_deref().unwrap_or("the router still lists it"))
             ),
         }
     }
@@ -229,7 +233,7 @@ fn print_closed(r: &Closed) {
 
 fn print_audit(r: &RouterAudit) {
     if let Some(d) = &r.removed {
-        println!("removed: {d}");
+        println!("removed: {}", escape(d));
     }
     println!("mappings on the router {}:", r.router);
     println!(
@@ -241,22 +245,22 @@ fn print_audit(r: &RouterAudit) {
         println!(
             "{:<4} {:<5} {:<6} {:<22} {:<10} {:<7} {}",
             e.index,
-            e.protocol,
+            cell(&e.protocol, 5),
             e.external_port,
-            format!("{}:{}", e.internal_client, e.internal_port),
+            cell(&format!("{}:{}", e.internal_client, e.internal_port), 22),
             match &m.camera {
-                Some(c) => format!("camera {c}"),
+                Some(c) => format!("camera {}", cell(c, 30)),
                 None => serde_json::to_value(&m.owner)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string))
                     .unwrap_or_default(),
             },
             e.lease_secs,
-            e.description
+            escape(&e.description)
         );
     }
     for w in r.mappings.iter().filter_map(|m| m.warning.as_ref()) {
-        println!("WARNING: {w}");
+        println!("WARNING: {}", escape(w));
     }
 }
 
@@ -264,13 +268,13 @@ fn print_status(r: &Status) {
     match &r.router {
         None => println!(
             "router:        none found ({})",
-            r.router_error.as_deref().unwrap_or("-")
+            escape(r.router_error.as_deref().unwrap_or("-"))
         ),
         Some(router) => println!(
             "router:        {} ({}, {}, IPv6 firewall control: {})",
             router.address,
-            router.igd,
-            router.service,
+            escape(&router.igd),
+            escape(&router.service),
             if router.ipv6_firewall_control {
                 "yes"
             } else {
@@ -298,7 +302,7 @@ fn print_status(r: &Status) {
             a.ipv6,
             a.lease_secs,
             at(a.approved_at),
-            a.approved_by
+            escape(&a.approved_by)
         ),
     }
     for m in &r.mappings {
@@ -331,7 +335,7 @@ fn print_status(r: &Status) {
         }
     }
     for e in [&r.ipv4_error, &r.ipv6_error].into_iter().flatten() {
-        println!("problem:       {e}");
+        println!("problem:       {}", escape(e));
     }
-    println!("diagnosis:     {}", r.diagnosis);
+    println!("diagnosis:     {}", escape(&r.diagnosis));
 }

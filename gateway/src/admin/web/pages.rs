@@ -193,7 +193,7 @@ fn device_row(d: &DeviceRow, sessions: usize) -> String {
 <button data-post=\"/api/devices/{id}/reject\" class=\"danger\">Reject</button>"
         )),
         DeviceState::Active => buttons.push_str(&format!(
-            "<button data-post=\"/api/devices/{id}/revoke\" data-confirm=\"Revoke {name}? Its sessions close at once and it can never come back.\" class=\"danger\">Revoke</button>"
+            "<button data-post=\"/api/devices/{id}/revoke\" data-confirm=\"Revoke {name} ({id})? Its sessions close at once and it can never come back.\" class=\"danger\">Revoke</button>"
         )),
         DeviceState::Revoked => {}
     }
@@ -342,7 +342,7 @@ async fn audit(
     let mut dev_opts = String::from("<option value=\"\">any</option>");
     for d in &devices {
         dev_opts.push_str(&format!(
-            "<option value=\"{id}\"{sel}>{name}</option>",
+            "<option value=\"{id}\"{sel}>{name} ({id})</option>",
             id = esc(&d.id),
             sel = selected(&q.device, &d.id),
             name = esc(&d.name)

@@ -117,7 +117,10 @@ async function pollPending() {
     const pending = devices.filter((d) => d.state === 'pending');
     body.replaceChildren(...pending.map((d) => {
       const tr = el('tr', null, { 'data-device': d.id });
-      tr.append(el('td', d.name), el('td', d.role), el('td', d.code, { class: 'code' }), el('td', d.last_addr || '-'));
+      // The id beside the name: names are data, the id is what an action is attributed to.
+      const who = el('td', d.name);
+      who.append(el('br'), el('small', d.id));
+      tr.append(who, el('td', d.role), el('td', d.code, { class: 'code' }), el('td', d.last_addr || '-'));
       const td = el('td');
       td.append(el('button', 'Confirm', { 'data-post': `/api/devices/${encodeURIComponent(d.id)}/confirm`, 'data-then': 'none' }),
         el('button', 'Reject', { 'data-post': `/api/devices/${encodeURIComponent(d.id)}/reject`, 'data-then': 'none', class: 'danger' }));
