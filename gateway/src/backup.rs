@@ -17,8 +17,8 @@ use anyhow::{Context as _, bail};
 use rusqlite::{Connection, DatabaseName, OpenFlags, OptionalExtension as _};
 
 use crate::admin::tls::{CERT_FILE, KEY_FILE};
+use crate::store::schema as store_schema;
 use crate::store::{DB_FILE, Store};
-use crate::store_schema;
 
 /// The warning printed with every backup.
 pub const WARNING: &str = "this file holds the gateway's private key and every paired phone's key: keep it as safe as the gateway itself (anyone with it can pose as your gateway)";

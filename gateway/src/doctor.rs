@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::admin::socket::{self, AdminRequest};
 use crate::config::{self, DEFAULT_ADMIN_PORT, DEFAULT_NOISE_PORT, FileConfig};
 use crate::store::DB_FILE;
-use crate::store_schema;
+use crate::store::schema as store_schema;
 
 /// A clock before this (2026-01-01) is certainly wrong: this code did not exist yet.
 const EARLIEST_SANE_CLOCK: u64 = 1_767_225_600;

@@ -36,7 +36,6 @@ pub mod refuse;
 pub mod service_cli;
 pub mod sessions;
 pub mod store;
-pub mod store_schema;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -13,8 +13,8 @@
 use std::path::{Path, PathBuf};
 
 use latchkey_gateway::backup;
+use latchkey_gateway::store::schema as store_schema;
 use latchkey_gateway::store::{DB_FILE, Store, StoreError};
-use latchkey_gateway::store_schema;
 use latchkey_pairing::{DeviceState, Keypair, Role};
 
 /// The clock the v1 store was made at.

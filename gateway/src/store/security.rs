@@ -1,6 +1,6 @@
 //! The persisted session-hello replay guard, the audit log's split retention (security
 //! events are never pushed out by routine rows) and device-name choice. The `hello_guard`
-//! table and the audit index are schema step 3 (`store_schema.rs`).
+//! table and the audit index are schema step 3 (`schema.rs`).
 
 use latchkey_pairing::text::{NameError, check_device_name};
 use rusqlite::{Connection, OptionalExtension, params};

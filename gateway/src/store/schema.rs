@@ -153,7 +153,8 @@ fn apply(conn: &mut Connection, steps: &[Step]) -> Result<(), SchemaError> {
 mod tests {
     use super::*;
 
-    const BASE: &str = "CREATE TABLE IF NOT EXISTS audit (id INTEGER PRIMARY KEY, detail TEXT);";
+    const BASE: &str =
+        "CREATE TABLE IF NOT EXISTS audit (id INTEGER PRIMARY KEY, kind TEXT, detail TEXT);";
 
     #[test]
     fn an_empty_database_reaches_the_current_version() {
