@@ -190,6 +190,15 @@ fn bodies_are_read_only_after_the_role_check_within_limits_and_deadlines() {
         let ts = now_ms();
         for s in 0..3u64 {
             let sender = h2(session(addr, &guest, ts + s).await.unwrap()).await;
+            // One answered request first: the gateway's SETTINGS (16 concurrent streams)
+            // are then known, so the client queues the burst instead of having streams
+            // refused before it learnt the limit.
+            let warm = ask(
+                &sender,
+                request("GET", "/v1/cameras", empty()),
+                Duration::from_secs(20),
+            );
+            assert_eq!(warm.await.map(|r| r.status().as_u16()), Some(200));
             for _ in 0..100 {
                 let sender = sender.clone();
                 tasks.spawn(async move {
