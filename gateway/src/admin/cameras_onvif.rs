@@ -45,6 +45,16 @@ pub struct OnvifTarget {
     pub sub_profile: Option<String>,
 }
 
+/// An add-from-ONVIF request: `{"id": NAME, ...OnvifTarget}` (web UI and owner phones).
+#[derive(Debug, Deserialize)]
+pub struct OnvifAddBody {
+    /// The new camera's id.
+    pub id: String,
+    /// Where the camera is and how to log in.
+    #[serde(flatten)]
+    pub target: OnvifTarget,
+}
+
 fn onvif_err(e: OnvifError) -> ActionError {
     ActionError::Conflict(e.to_string())
 }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::{Web, json_error};
 use crate::admin::cameras::{self, CameraInput, CameraRequest};
-use crate::admin::cameras_onvif::OnvifTarget;
+use crate::admin::cameras_onvif::{OnvifAddBody, OnvifTarget};
 
 /// Who the audit log names for camera changes made in the web UI.
 const BY: &str = "owner (web)";
@@ -152,14 +152,6 @@ async fn inspect(
         Ok(Json(target)) => run(&web, CameraRequest::OnvifInspect { target }).await,
         Err(r) => bad(&r),
     }
-}
-
-/// `{"id": NAME, ...OnvifTarget}`.
-#[derive(Debug, Deserialize)]
-struct OnvifAddBody {
-    id: String,
-    #[serde(flatten)]
-    target: OnvifTarget,
 }
 
 async fn onvif_add(

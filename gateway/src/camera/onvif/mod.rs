@@ -441,19 +441,11 @@ async fn stream_uri(
     token: &str,
     host: &str,
 ) -> Result<String, OnvifError> {
-    const OP: &str = "GetStreamUri";
     let body = format!(
         "<trt:GetStreamUri><trt:StreamSetup><tt:Stream>RTP-Unicast</tt:Stream><tt:Transport><tt:Protocol>RTSP</tt:Protocol></tt:Transport></trt:StreamSetup><trt:ProfileToken>{}</trt:ProfileToken></trt:GetStreamUri>",
         escape(token)
     );
-    let bytes = session.call(media, OP, &body).await?;
-    let uri = with_body(
-        &bytes,
-        OP,
-        |b| text_at(xml::find(b, NS_MEDIA, "MediaUri")?, &[(NS_SCHEMA, "Uri")]),
-        "MediaUri",
-    )?;
-    fix_host(&uri, host, "rtsp").map_err(|reason| OnvifError::Refused { op: OP, reason })
+    media_uri(session, media, "GetStreamUri", &body, host, "rtsp").await
 }
 
 async fn snapshot_uri(
@@ -462,19 +454,30 @@ async fn snapshot_uri(
     token: &str,
     host: &str,
 ) -> Result<String, OnvifError> {
-    const OP: &str = "GetSnapshotUri";
     let body = format!(
         "<trt:GetSnapshotUri><trt:ProfileToken>{}</trt:ProfileToken></trt:GetSnapshotUri>",
         escape(token)
     );
-    let bytes = session.call(media, OP, &body).await?;
+    media_uri(session, media, "GetSnapshotUri", &body, host, "http").await
+}
+
+/// One media-service call answering a `MediaUri`, with the host fixed up as for streams.
+async fn media_uri(
+    session: &Session,
+    media: &url::Url,
+    op: &'static str,
+    body: &str,
+    host: &str,
+    scheme: &str,
+) -> Result<String, OnvifError> {
+    let bytes = session.call(media, op, body).await?;
     let uri = with_body(
         &bytes,
-        OP,
+        op,
         |b| text_at(xml::find(b, NS_MEDIA, "MediaUri")?, &[(NS_SCHEMA, "Uri")]),
         "MediaUri",
     )?;
-    fix_host(&uri, host, "http").map_err(|reason| OnvifError::Refused { op: OP, reason })
+    fix_host(&uri, host, scheme).map_err(|reason| OnvifError::Refused { op, reason })
 }
 
 #[cfg(test)]
