@@ -459,18 +459,13 @@ async fn owner_invite(
     let req: InviteRequest =
         match body::read_json(request_body, limits::MAX_BODY_BYTES, limits::BODY_DEADLINE).await {
             Ok(r) => r,
-            Err(e @ body::BodyError::TooLarge(_)) => {
-                return error(ErrorCode::TooLarge, &e.to_string());
-            }
-            Err(e @ body::BodyError::TooSlow(_)) => {
-                return error(ErrorCode::BodyTimeout, &e.to_string());
-            }
             Err(body::BodyError::Invalid(_)) => {
                 return error(
                     ErrorCode::BadRequest,
                     "expected JSON {role, cameras, expires_secs, name, auto_confirm}",
                 );
             }
+            Err(e) => return api_error::body(&e),
         };
     if req.role == Role::Owner {
         return error(

@@ -1,24 +1,27 @@
 //! Owner phones manage cameras inside the Noise channel (PROTOCOL.md §7): list with
 //! origins, add (by URL or ONVIF), edit, remove, test, discover, ONVIF inspect. Owner
 //! role only: anyone else gets 403 and an audit row naming the device and its address.
-//! Every route goes through [`crate::admin::cameras::handle`], the CLI's code.
+//! Every route goes through [`crate::admin::cameras::handle`], the CLI's code. The role is
+//! checked before a body is read, and bodies are bounded in size and time (PROTOCOL.md
+//! "Limits"), as for every owner route.
 
 use std::sync::Arc;
 
-use axum::extract::rejection::JsonRejection;
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use latchkey_pairing::{DeviceRecord, ErrorCode, Role};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use crate::Gateway;
 use crate::admin::actions;
 use crate::admin::cameras::{self, CameraInput, CameraRequest};
-use crate::admin::cameras_onvif::OnvifTarget;
+use crate::admin::cameras_onvif::{OnvifAddBody, OnvifTarget};
 use crate::api::DeviceContext;
-use crate::api_error;
+use crate::{api_error, body, limits};
 
 /// Longest discovery a phone may ask for, in milliseconds.
 const MAX_DISCOVER_MS: u64 = 5000;
@@ -54,6 +57,28 @@ async fn owner(
     ))
 }
 
+/// The owner check first, then the body: a refused device's body is never read, and an
+/// owner's is read within the size and time limits.
+async fn owner_body<T: DeserializeOwned>(
+    (gw, device, ctx): (&Arc<Gateway>, &DeviceRecord, &DeviceContext),
+    what: &str,
+    request_body: Body,
+) -> Result<(String, T), Response> {
+    let by = owner(gw, device, ctx, what).await?;
+    let value = body::read_json(request_body, limits::MAX_BODY_BYTES, limits::BODY_DEADLINE)
+        .await
+        .map_err(|e| api_error::body(&e))?;
+    Ok((by, value))
+}
+
+/// Runs `request` for the owner `by`.
+async fn run_as(gw: &Arc<Gateway>, by: &str, request: CameraRequest) -> Response {
+    match cameras::handle(gw, request, by).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => api_error::action(&e),
+    }
+}
+
 async fn run(
     gw: &Arc<Gateway>,
     device: &DeviceRecord,
@@ -61,21 +86,10 @@ async fn run(
     what: &str,
     request: CameraRequest,
 ) -> Response {
-    let by = match owner(gw, device, ctx, what).await {
-        Ok(by) => by,
-        Err(r) => return r,
-    };
-    match cameras::handle(gw, request, &by).await {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => api_error::action(&e),
+    match owner(gw, device, ctx, what).await {
+        Ok(by) => run_as(gw, &by, request).await,
+        Err(r) => r,
     }
-}
-
-fn bad(r: &JsonRejection) -> Response {
-    api_error::error(
-        ErrorCode::BadRequest,
-        &format!("expected JSON: {}", r.body_text()),
-    )
 }
 
 type Ctx = (
@@ -98,22 +112,10 @@ async fn list(
     }
 }
 
-async fn add(
-    (State(gw), Extension(device), Extension(ctx)): Ctx,
-    body: Result<Json<CameraInput>, JsonRejection>,
-) -> Response {
-    match body {
-        Ok(Json(camera)) => {
-            run(
-                &gw,
-                &device,
-                &ctx,
-                "add a camera",
-                CameraRequest::Add { camera },
-            )
-            .await
-        }
-        Err(r) => bad(&r),
+async fn add((State(gw), Extension(device), Extension(ctx)): Ctx, b: Body) -> Response {
+    match owner_body((&gw, &device, &ctx), "add a camera", b).await {
+        Ok((by, camera)) => run_as(&gw, &by, CameraRequest::Add { camera }).await,
+        Err(r) => r,
     }
 }
 
@@ -126,70 +128,48 @@ struct DiscoverBody {
     wait_ms: Option<u64>,
 }
 
-async fn discover(
-    (State(gw), Extension(device), Extension(ctx)): Ctx,
-    body: Result<Json<DiscoverBody>, JsonRejection>,
-) -> Response {
-    let b = match body {
-        Ok(Json(b)) => b,
-        Err(r) => return bad(&r),
-    };
+async fn discover((State(gw), Extension(device), Extension(ctx)): Ctx, b: Body) -> Response {
+    let (by, b): (String, DiscoverBody) =
+        match owner_body((&gw, &device, &ctx), "discover cameras", b).await {
+            Ok(v) => v,
+            Err(r) => return r,
+        };
     let request = CameraRequest::Discover {
         addresses: b.addresses.into_iter().take(8).collect(),
         wait_ms: b.wait_ms.unwrap_or(1500).min(MAX_DISCOVER_MS),
     };
-    run(&gw, &device, &ctx, "discover cameras", request).await
+    run_as(&gw, &by, request).await
 }
 
-async fn inspect(
-    (State(gw), Extension(device), Extension(ctx)): Ctx,
-    body: Result<Json<OnvifTarget>, JsonRejection>,
-) -> Response {
-    match body {
-        Ok(Json(target)) => {
-            let request = CameraRequest::OnvifInspect { target };
-            run(&gw, &device, &ctx, "inspect a camera", request).await
-        }
-        Err(r) => bad(&r),
+async fn inspect((State(gw), Extension(device), Extension(ctx)): Ctx, b: Body) -> Response {
+    match owner_body::<OnvifTarget>((&gw, &device, &ctx), "inspect a camera", b).await {
+        Ok((by, target)) => run_as(&gw, &by, CameraRequest::OnvifInspect { target }).await,
+        Err(r) => r,
     }
 }
 
-/// `{"id": NAME, ...OnvifTarget}`.
-#[derive(Debug, Deserialize)]
-struct OnvifAddBody {
-    id: String,
-    #[serde(flatten)]
-    target: OnvifTarget,
-}
-
-async fn onvif_add(
-    (State(gw), Extension(device), Extension(ctx)): Ctx,
-    body: Result<Json<OnvifAddBody>, JsonRejection>,
-) -> Response {
-    match body {
-        Ok(Json(b)) => {
+async fn onvif_add((State(gw), Extension(device), Extension(ctx)): Ctx, b: Body) -> Response {
+    match owner_body::<OnvifAddBody>((&gw, &device, &ctx), "add a camera", b).await {
+        Ok((by, b)) => {
             let request = CameraRequest::OnvifAdd {
                 id: b.id,
                 target: b.target,
                 skip_test: false,
             };
-            run(&gw, &device, &ctx, "add a camera", request).await
+            run_as(&gw, &by, request).await
         }
-        Err(r) => bad(&r),
+        Err(r) => r,
     }
 }
 
 async fn edit(
     (State(gw), Extension(device), Extension(ctx)): Ctx,
     Path(id): Path<String>,
-    body: Result<Json<CameraInput>, JsonRejection>,
+    b: Body,
 ) -> Response {
-    match body {
-        Ok(Json(changes)) => {
-            let request = CameraRequest::Edit { id, changes };
-            run(&gw, &device, &ctx, "change a camera", request).await
-        }
-        Err(r) => bad(&r),
+    match owner_body::<CameraInput>((&gw, &device, &ctx), "change a camera", b).await {
+        Ok((by, changes)) => run_as(&gw, &by, CameraRequest::Edit { id, changes }).await,
+        Err(r) => r,
     }
 }
 

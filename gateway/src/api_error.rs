@@ -42,6 +42,16 @@ pub fn live(e: &LiveError) -> Response {
     error(code, &e.to_string())
 }
 
+/// A request body refused by `body::read_json` (PROTOCOL.md "Limits").
+pub fn body(e: &crate::body::BodyError) -> Response {
+    let code = match e {
+        crate::body::BodyError::TooLarge(_) => ErrorCode::TooLarge,
+        crate::body::BodyError::TooSlow(_) => ErrorCode::BodyTimeout,
+        crate::body::BodyError::Invalid(_) => ErrorCode::BadRequest,
+    };
+    error(code, &e.to_string())
+}
+
 /// A failed owner action.
 pub fn action(e: &ActionError) -> Response {
     let code = match e {

@@ -261,6 +261,44 @@ fn bodies_are_read_only_after_the_role_check_within_limits_and_deadlines() {
     });
 }
 
+/// ATTACKS 32 on the camera-management routes: every owner route that reads a body checks
+/// the role first (a guest's never-ending body gets its 403 at once) and bounds an
+/// owner's body (413 beyond the limit, without waiting for the rest).
+#[test]
+fn camera_management_bodies_are_read_only_after_the_role_check() {
+    let dir = tmp();
+    let gw = Gateway::start(&dir.path().join("G"), &[]).unwrap();
+    let owner = pair_as(&gw, dir.path(), "owner", "owner", "owner");
+    let guest = pair_as(&gw, dir.path(), "guest", "guest", "guest");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let addr = gw.noise;
+    rt.block_on(async {
+        let g = h2(session(addr, &guest, now_ms()).await.unwrap()).await;
+        for path in [
+            "/v1/cameras/add",
+            "/v1/cameras/discover",
+            "/v1/cameras/onvif/inspect",
+            "/v1/cameras/onvif/add",
+            "/v1/cameras/demo/edit",
+        ] {
+            let r = ask(
+                &g,
+                request("POST", path, stalling_body(30)),
+                Duration::from_secs(5),
+            );
+            let status = r.await.map(|r| r.status().as_u16());
+            assert_eq!(status, Some(403), "a guest's body on {path}");
+        }
+        let o = h2(session(addr, &owner, now_ms() + 1).await.unwrap()).await;
+        let r = ask(
+            &o,
+            request("POST", "/v1/cameras/add", stalling_body(1)),
+            Duration::from_secs(5),
+        );
+        assert_eq!(r.await.map(|r| r.status().as_u16()), Some(413));
+    });
+}
+
 /// ATTACKS 33 (finding 2): one device opening hundreds of sessions holds a few; the rest
 /// close oldest first, descriptors stay bounded, and another phone is served at once.
 #[test]
