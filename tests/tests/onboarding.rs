@@ -141,6 +141,39 @@ fn device_grant(seen: &mut Seen, state: &Path) -> String {
 }
 
 /// ffprobe through the phone's local front, inside the gateway's namespace.
+/// The real RTSP camera (digest auth, so the password matters) in the camera namespace,
+/// at `size` when given; returns the process and the URL it serves.
+fn rtsp_camera(cam_ns: &str, dir: &Path, name: &str, size: Option<(u32, u32)>) -> (Proc, String) {
+    let mut cmd = in_ns(cam_ns, "/usr/bin/python3");
+    cmd.arg(peer_script("rtsp_cam.py"))
+        .env("RTSP_HOST", CAM_IP)
+        .env("RTSP_PORT", "0")
+        .env("RTSP_USER", "admin")
+        .env("RTSP_PASS", PASSWORD);
+    if let Some((w, h)) = size {
+        cmd.env("WIDTH", w.to_string()).env("HEIGHT", h.to_string());
+    }
+    let cam = Proc::spawn(name, &mut cmd, dir);
+    let url = cam.wait_line("serving ", Duration::from_secs(30));
+    (cam, url)
+}
+
+/// The ONVIF front of that camera (`user` unset: the peer's default user); returns the
+/// process and its device-service URL.
+fn onvif_front(cam_ns: &str, dir: &Path, rtsp_url: &str, user: Option<&str>) -> (Proc, String) {
+    let mut cmd = in_ns(cam_ns, "/usr/bin/python3");
+    cmd.arg(peer_script("onvif_cam.py"))
+        .env("ONVIF_ADDR", CAM_IP)
+        .env("ONVIF_PASS", PASSWORD)
+        .env("ONVIF_RTSP", rtsp_url);
+    if let Some(user) = user {
+        cmd.env("ONVIF_USER", user);
+    }
+    let front = Proc::spawn("onvif-cam", &mut cmd, dir);
+    let service = front.wait_line("serving ", Duration::from_secs(20));
+    (front, service)
+}
+
 fn ffprobe(seen: &mut Seen, ns: &str, url: &str) -> String {
     let out = in_ns(ns, "timeout")
         .args(["30", "ffprobe", "-v", "error", "-show_entries"])
@@ -197,28 +230,8 @@ fn onvif_camera_is_discovered_added_streamed_renamed_moved_and_removed_live() {
     let mut seen = Seen::default();
 
     // The real camera (digest auth, so the password matters) and its ONVIF front.
-    let rtsp = Proc::spawn(
-        "rtsp-cam",
-        in_ns(&cam_ns, "/usr/bin/python3")
-            .arg(peer_script("rtsp_cam.py"))
-            .env("RTSP_HOST", CAM_IP)
-            .env("RTSP_PORT", "0")
-            .env("RTSP_USER", "admin")
-            .env("RTSP_PASS", PASSWORD),
-        dir.path(),
-    );
-    let rtsp_url = rtsp.wait_line("serving ", Duration::from_secs(30));
-    let onvif = Proc::spawn(
-        "onvif-cam",
-        in_ns(&cam_ns, "/usr/bin/python3")
-            .arg(peer_script("onvif_cam.py"))
-            .env("ONVIF_ADDR", CAM_IP)
-            .env("ONVIF_USER", "admin")
-            .env("ONVIF_PASS", PASSWORD)
-            .env("ONVIF_RTSP", &rtsp_url),
-        dir.path(),
-    );
-    let device_service = onvif.wait_line("serving ", Duration::from_secs(20));
+    let (rtsp, rtsp_url) = rtsp_camera(&cam_ns, dir.path(), "rtsp-cam", None);
+    let (onvif, device_service) = onvif_front(&cam_ns, dir.path(), &rtsp_url, Some("admin"));
     let onvif_addr = device_service
         .trim_start_matches("http://")
         .split('/')
@@ -405,19 +418,7 @@ fn onvif_camera_is_discovered_added_streamed_renamed_moved_and_removed_live() {
 
     // A new source (a second camera, 320x240): the running viewer's upstream moves to it
     // without a restart, and a new viewer sees the new picture size.
-    let rtsp2 = Proc::spawn(
-        "rtsp-cam-2",
-        in_ns(&cam_ns, "/usr/bin/python3")
-            .arg(peer_script("rtsp_cam.py"))
-            .env("RTSP_HOST", CAM_IP)
-            .env("RTSP_PORT", "0")
-            .env("WIDTH", "320")
-            .env("HEIGHT", "240")
-            .env("RTSP_USER", "admin")
-            .env("RTSP_PASS", PASSWORD),
-        dir.path(),
-    );
-    let rtsp2_url = rtsp2.wait_line("serving ", Duration::from_secs(30));
+    let (rtsp2, rtsp2_url) = rtsp_camera(&cam_ns, dir.path(), "rtsp-cam-2", Some((320, 240)));
     let watching = dir.path().join("watching.mp4");
     let mut curl = viewer(&gw_ns, &format!("{base}/cameras/porch/live.mp4"), &watching);
     until("viewer receiving", Duration::from_secs(20), || {
@@ -681,27 +682,8 @@ fn a_real_browser_finds_and_adds_the_onvif_camera() {
     let dir = tempfile::tempdir().unwrap();
     let lan = Lan::up("onv3");
     let (gw_ns, cam_ns) = (lan.gw(), lan.cam());
-    let rtsp = Proc::spawn(
-        "rtsp-cam",
-        in_ns(&cam_ns, "/usr/bin/python3")
-            .arg(peer_script("rtsp_cam.py"))
-            .env("RTSP_HOST", CAM_IP)
-            .env("RTSP_PORT", "0")
-            .env("RTSP_USER", "admin")
-            .env("RTSP_PASS", PASSWORD),
-        dir.path(),
-    );
-    let rtsp_url = rtsp.wait_line("serving ", Duration::from_secs(30));
-    let onvif = Proc::spawn(
-        "onvif-cam",
-        in_ns(&cam_ns, "/usr/bin/python3")
-            .arg(peer_script("onvif_cam.py"))
-            .env("ONVIF_ADDR", CAM_IP)
-            .env("ONVIF_PASS", PASSWORD)
-            .env("ONVIF_RTSP", &rtsp_url),
-        dir.path(),
-    );
-    onvif.wait_line("serving ", Duration::from_secs(20));
+    let (rtsp, rtsp_url) = rtsp_camera(&cam_ns, dir.path(), "rtsp-cam", None);
+    let (onvif, _) = onvif_front(&cam_ns, dir.path(), &rtsp_url, None);
     let gw_state = dir.path().join("gateway");
     let gateway = Gateway::start_in_netns(&gw_ns, &gw_state, &[]).unwrap();
     // Without a session, every camera route is refused and changes nothing.
