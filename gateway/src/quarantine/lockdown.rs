@@ -80,14 +80,14 @@ pub fn nftables(plan: &Plan) -> String {
             "    {k} saddr {ip} {k} daddr {gw} accept\n    {k} saddr {ip} counter name \"{n}\" drop\n    {k} daddr {ip} {k} saddr != {gw} counter name \"{n}\" drop\n"
         ));
         input.push_str(&format!(
-            "    {k} saddr {ip} udp dport 67 accept\n    {k} saddr {ip} counter name \"{n}\" drop\n"
+            "    {k} saddr {ip} {k} daddr {gw} accept\n    {k} saddr {ip} udp dport 67 accept\n    {k} saddr {ip} counter name \"{n}\" drop\n"
         ));
         if let Some(mac) = &c.mac {
             fwd.push_str(&format!(
                 "    ether saddr {mac} {k} daddr {gw} accept\n    ether saddr {mac} counter name \"{n}\" drop\n"
             ));
             input.push_str(&format!(
-                "    ether saddr {mac} udp dport 67 accept\n    ether saddr {mac} counter name \"{n}\" drop\n"
+                "    ether saddr {mac} {k} daddr {gw} accept\n    ether saddr {mac} udp dport 67 accept\n    ether saddr {mac} counter name \"{n}\" drop\n"
             ));
         }
     }
@@ -100,7 +100,7 @@ pub fn nftables(plan: &Plan) -> String {
          delete table inet latchkey_lockdown\n\
          table inet latchkey_lockdown {{\n{counters}\
          \x20 chain forward {{\n    type filter hook forward priority filter - 5; policy accept;\n{fwd}  }}\n\
-         \x20 chain input {{\n    type filter hook input priority filter - 5; policy accept;\n{input}  }}\n}}\n{}",
+         \x20 chain input {{\n    type filter hook input priority filter - 5; policy accept;\n    ct state established,related accept\n{input}  }}\n}}\n{}",
         skipped_note(plan, "# ")
     )
 }

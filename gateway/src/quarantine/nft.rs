@@ -2,7 +2,9 @@
 //! shutdown, that forwards nothing from or to the camera port (IPv4 and IPv6), lets the
 //! cameras reach only the gateway's DHCP, DNS and NTP (and answers to what the gateway
 //! asked: streams, ONVIF), drops every router advertisement the gateway would send there,
-//! and records every dropped TCP/UDP packet.
+//! and records every dropped TCP/UDP packet. Broadcasts and multicasts (SSDP searches for
+//! a router to open ports on, for one) are recorded at prerouting: the kernel would drop
+//! them unseen before the input hook; only DHCP and WS-Discovery pass.
 //!
 //! Recording without a packet capture or NFLOG: a dynamic set keyed by
 //! `source . protocol . destination . port` with a counter per element
@@ -51,6 +53,10 @@ table inet {TABLE} {{
     type filter hook forward priority filter - 10; policy accept;
     iifname "{iface}" jump record
     oifname "{iface}" drop
+  }}
+  chain prerouting {{
+    type filter hook prerouting priority filter - 10; policy accept;
+    iifname "{iface}" meta pkttype {{ broadcast, multicast }} udp dport != {{ 67, 3702 }} jump record
   }}
   chain input {{
     type filter hook input priority filter - 10; policy accept;
@@ -242,7 +248,7 @@ mod tests {
     #[test]
     fn the_ruleset_names_the_port_in_every_hook() {
         let r = ruleset("cam0");
-        assert_eq!(r.matches("\"cam0\"").count(), 4);
+        assert_eq!(r.matches("\"cam0\"").count(), 5);
         assert!(r.contains("nd-router-advert drop"));
     }
 }
