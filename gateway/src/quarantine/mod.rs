@@ -250,10 +250,17 @@ fn dhcp_range(cfg: &PortConfig, gw: Ipv4Addr, prefix: u8) -> anyhow::Result<(Ipv
     }
 }
 
-async fn bind_udp(addr: SocketAddr, what: &str) -> anyhow::Result<UdpSocket> {
-    UdpSocket::bind(addr).await.with_context(|| {
+/// A socket for one of the camera port's servers, bound to the port's interface too: the
+/// kernel would otherwise hand it packets for `addr` that came in on any interface (the
+/// LAN, the WAN of a box that routes), and those would be answered and put in the report.
+async fn bind_udp(addr: SocketAddr, iface: &str, what: &str) -> anyhow::Result<UdpSocket> {
+    let sock = UdpSocket::bind(addr).await.with_context(|| {
         format!("binding the camera port's {what} server on {addr} (the gateway needs CAP_NET_BIND_SERVICE, and nothing else may serve it there)")
-    })
+    })?;
+    sock.bind_device(Some(iface.as_bytes())).with_context(|| {
+        format!("binding the camera port's {what} server to {iface} (the gateway needs Linux 5.7 or CAP_NET_RAW)")
+    })?;
+    Ok(sock)
 }
 
 /// Turns the camera port on: firewall, DNS, NTP and DHCP; returns the task that records
@@ -266,8 +273,8 @@ pub async fn start(
     cfg.check()?;
     let iface = cfg.interface.clone();
     let (addr, prefix) = port_address(&iface)?;
-    let dns = bind_udp(SocketAddr::from((addr, 53)), "DNS").await?;
-    let ntp = bind_udp(SocketAddr::from((addr, 123)), "NTP").await?;
+    let dns = bind_udp(SocketAddr::from((addr, 53)), &iface, "DNS").await?;
+    let ntp = bind_udp(SocketAddr::from((addr, 123)), &iface, "NTP").await?;
     let dhcp = if cfg.dhcp {
         let range = dhcp_range(&cfg, addr, prefix)?;
         let args = dhcp::args(&iface, addr, range, &cfg.leases, &gw.state_dir);

@@ -1,0 +1,174 @@
+//! Adversarial cases 39 and on (tests/README.md's attack map): the camera quarantine,
+//! the phone library's player endpoint and the shared types, attacked from a camera on
+//! the camera port, from the other side of the gateway's box, and from other local apps.
+//! Namespaces here are this file's own (`atk3*`), created and removed by each test.
+
+// Test code: a panic is a failed test, which is what these helpers are for.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+#[allow(dead_code)] // shared with the other end-to-end files
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use latchkey_tests::{Gateway, bin};
+use support::{output_ok, until};
+
+/// `atk3X-gw` (camera port `cam0` 10.83.0.1/24, `wan0` 198.51.100.2/24), `atk3X-cam`
+/// (a camera at 10.83.0.2) and `atk3X-wan` (198.51.100.1, with a route to the camera
+/// subnet through the gateway's box, as any host beside the box can add): removed on drop.
+struct Net {
+    pfx: String,
+}
+
+impl Net {
+    fn up(pfx: &str) -> Self {
+        let net = Self {
+            pfx: pfx.to_string(),
+        };
+        net.down();
+        let (gw, cam, wan) = (net.ns("gw"), net.ns("cam"), net.ns("wan"));
+        let script = format!(
+            "set -e
+for n in {gw} {cam} {wan}; do ip netns add $n; ip -n $n link set lo up; done
+ip link add {p}c netns {gw} type veth peer name {p}e netns {cam}
+ip -n {gw} link set {p}c name cam0; ip -n {cam} link set {p}e name eth0
+ip -n {gw} addr add 10.83.0.1/24 dev cam0; ip -n {gw} link set cam0 up
+ip -n {cam} addr add 10.83.0.2/24 dev eth0; ip -n {cam} link set eth0 up
+ip -n {cam} route add default via 10.83.0.1
+ip link add {p}w netns {gw} type veth peer name {p}x netns {wan}
+ip -n {gw} link set {p}w name wan0; ip -n {wan} link set {p}x name wan1
+ip -n {gw} addr add 198.51.100.2/24 dev wan0; ip -n {wan} addr add 198.51.100.1/24 dev wan1
+ip -n {gw} link set wan0 up; ip -n {wan} link set wan1 up
+ip -n {gw} route add default via 198.51.100.1
+ip -n {wan} route add 10.83.0.0/24 via 198.51.100.2",
+            p = net.pfx
+        );
+        output_ok(Command::new("sh").args(["-c", &script]));
+        net
+    }
+
+    fn ns(&self, which: &str) -> String {
+        format!("{}-{which}", self.pfx)
+    }
+
+    fn down(&self) {
+        for which in ["cam", "wan", "gw"] {
+            let ns = self.ns(which);
+            let pids = Command::new("ip")
+                .args(["netns", "pids", &ns])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            for pid in pids.split_whitespace() {
+                let _ = Command::new("kill").arg(pid).status();
+            }
+            let _ = Command::new("ip")
+                .args(["netns", "del", &ns])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+/// One DNS question for `name` and one SNTP request, sent from namespace `ns` to the
+/// camera port's address; prints `dns yes|no` and `ntp yes|no` (answered or not).
+fn ask_dns_and_ntp(ns: &str, name: &str) -> String {
+    let script = r#"
+import socket, struct, sys
+name = sys.argv[1]
+q = struct.pack(">HHHHHH", 0x4242, 0x0100, 1, 0, 0, 0)
+for l in name.split("."):
+    q += bytes([len(l)]) + l.encode()
+q += b"\0" + struct.pack(">HH", 1, 1)
+for what, port, msg in (("dns", 53, q), ("ntp", 123, bytes([0x23]) + bytes(47))):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    s.sendto(msg, ("10.83.0.1", port))
+    try:
+        s.recvfrom(4096)
+        print(what, "yes")
+    except socket.timeout:
+        print(what, "no")
+"#;
+    output_ok(Command::new("ip").args(["netns", "exec", ns, "python3", "-c", script, name]))
+}
+
+fn report(state: &std::path::Path) -> String {
+    output_ok(
+        Command::new("timeout")
+            .arg("60")
+            .arg(bin("latchkey").unwrap())
+            .arg("--state")
+            .arg(state)
+            .args(["cameras", "report", "--json"]),
+    )
+}
+
+/// ATTACKS 39: the camera port's DNS and NTP servers answer only the camera port. A host
+/// on the other side of the gateway's box (the home LAN, or the WAN of a box that routes)
+/// that sends to the camera port's address got answers and wrote any name it liked into
+/// the owner's phone-home report, under its own address or a camera's.
+#[test]
+fn the_camera_ports_dns_and_ntp_answer_only_the_camera_port() {
+    for p in ["nft", "python3"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {p}")])
+            .output()
+            .unwrap();
+        assert!(
+            found.status.success(),
+            "{p} is missing: run tests/run-all.sh (it installs the test peers)"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::up("atk3a");
+    let config = dir.path().join("latchkey.toml");
+    std::fs::write(
+        &config,
+        "[camera_port]\ninterface = \"cam0\"\ndhcp = false\n[[camera_port.lease]]\nmac = \"02:00:00:00:83:02\"\naddress = \"10.83.0.2\"\ncamera = \"front\"\n",
+    )
+    .unwrap();
+    let state = dir.path().join("gateway");
+    let _gateway = Gateway::start_in_netns(
+        &net.ns("gw"),
+        &state,
+        &["--config", config.to_str().unwrap()],
+    )
+    .unwrap();
+
+    // The camera on the port is served (the control).
+    let cam = ask_dns_and_ntp(&net.ns("cam"), "p2p.vendor.example");
+    assert!(cam.contains("dns yes") && cam.contains("ntp yes"), "{cam}");
+    // The other side of the box is not.
+    let wan = ask_dns_and_ntp(&net.ns("wan"), "injected-from-wan.example");
+    assert!(
+        wan.contains("dns no") && wan.contains("ntp no"),
+        "the camera port's servers answered the wan side: {wan}"
+    );
+    let mut last = String::new();
+    until(
+        "the camera's name in the report",
+        Duration::from_secs(10),
+        || {
+            last = report(&state);
+            last.contains("p2p.vendor.example")
+        },
+    );
+    assert!(
+        !last.contains("injected-from-wan") && !last.contains("198.51.100.1"),
+        "the wan side wrote into the report: {last}"
+    );
+}
