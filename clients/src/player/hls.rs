@@ -29,6 +29,9 @@ const MAX_SEGMENT: Duration = Duration::from_secs(2);
 const MIN_SEGMENT: Duration = Duration::from_secs(1);
 /// Segments kept (and listed).
 const KEEP: usize = 6;
+/// Largest segment in bytes: a camera whose frames last one tick each (or none) would
+/// otherwise fill a 2 s segment with millions of frames, all held in the phone's memory.
+const MAX_SEGMENT_BYTES: usize = 8 << 20;
 /// A feed nobody asked anything of for this long stops.
 const IDLE: Duration = Duration::from_secs(20);
 /// How long a playlist request waits for the first segment.
@@ -183,7 +186,8 @@ impl Cutter {
         let so_far = self.secs(self.ticks);
         let cut = !self.current.is_empty()
             && ((keyframe && so_far >= MIN_SEGMENT)
-                || self.secs(self.ticks.saturating_add(ticks)) > MAX_SEGMENT);
+                || self.secs(self.ticks.saturating_add(ticks)) > MAX_SEGMENT
+                || self.current.len().saturating_add(fragment.len()) > MAX_SEGMENT_BYTES);
         let done = cut.then(|| self.finish());
         self.current.extend_from_slice(fragment);
         self.ticks = self.ticks.saturating_add(ticks);
@@ -311,5 +315,28 @@ mod tests {
         assert!(text.contains("#EXT-X-TARGETDURATION:2\n"), "{text}");
         assert!(text.contains("#EXT-X-MAP:URI=\"hls/init.mp4\""), "{text}");
         assert!(text.contains("hls/0.m4s"), "{text}");
+    }
+
+    /// ATTACKS 39: a camera whose frames last one tick each never reaches 2 s of media;
+    /// the segment being cut must still stay bounded in bytes.
+    #[test]
+    fn one_tick_frames_from_a_hostile_camera_keep_segments_bounded_in_bytes() {
+        let mut c = Cutter {
+            timescale: 90_000,
+            current: Vec::new(),
+            ticks: 0,
+            next_seq: 0,
+        };
+        let frame = vec![0u8; 64 << 10];
+        let mut cut = Vec::new();
+        // 512 frames of 64 KiB, one tick (1/90,000 s) each: 32 MiB in 5.7 ms of media.
+        for _ in 0..512 {
+            if let Some(s) = c.add(&frame, 1, false) {
+                cut.push(s);
+            }
+            assert!(c.current.len() <= MAX_SEGMENT_BYTES, "{}", c.current.len());
+        }
+        assert!(cut.len() >= 3, "{} segments cut", cut.len());
+        assert!(cut.iter().all(|s| s.data.len() <= MAX_SEGMENT_BYTES));
     }
 }
