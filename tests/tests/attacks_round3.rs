@@ -18,7 +18,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use latchkey_tests::{Gateway, bin};
-use support::{output_ok, until};
+use support::{Proc, output_ok, until};
 
 /// `atk3X-gw` (camera port `cam0` 10.83.0.1/24, `wan0` 198.51.100.2/24), `atk3X-cam`
 /// (a camera at 10.83.0.2) and `atk3X-wan` (198.51.100.1, with a route to the camera
@@ -171,4 +171,73 @@ fn the_camera_ports_dns_and_ntp_answer_only_the_camera_port() {
         !last.contains("injected-from-wan") && !last.contains("198.51.100.1"),
         "the wan side wrote into the report: {last}"
     );
+}
+
+/// `GET path` with `Host: host` on a new connection; the status line, or what went wrong.
+fn get(addr: std::net::SocketAddr, host: &str, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else {
+        return "connect failed".into();
+    };
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return "write failed".into();
+    }
+    let mut head = [0u8; 64];
+    match s.read(&mut head) {
+        Ok(0) => "closed without an answer".into(),
+        Ok(n) => String::from_utf8_lossy(&head[..n])
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string(),
+        Err(e) => format!("no answer: {e}"),
+    }
+}
+
+/// ATTACKS 40: any local app can connect to the phone library's player endpoint. Held
+/// silent connections (no token needed) used to take a descriptor each until the
+/// process ran out (the app's own player, its reconnects to the gateway and its key
+/// files with it) and kept it for the 30 s header timeout. Now at most 64 are open and a
+/// new connection closes the oldest one that never showed the token.
+#[test]
+fn silent_local_connections_cannot_starve_the_player_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new("prlimit");
+    cmd.arg("--nofile=256")
+        .arg(bin("latchkey-client").unwrap())
+        .arg("--state")
+        .arg(dir.path().join("phone"))
+        .args(["serve", "--listen", "127.0.0.1:0"]);
+    let serve = Proc::spawn("serve", &mut cmd, dir.path());
+    let url = serve.wait_line("listening", Duration::from_secs(20));
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, token) = rest.split_once('/').unwrap();
+    let addr: std::net::SocketAddr = host.parse().unwrap();
+    let page = format!("/{token}/");
+    assert!(get(addr, host, &page).contains("200"), "the page before");
+
+    // Another app holds 400 silent connections (more than the process's 256 descriptors).
+    let started = std::time::Instant::now();
+    let held: Vec<std::net::TcpStream> = (0..400)
+        .filter_map(|_| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()
+        })
+        .collect();
+    eprintln!("{} connections held in {:?}", held.len(), started.elapsed());
+    assert!(held.len() > 200, "{} connections", held.len());
+    std::thread::sleep(Duration::from_millis(500));
+    let answer = get(addr, host, &page);
+    assert!(
+        answer.contains("200"),
+        "the app's own player was starved by held connections: {answer}"
+    );
+    // Without the token, or with a foreign Host, still nothing.
+    assert_eq!(get(addr, host, "/wrong/"), "closed without an answer");
+    assert_eq!(
+        get(addr, &format!("rebind.example:{}", addr.port()), &page),
+        "closed without an answer"
+    );
+    drop(held);
 }

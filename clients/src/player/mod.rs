@@ -20,10 +20,12 @@
 mod boxes;
 pub mod front;
 mod hls;
+mod slots;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -140,6 +142,7 @@ impl Endpoint {
     /// Serves `listener` until the future is dropped.
     pub async fn run(self, listener: TcpListener) -> std::io::Result<()> {
         let me = Arc::new(self);
+        let slots = Arc::new(slots::Slots::default());
         loop {
             let (stream, peer) = match listener.accept().await {
                 Ok(a) => a,
@@ -149,11 +152,16 @@ impl Endpoint {
                     continue;
                 }
             };
-            let me = me.clone();
-            tokio::spawn(async move {
+            // Any local app can connect: what connections hold is bounded (slots.rs).
+            let Some(held) = slots.take() else {
+                continue;
+            };
+            let (me, id, admitted) = (me.clone(), held.id(), held.admitted.clone());
+            let task = tokio::spawn(async move {
+                let _held = held;
                 let service = hyper::service::service_fn(move |req| {
-                    let me = me.clone();
-                    async move { me.handle(req).await }
+                    let (me, admitted) = (me.clone(), admitted.clone());
+                    async move { me.handle(req, &admitted).await }
                 });
                 let mut builder = hyper::server::conn::http1::Builder::new();
                 builder.timer(TokioTimer::new());
@@ -164,6 +172,7 @@ impl Endpoint {
                     tracing::debug!(%peer, "local connection ended: {e}");
                 }
             });
+            slots.serving(id, task.abort_handle());
         }
     }
 
@@ -183,10 +192,15 @@ impl Endpoint {
         (same && (after.is_empty() || after.starts_with('/'))).then_some(after)
     }
 
-    async fn handle(&self, req: Request<Incoming>) -> Result<Response<Body>, Refused> {
+    async fn handle(
+        &self,
+        req: Request<Incoming>,
+        admitted: &AtomicBool,
+    ) -> Result<Response<Body>, Refused> {
         let Some(path) = self.admitted(&req) else {
             return Err(Refused);
         };
+        admitted.store(true, Ordering::Relaxed);
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return Ok(json_error(
                 StatusCode::METHOD_NOT_ALLOWED,
