@@ -128,14 +128,14 @@ pub fn build(
             camera_report(name, ip.to_string(), t, since)
         })
         .collect();
-    if counters.other.names.len() + counters.other.dests.len() > 0 {
-        cameras.push(camera_report(
-            "other cameras".into(),
-            "other".into(),
-            &counters.other,
-            since,
-        ));
-    }
+    // Sources past the cap, always: their packets may be only in the "other" tallies
+    // (empty rows are dropped below).
+    cameras.push(camera_report(
+        "other cameras".into(),
+        "other".into(),
+        &counters.other,
+        since,
+    ));
     cameras.retain(|c| only.is_none_or(|o| c.camera == o || c.address == o));
     cameras.retain(|c| {
         !(c.names.is_empty()
@@ -276,5 +276,22 @@ mod tests {
         assert_eq!(later.cameras[0].names.len(), 3);
         assert_eq!(thousands(1_000_000), "1,000,000");
         assert_eq!(thousands(999), "999");
+    }
+
+    /// ATTACKS 44: sources past the cap whose packets are only in the "other" tallies
+    /// (a camera spoofing many source addresses) still have their row in the report.
+    #[test]
+    fn sources_past_the_cap_are_reported_even_with_only_other_tallies() {
+        let mut c = Counters::default();
+        for i in 0..200u32 {
+            let ip = IpAddr::from((0x0a64_0000 + i).to_be_bytes());
+            c.camera(ip).other_dests.add(3, 100);
+        }
+        let r = build(&c, &HashMap::new(), None, None, None);
+        let other = r.cameras.iter().find(|c| c.address == "other");
+        let packets = other.map(|o| o.other_destinations.count);
+        assert_eq!(packets, Some(3 * (200 - 64)), "{:?}", r.cameras.len());
+        let s = sentences(other.unwrap());
+        assert!(s[0].contains("408 more packets"), "{s:?}");
     }
 }
