@@ -241,3 +241,108 @@ fn silent_local_connections_cannot_starve_the_player_endpoint() {
     );
     drop(held);
 }
+
+/// ATTACKS 45 and 42 (in part). The gateway's box here does not forward (Debian's
+/// default): packets to the internet were dropped by the kernel before the forward hook
+/// that recorded them, so the report held no destination at all; they are now recorded
+/// at prerouting. Then a camera floods the port with packets from thousands of spoofed
+/// source addresses after filling the shared record of destinations: spoofed sources
+/// filled the kernel's per-source set too, and from then on every other camera's new
+/// attempts were dropped unrecorded. Sources the port does not route back to are now
+/// dropped before recording, so the other camera's packets are still counted.
+#[test]
+fn a_box_that_does_not_forward_and_spoofed_sources_cannot_blind_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::up("atk3b");
+    let cam = net.ns("cam");
+    output_ok(Command::new("ip").args(["-n", &cam, "addr", "add", "10.83.0.3/24", "dev", "eth0"]));
+    let config = dir.path().join("latchkey.toml");
+    std::fs::write(
+        &config,
+        "[camera_port]\ninterface = \"cam0\"\ndhcp = false\n[[camera_port.lease]]\nmac = \"02:00:00:00:83:02\"\naddress = \"10.83.0.2\"\ncamera = \"front\"\n",
+    )
+    .unwrap();
+    let state = dir.path().join("gateway");
+    let _gateway = Gateway::start_in_netns(
+        &net.ns("gw"),
+        &state,
+        &["--config", config.to_str().unwrap()],
+    )
+    .unwrap();
+    let gw_forward = output_ok(Command::new("ip").args([
+        "netns",
+        "exec",
+        &net.ns("gw"),
+        "sysctl",
+        "-n",
+        "net.ipv4.ip_forward",
+    ]));
+    assert_eq!(gw_forward.trim(), "0", "the box must not forward");
+    // Front phones home first: the attempt is in the report, with its destination.
+    let hello = r#"
+import socket
+f = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+f.bind(("10.83.0.2", 0))
+for _ in range(3):
+    f.sendto(b"hello", ("203.0.113.50", 32100))
+"#;
+    output_ok(Command::new("ip").args(["netns", "exec", &cam, "python3", "-c", hello]));
+    let mut last = String::new();
+    let listed = latchkey_tests::wait_for(Duration::from_secs(15), || {
+        last = report(&state);
+        (last.contains("203.0.113.50") && last.contains("32100")).then_some(())
+    });
+    assert!(listed.is_some(), "front's attempt not recorded: {last}");
+    // The hostile camera at 10.83.0.3: 4,200 distinct destinations, then 1,100 packets
+    // from spoofed sources; then "front" (10.83.0.2) tries a new destination 7 times.
+    let flood = r#"
+import socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("10.83.0.3", 0))
+for i in range(4200):
+    s.sendto(b"x", ("203.0.113.%d" % (1 + i % 250), 1000 + i // 250))
+raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+for i in range(1100):
+    src = "10.100.%d.%d" % (i >> 8, i & 255)
+    udp = struct.pack(">HHHH", 40000, 9999, 9, 0) + b"x"
+    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 29, 1, 0, 64, 17, 0,
+                     socket.inet_aton(src), socket.inet_aton("203.0.113.9"))
+    raw.sendto(ip + udp, ("203.0.113.9", 0))
+f = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+f.bind(("10.83.0.2", 0))
+for _ in range(7):
+    f.sendto(b"hello", ("198.51.100.7", 443))
+print("sent")
+"#;
+    output_ok(Command::new("ip").args(["netns", "exec", &cam, "python3", "-c", flood]));
+    let mut front_packets = 0;
+    let mut last = serde_json::Value::Null;
+    // The counters are read every 2 s; give it a few reads.
+    let _ = latchkey_tests::wait_for(Duration::from_secs(15), || {
+        last = serde_json::from_str(&report(&state)).unwrap();
+        let front = last["cameras"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["camera"] == "front")?;
+        let listed: u64 = front["destinations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["address"] == "198.51.100.7")
+            .map(|d| d["count"].as_u64().unwrap())
+            .sum();
+        front_packets = listed + front["other_destinations"]["count"].as_u64().unwrap();
+        (front_packets >= 7).then_some(())
+    });
+    assert_eq!(
+        front_packets, 7,
+        "front's packets lost from the report: {last}"
+    );
+    let spoofed = last["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["address"].as_str().unwrap().starts_with("10.100."));
+    assert!(!spoofed, "spoofed sources in the report: {last}");
+}

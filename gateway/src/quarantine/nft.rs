@@ -4,13 +4,17 @@
 //! asked: streams, ONVIF), drops every router advertisement the gateway would send there,
 //! and records every dropped TCP/UDP packet. Broadcasts and multicasts (SSDP searches for
 //! a router to open ports on, for one) are recorded at prerouting: the kernel would drop
-//! them unseen before the input hook; only DHCP and WS-Discovery pass.
+//! them unseen before the input hook; only DHCP and WS-Discovery pass. So is everything
+//! addressed past the gateway: a box that does not forward (Debian's default) would drop
+//! it unseen before the forward hook.
 //!
 //! Recording without a packet capture or NFLOG: a dynamic set keyed by
 //! `source . protocol . destination . port` with a counter per element
 //! (`update @seen4 { ... }`), read back with `nft -j list set`. The kernel bounds it (its
 //! `size`); when it is full the `update` fails, the rule does not match, and the packet
-//! is counted per source in the small `over4` set instead ("other destinations"). Packets
+//! is counted per source in the small `over4` set instead ("other destinations"); a
+//! source the camera port does not route back to (a spoofed address) is dropped first,
+//! so spoofed addresses cannot fill `over4` or the report's sources. Packets
 //! that are neither TCP nor UDP are counted there too. The counters only grow, so each
 //! read adds the difference since the previous one.
 
@@ -56,7 +60,9 @@ table inet {TABLE} {{
   }}
   chain prerouting {{
     type filter hook prerouting priority filter - 10; policy accept;
+    iifname "{iface}" ip saddr != 0.0.0.0 fib saddr . iif oif missing drop
     iifname "{iface}" meta pkttype {{ broadcast, multicast }} udp dport != {{ 67, 3702 }} jump record
+    iifname "{iface}" fib daddr type != {{ local, broadcast, multicast }} jump record
   }}
   chain input {{
     type filter hook input priority filter - 10; policy accept;
@@ -248,7 +254,7 @@ mod tests {
     #[test]
     fn the_ruleset_names_the_port_in_every_hook() {
         let r = ruleset("cam0");
-        assert_eq!(r.matches("\"cam0\"").count(), 5);
+        assert_eq!(r.matches("\"cam0\"").count(), 7);
         assert!(r.contains("nd-router-advert drop"));
     }
 }
