@@ -21,7 +21,7 @@ use latchkey_tests::{Gateway, bin};
 use support::{Proc, output_ok, until};
 
 /// `atk3X-gw` (camera port `cam0` 10.83.0.1/24, `wan0` 198.51.100.2/24), `atk3X-cam`
-/// (a camera at 10.83.0.2) and `atk3X-wan` (198.51.100.1, with a route to the camera
+/// (a camera at 10.83.0.2, MAC 02:00:00:00:83:02) and `atk3X-wan` (198.51.100.1, with a route to the camera
 /// subnet through the gateway's box, as any host beside the box can add): removed on drop.
 struct Net {
     pfx: String,
@@ -39,6 +39,7 @@ impl Net {
 for n in {gw} {cam} {wan}; do ip netns add $n; ip -n $n link set lo up; done
 ip link add {p}c netns {gw} type veth peer name {p}e netns {cam}
 ip -n {gw} link set {p}c name cam0; ip -n {cam} link set {p}e name eth0
+ip -n {cam} link set eth0 address 02:00:00:00:83:02
 ip -n {gw} addr add 10.83.0.1/24 dev cam0; ip -n {gw} link set cam0 up
 ip -n {cam} addr add 10.83.0.2/24 dev eth0; ip -n {cam} link set eth0 up
 ip -n {cam} route add default via 10.83.0.1
@@ -345,4 +346,77 @@ print("sent")
         .iter()
         .any(|c| c["address"].as_str().unwrap().starts_with("10.100."));
     assert!(!spoofed, "spoofed sources in the report: {last}");
+}
+
+/// ATTACKS 43: a camera sends DNS questions and packets from another camera's address
+/// (its own MAC) to put names and destinations in that camera's report. For cameras with
+/// a fixed lease, a packet from the lease's address with another MAC is now dropped
+/// before it is answered or recorded.
+#[test]
+fn a_camera_cannot_blame_a_leased_camera_by_spoofing_its_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::up("atk3c");
+    let cam = net.ns("cam");
+    // The hostile camera: another MAC on the same wire, at 10.83.0.3.
+    let bad = "set -e
+ip -n {cam} link add bad0 link eth0 type macvlan mode bridge
+ip -n {cam} link set bad0 address 02:00:00:00:83:03
+ip -n {cam} addr add 10.83.0.3/24 dev bad0
+ip -n {cam} link set bad0 up"
+        .replace("{cam}", &cam);
+    output_ok(Command::new("sh").args(["-c", &bad]));
+    let config = dir.path().join("latchkey.toml");
+    std::fs::write(
+        &config,
+        "[camera_port]\ninterface = \"cam0\"\ndhcp = false\n\
+         [[camera_port.lease]]\nmac = \"02:00:00:00:83:02\"\naddress = \"10.83.0.2\"\ncamera = \"front\"\n\
+         [[camera_port.lease]]\nmac = \"02:00:00:00:83:03\"\naddress = \"10.83.0.3\"\ncamera = \"back\"\n",
+    )
+    .unwrap();
+    let state = dir.path().join("gateway");
+    let _gateway = Gateway::start_in_netns(
+        &net.ns("gw"),
+        &state,
+        &["--config", config.to_str().unwrap()],
+    )
+    .unwrap();
+    let spoof = r#"
+import socket, struct
+def dns(name):
+    q = struct.pack(">HHHHHH", 0x4243, 0x0100, 1, 0, 0, 0)
+    for l in name.split("."):
+        q += bytes([len(l)]) + l.encode()
+    return q + b"\0" + struct.pack(">HH", 1, 1)
+def packet(src, dst, dport, payload):
+    udp = struct.pack(">HHHH", 40000, dport, 8 + len(payload), 0) + payload
+    return struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0,
+                       socket.inet_aton(src), socket.inet_aton(dst)) + udp
+raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+raw.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"bad0")
+for _ in range(3):
+    raw.sendto(packet("10.83.0.2", "10.83.0.1", 53, dns("framed-by-back.example")), ("10.83.0.1", 0))
+    raw.sendto(packet("10.83.0.2", "203.0.113.66", 6666, b"x"), ("203.0.113.66", 0))
+own = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+own.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"bad0")
+own.bind(("10.83.0.3", 0))
+own.sendto(dns("back-own.example"), ("10.83.0.1", 53))
+real = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+real.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth0")
+real.bind(("10.83.0.2", 0))
+real.sendto(dns("front-own.example"), ("10.83.0.1", 53))
+print("sent")
+"#;
+    output_ok(Command::new("ip").args(["netns", "exec", &cam, "python3", "-c", spoof]));
+    let mut last = String::new();
+    until("both cameras' own names", Duration::from_secs(15), || {
+        last = report(&state);
+        last.contains("back-own.example") && last.contains("front-own.example")
+    });
+    // Let the drop counters be read once more (every 2 s).
+    std::thread::sleep(Duration::from_secs(3));
+    last = report(&state);
+    assert!(
+        !last.contains("framed-by-back") && !last.contains("203.0.113.66"),
+        "a spoofed packet was recorded as front's: {last}"
+    );
 }

@@ -282,7 +282,7 @@ pub async fn start(
     } else {
         None
     };
-    nft::apply(&iface).await?;
+    nft::apply(&iface, &cfg.leases).await?;
     let q = &gw.quarantine;
     *q.port.lock().unwrap_or_else(|p| p.into_inner()) = Some(cfg.clone());
     let local: HashMap<String, IpAddr> = cfg

@@ -14,7 +14,8 @@
 //! `size`); when it is full the `update` fails, the rule does not match, and the packet
 //! is counted per source in the small `over4` set instead ("other destinations"); a
 //! source the camera port does not route back to (a spoofed address) is dropped first,
-//! so spoofed addresses cannot fill `over4` or the report's sources. Packets
+//! so spoofed addresses cannot fill `over4` or the report's sources, and so is a packet
+//! from a fixed lease's address with another MAC (one camera blaming another). Packets
 //! that are neither TCP nor UDP are counted there too. The counters only grow, so each
 //! read adds the difference since the previous one.
 
@@ -36,8 +37,33 @@ pub const SEEN_SIZE: u32 = 4096;
 /// Elements of each `over` set (distinct sources).
 pub const OVER_SIZE: u32 = 1024;
 
-/// The ruleset for camera port `iface` (an interface name: checked by the caller).
-pub fn ruleset(iface: &str) -> String {
+/// The fixed leases as nftables sets: their addresses, and each address with its MAC (a
+/// packet from a leased address with another MAC is spoofed: dropped before recording).
+fn lease_sets(leases: &[super::Lease]) -> String {
+    let mut ips = Vec::new();
+    let mut pairs = Vec::new();
+    for l in leases.iter().filter(|l| super::valid_mac(&l.mac)) {
+        ips.push(l.address.to_string());
+        pairs.push(format!("{} . {}", l.address, l.mac.to_ascii_lowercase()));
+    }
+    let elements = |v: &[String]| {
+        if v.is_empty() {
+            String::new()
+        } else {
+            format!(" elements = {{ {} }};", v.join(", "))
+        }
+    };
+    format!(
+        "  set leased4 {{ type ipv4_addr;{} }}\n  set lease_macs4 {{ type ipv4_addr . ether_addr;{} }}\n",
+        elements(&ips),
+        elements(&pairs)
+    )
+}
+
+/// The ruleset for camera port `iface` (an interface name: checked by the caller) with
+/// its fixed `leases` (MACs checked by the caller).
+pub fn ruleset(iface: &str, leases: &[super::Lease]) -> String {
+    let leases = lease_sets(leases);
     format!(
         r#"table inet {TABLE} {{}}
 delete table inet {TABLE}
@@ -46,7 +72,7 @@ table inet {TABLE} {{
   set seen6 {{ type ipv6_addr . inet_proto . ipv6_addr . inet_service; size {SEEN_SIZE}; flags dynamic; counter; }}
   set over4 {{ type ipv4_addr; size {OVER_SIZE}; flags dynamic; counter; }}
   set over6 {{ type ipv6_addr; size {OVER_SIZE}; flags dynamic; counter; }}
-  chain record {{
+{leases}  chain record {{
     meta nfproto ipv4 meta l4proto {{ tcp, udp }} update @seen4 {{ ip saddr . meta l4proto . ip daddr . th dport }} drop
     meta nfproto ipv6 meta l4proto {{ tcp, udp }} update @seen6 {{ ip6 saddr . meta l4proto . ip6 daddr . th dport }} drop
     meta nfproto ipv4 update @over4 {{ ip saddr }} drop
@@ -61,6 +87,7 @@ table inet {TABLE} {{
   chain prerouting {{
     type filter hook prerouting priority filter - 10; policy accept;
     iifname "{iface}" ip saddr != 0.0.0.0 fib saddr . iif oif missing drop
+    iifname "{iface}" ip saddr @leased4 ip saddr . ether saddr != @lease_macs4 drop
     iifname "{iface}" meta pkttype {{ broadcast, multicast }} udp dport != {{ 67, 3702 }} jump record
     iifname "{iface}" fib daddr type != {{ local, broadcast, multicast }} jump record
   }}
@@ -110,9 +137,9 @@ async fn nft(args: &[&str], stdin: Option<&str>) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Installs (or replaces) the table for `iface`.
-pub async fn apply(iface: &str) -> anyhow::Result<()> {
-    nft(&["-f", "-"], Some(&ruleset(iface)))
+/// Installs (or replaces) the table for `iface` with its fixed `leases`.
+pub async fn apply(iface: &str, leases: &[super::Lease]) -> anyhow::Result<()> {
+    nft(&["-f", "-"], Some(&ruleset(iface, leases)))
         .await
         .context("applying the camera port's firewall rules (the gateway needs CAP_NET_ADMIN)")?;
     Ok(())
@@ -253,8 +280,19 @@ mod tests {
 
     #[test]
     fn the_ruleset_names_the_port_in_every_hook() {
-        let r = ruleset("cam0");
-        assert_eq!(r.matches("\"cam0\"").count(), 7);
+        let r = ruleset("cam0", &[]);
+        assert_eq!(r.matches("\"cam0\"").count(), 8);
+        assert!(r.contains("set leased4 { type ipv4_addr; }"), "{r}");
+        let lease = super::super::Lease {
+            mac: "02:00:00:00:83:0A".into(),
+            address: "10.83.0.2".parse().unwrap(),
+            camera: None,
+        };
+        let r = ruleset("cam0", &[lease]);
+        assert!(
+            r.contains("elements = { 10.83.0.2 . 02:00:00:00:83:0a }"),
+            "{r}"
+        );
         assert!(r.contains("nd-router-advert drop"));
     }
 }
