@@ -4,11 +4,17 @@
 a DNS server on UDP 198.51.100.53:53. Prints "got udp|tcp ADDR PORT from SRC" for every
 packet or connection, and "ready" once all listen."""
 import socket
+import sys
 import threading
+
+LOCK = threading.Lock()
 
 
 def log(line):
-    print(line, flush=True)
+    # One write per line under a lock: print() from threads can interleave two lines.
+    with LOCK:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
 
 def udp(s, addr, port):
