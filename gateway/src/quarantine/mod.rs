@@ -271,7 +271,16 @@ pub async fn start(
     let dhcp = if cfg.dhcp {
         let range = dhcp_range(&cfg, addr, prefix)?;
         let args = dhcp::args(&iface, addr, range, &cfg.leases, &gw.state_dir);
-        Some(dhcp::start(&args)?)
+        let mut child = dhcp::start(&args)?;
+        // dnsmasq checks its sockets before it settles: an early exit is a failed start
+        // (another DHCP server on the port, or a dnsmasq left behind by a crash).
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if let Ok(Some(status)) = child.try_wait() {
+            anyhow::bail!(
+                "the camera port's DHCP server (dnsmasq) stopped at once ({status}): is another DHCP server running on {iface}? Stop it, or set camera_port.dhcp = false"
+            );
+        }
+        Some(child)
     } else {
         None
     };
