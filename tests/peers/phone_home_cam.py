@@ -10,7 +10,7 @@ TCP to the router's UPnP port, ROUTER env). It also asks for one name full of ma
 terminal escape. It prints one line per packet it sends ("sent dns NAME", "sent udp ADDR
 PORT", "sent tcp ADDR PORT", "sent hostile-dns"): its own log, against which
 the gateway's report is checked. FLOOD=N instead sends N distinct names and N UDP packets
-to N distinct destinations, as fast as it can.
+to N distinct destinations (from FLOOD_START on), as fast as it can.
 """
 import os
 import random
@@ -22,6 +22,7 @@ DNS = os.environ.get("DNS", "10.79.0.1")
 ROUTER = os.environ.get("ROUTER", "10.79.0.1")
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 FLOOD = int(os.environ.get("FLOOD", "0"))
+FLOOD_START = int(os.environ.get("FLOOD_START", "0"))
 NAMES = ["p2p.vendor-cloud.example", "api.vendor-cloud.example", "time.vendor-cloud.example"]
 # A name no real vendor uses, to show the report treats names as data (markup, escapes).
 HOSTILE = "<b>\x1b[31m.vendor-cloud.example"
@@ -90,13 +91,13 @@ def ssdp():
 def flood(n):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setblocking(False)
-    for i in range(n):
+    for i in range(FLOOD_START, FLOOD_START + n):
         try:
             s.sendto(query(f"f{i}.flood.example"), (DNS, 53))
         except BlockingIOError:
             pass
         try:
-            s.sendto(b"x", (f"203.0.113.{i % 250 + 1}", 10000 + i // 250))
+            s.sendto(b"x", (f"203.0.113.{i % 250 + 1}", 10000 + (i // 250) % 50000))
         except BlockingIOError:
             pass
     log(f"flooded {n}")
