@@ -350,7 +350,27 @@ async fn record(gw: &Gateway, shutdown: CancellationToken) {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn the_packaged_example_parses_uncommented_and_the_flag_names_the_port() {
+        let example = include_str!("../../debian/latchkey.toml");
+        let block: String = example
+            .lines()
+            .skip_while(|l| !l.starts_with("#[camera_port]"))
+            .map(|l| format!("{}\n", l.trim_start_matches('#')))
+            .collect();
+        let file: crate::config::FileConfig = toml::from_str(&block).unwrap();
+        let port = file.camera_port.unwrap();
+        port.check().unwrap();
+        assert_eq!(port.leases[0].camera.as_deref(), Some("front"));
+        assert_eq!(port.dns_answers.len(), 1);
+        assert!(port.dhcp);
+        let flagged = port_config(Some(port), Some("eth2".into())).unwrap();
+        assert_eq!(flagged.interface, "eth2");
+        assert_eq!(port_config(None, None), None);
+    }
 
     #[test]
     fn port_config_is_checked() {
