@@ -7,13 +7,15 @@ cd "$(dirname "$0")/.."
 # The real peers: ffmpeg/ffprobe (viewers), gst-rtsp-server through Debian's Python (RTSP
 # camera), curl, iproute2 (ss), miniupnpd and friends (a real UPnP router in namespaces),
 # Chromium and Node (the admin UI's browser test, Playwright in tests/browser).
-# OpenSSH (the relay benchmark's `ssh -L` reference).
+# OpenSSH (the relay benchmark's `ssh -L` reference). dnsmasq, busybox (udhcpc) and
+# ntpdate for the camera quarantine (its DHCP server, the camera's DHCP and NTP clients).
 packages=(ffmpeg curl iproute2 python3-gi gir1.2-gst-rtsp-server-1.0
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
   gstreamer1.0-plugins-bad gstreamer1.0-x
   miniupnpd-nftables miniupnpc natpmpc nftables socat tcpdump
   chromium chromium-driver
-  openssh-server openssh-client)
+  openssh-server openssh-client
+  dnsmasq-base busybox ntpsec-ntpdate)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

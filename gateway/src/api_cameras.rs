@@ -37,6 +37,31 @@ pub fn owner_routes() -> Router<Arc<Gateway>> {
         .route("/v1/cameras/{id}/edit", post(edit))
         .route("/v1/cameras/{id}/remove", post(remove))
         .route("/v1/cameras/{id}/test", post(test))
+        .route("/v1/cameras/report", get(report))
+}
+
+/// The camera quarantine's phone-home report (PROTOCOL.md §7), owners only.
+async fn report(
+    State(gw): State<Arc<Gateway>>,
+    Extension(device): Extension<DeviceRecord>,
+    Extension(ctx): Extension<DeviceContext>,
+    uri: axum::http::Uri,
+) -> Response {
+    if let Err(r) = owner(&gw, &device, &ctx, "read the phone-home report").await {
+        return r;
+    }
+    let Some((camera, since)) = crate::admin::quarantine::parse_query(uri.query()) else {
+        return api_error::error(
+            ErrorCode::BadRequest,
+            "expected ?camera=NAME&since=UNIX_SECONDS (both optional)",
+        );
+    };
+    Json(crate::admin::quarantine::report(
+        &gw,
+        camera.as_deref(),
+        since,
+    ))
+    .into_response()
 }
 
 /// The actor for the audit log, or the 403 (audited) for anyone but an owner.

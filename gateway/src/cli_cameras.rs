@@ -85,6 +85,23 @@ pub enum CamerasCommand {
         #[arg(long)]
         json: bool,
     },
+    /// What quarantined cameras tried to reach and which names they asked for.
+    Report {
+        /// One camera (name or address); all when left out.
+        camera: Option<String>,
+        /// Only what was seen since: a duration ago (2h) or a time (2026-12-02T08:00:00Z).
+        #[arg(long, value_parser = crate::cli::quarantine::parse_since)]
+        since: Option<u64>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rules for your own router that let each camera talk to this gateway only.
+    Lockdown {
+        /// The rules' format.
+        #[arg(long, value_enum)]
+        print: crate::cli::quarantine::RuleFormat,
+    },
 }
 
 /// Text from a camera, safe for a terminal (discovery already cleaned it; this keeps the
@@ -269,14 +286,27 @@ fn build(command: CamerasCommand) -> anyhow::Result<CameraRequest> {
         },
         CamerasCommand::Remove { name } => CameraRequest::Remove { id: name },
         CamerasCommand::Test { name } => CameraRequest::Test { id: name },
-        CamerasCommand::Discover { .. } => {
-            anyhow::bail!("internal: discovery is not a camera change")
+        CamerasCommand::Discover { .. }
+        | CamerasCommand::Report { .. }
+        | CamerasCommand::Lockdown { .. } => {
+            anyhow::bail!("internal: not a camera change")
         }
     })
 }
 
 /// Runs one `latchkey cameras …` subcommand against the daemon in `state`.
 pub async fn run(state: &Path, command: CamerasCommand) -> anyhow::Result<()> {
+    match command {
+        CamerasCommand::Report {
+            camera,
+            since,
+            json,
+        } => return crate::cli::quarantine::report(state, camera, since, json).await,
+        CamerasCommand::Lockdown { print } => {
+            return crate::cli::quarantine::lockdown(state, print).await;
+        }
+        _ => {}
+    }
     if let CamerasCommand::Discover {
         addresses,
         wait,

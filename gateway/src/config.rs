@@ -42,6 +42,8 @@ pub struct FileConfig {
     /// Cameras.
     #[serde(default, rename = "camera")]
     pub cameras: Vec<CameraEntry>,
+    /// The camera port (`quarantine/`): the interface the cameras live on, cut off.
+    pub camera_port: Option<crate::quarantine::PortConfig>,
 }
 
 /// One `[[camera]]` table.

@@ -32,6 +32,7 @@ pub mod mp4;
 pub mod net;
 pub mod portmap;
 pub mod preauth;
+pub mod quarantine;
 pub mod refuse;
 pub mod service_cli;
 pub mod sessions;
@@ -101,6 +102,8 @@ pub struct Gateway {
     pub cameras: camera::hub::Hub,
     /// Remote access: router mappings under the owner's approval.
     pub remote: Arc<portmap::PortMapper>,
+    /// The camera port's tallies and state (`quarantine/`).
+    pub quarantine: quarantine::Quarantine,
 }
 
 impl Gateway {
@@ -143,7 +146,9 @@ impl Gateway {
             &config.name,
             cameras.configs(),
         ));
+        let quarantine = quarantine::Quarantine::new(store.clone());
         Ok(Arc::new(Self {
+            quarantine,
             cameras,
             state_dir,
             remote,

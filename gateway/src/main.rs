@@ -63,6 +63,10 @@ enum Command {
         /// Session key rotation interval (tests use a short one) [default: 120s].
         #[arg(long, hide = true, value_parser = humantime::parse_duration)]
         rekey_after: Option<Duration>,
+        /// Quarantine the cameras on this interface (their own port, VLAN or bridge): the
+        /// gateway serves them DHCP, DNS and time there and forwards nothing from it.
+        #[arg(long, value_name = "IFACE")]
+        camera_port: Option<String>,
     },
     /// Open a pairing window: prints a QR code and the pairing URI.
     Pair {
@@ -205,8 +209,10 @@ fn real_main() -> anyhow::Result<()> {
                 name,
                 camera_grace,
                 rekey_after,
+                camera_port,
             } => {
                 let flags = RunFlags {
+                    camera_port,
                     rekey_after,
                     listen,
                     admin_listen,
@@ -255,6 +261,7 @@ struct RunFlags {
     cameras: Vec<String>,
     name: Option<String>,
     camera_grace: Option<Duration>,
+    camera_port: Option<String>,
 }
 
 async fn run(state: PathBuf, config_path: Option<PathBuf>, flags: RunFlags) -> anyhow::Result<()> {
@@ -265,6 +272,7 @@ async fn run(state: PathBuf, config_path: Option<PathBuf>, flags: RunFlags) -> a
         cameras: camera_flags,
         name,
         camera_grace,
+        camera_port,
     } = flags;
     let file = match &config_path {
         Some(p) => config::read_file(p)?,
@@ -296,6 +304,13 @@ async fn run(state: PathBuf, config_path: Option<PathBuf>, flags: RunFlags) -> a
         first_owner_qr(&gw).await?;
     }
     let shutdown = CancellationToken::new();
+    let port = latchkey_gateway::quarantine::port_config(file.camera_port, camera_port);
+    let quarantine = match port {
+        Some(p) => {
+            Some(latchkey_gateway::quarantine::start(gw.clone(), p, shutdown.clone()).await?)
+        }
+        None => None,
+    };
     let signals = shutdown.clone();
     tokio::spawn(async move {
         let mut term =
@@ -313,7 +328,12 @@ async fn run(state: PathBuf, config_path: Option<PathBuf>, flags: RunFlags) -> a
         tracing::info!("shutting down");
         signals.cancel();
     });
-    latchkey_gateway::run(Listeners { noise, admin }, gw, shutdown).await
+    let done = latchkey_gateway::run(Listeners { noise, admin }, gw, shutdown.clone()).await;
+    shutdown.cancel();
+    if let Some(task) = quarantine {
+        let _ = task.await;
+    }
+    done
 }
 
 /// On a gateway with no device yet, shows a pairing QR for the owner's phone right away.

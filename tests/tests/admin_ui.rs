@@ -203,6 +203,7 @@ fn every_route_needs_a_session_and_answers_with_security_headers() -> anyhow::Re
         "/api/remote/audit",
         "/api/audit",
         "/api/session",
+        "/api/quarantine/report",
         "/cameras/demo/live.mjpeg",
         "/cameras/demo/snapshot.jpg",
     ] {
@@ -210,7 +211,14 @@ fn every_route_needs_a_session_and_answers_with_security_headers() -> anyhow::Re
         assert_eq!(a.status, 401, "GET {path}: {a:?}");
     }
     for path in [
-        "/", "/pair", "/devices", "/cameras", "/remote", "/audit", "/nope",
+        "/",
+        "/pair",
+        "/devices",
+        "/cameras",
+        "/remote",
+        "/audit",
+        "/quarantine",
+        "/nope",
     ] {
         let a = curl(&gw, path, &[])?;
         assert!(a.status == 303 || a.status == 401, "GET {path}: {a:?}");

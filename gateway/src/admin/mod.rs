@@ -6,6 +6,7 @@ pub mod actions;
 pub mod cameras;
 pub mod cameras_onvif;
 pub mod https;
+pub mod quarantine;
 pub mod socket;
 pub mod tls;
 pub mod web;

@@ -103,6 +103,15 @@ pub enum AdminRequest {
         /// Index to remove.
         remove: Option<u32>,
     },
+    /// The camera quarantine's phone-home report (`admin/quarantine.rs`).
+    QuarantineReport {
+        /// One camera (name or address), or all.
+        camera: Option<String>,
+        /// Only what was seen at or after this Unix time.
+        since: Option<u64>,
+    },
+    /// The cameras, addresses and MACs the owner's router rules would cover.
+    QuarantineLockdown,
 }
 
 /// Binds the socket, replacing a stale one left by a crash.
@@ -228,6 +237,10 @@ async fn handle(req: AdminRequest, gw: Arc<Gateway>) -> Result<Value, ActionErro
         } => typed(actions::remote_open(gw, ipv4, ipv6, lease_secs, BY).await),
         AdminRequest::RemoteClose => typed(actions::remote_close(gw, BY).await),
         AdminRequest::RemoteAudit { remove } => typed(actions::remote_audit(gw, remove).await),
+        AdminRequest::QuarantineReport { camera, since } => {
+            typed(Ok(super::quarantine::report(gw, camera.as_deref(), since)))
+        }
+        AdminRequest::QuarantineLockdown => typed(Ok(super::quarantine::lockdown_plan(gw))),
         AdminRequest::Audit { limit } => {
             let page =
                 actions::audit(gw, AuditFilter::default(), 0, limit.clamp(1, 10_000)).await?;

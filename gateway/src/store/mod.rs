@@ -1,6 +1,6 @@
 //! The state store: gateway key, devices, pairing windows, remote-access approvals,
 //! cameras and the audit log, in SQLite; one file per table (`devices.rs`, `pairing.rs`,
-//! `remote.rs`, `cameras.rs`, `audit.rs`, `security.rs`), schema versions in `schema.rs`.
+//! `remote.rs`, `cameras.rs`, `audit.rs`, `security.rs`, `quarantine.rs`), schema versions in `schema.rs`.
 //!
 //! WAL mode with `synchronous=FULL`: a write is durable when its call returns, and a
 //! crash leaves the old or the new state, never a torn one. Every change that must be
@@ -19,6 +19,7 @@ mod audit;
 pub mod cameras;
 mod devices;
 mod pairing;
+pub mod quarantine;
 mod remote;
 pub mod schema;
 mod security;

@@ -45,6 +45,20 @@ pub const STEPS: &[Step] = &[
          );
          CREATE INDEX IF NOT EXISTS audit_kind_id ON audit (kind, id);",
     },
+    // 4: what quarantined cameras tried (names asked, destinations dropped), bounded by
+    // the caps of `quarantine::counters`.
+    Step {
+        version: 4,
+        sql: "CREATE TABLE IF NOT EXISTS quarantine_seen (
+             source TEXT NOT NULL,
+             kind TEXT NOT NULL,
+             what TEXT NOT NULL,
+             count INTEGER NOT NULL,
+             first_at INTEGER NOT NULL,
+             last_at INTEGER NOT NULL,
+             PRIMARY KEY (source, kind, what)
+         );",
+    },
 ];
 
 /// The schema version this code writes and reads.

@@ -19,6 +19,7 @@ pub mod api;
 pub mod auth;
 pub mod cameras;
 pub mod pages;
+pub mod quarantine;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -93,6 +94,7 @@ pub fn router(web: Arc<Web>) -> Router {
         .merge(pages::routes())
         .merge(api::routes())
         .merge(cameras::routes())
+        .merge(quarantine::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(web.clone(), guard))
         .layer(middleware::from_fn(refuse_large_bodies))

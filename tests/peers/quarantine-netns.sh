@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# quarantine-netns.sh - a camera port, a camera and a fake internet in three namespaces
+# for the camera quarantine test (tests/tests/quarantine.rs).
+#
+#   [ns $PFX-cam]  eth0 (MAC 02:00:00:00:79:02): the misbehaving camera. Its address comes
+#                  from DHCP on the camera port, or `static` gives it 10.79.0.2/24.
+#        |  veth
+#   [ns $PFX-gw]   cam0 10.79.0.1/24 (the camera port), wan0 198.51.100.2/24, default route
+#                  via 198.51.100.1; IPv4 forwarding on (a router, as the gateway's box is)
+#        |  veth
+#   [ns $PFX-wan]  wan1 198.51.100.1/24, the fake cloud's addresses 203.0.113.50 (P2P
+#                  server), 198.51.100.7 (cloud), 198.51.100.53 (hard-coded DNS) on lo;
+#                  route to 10.79.0.0/24 back through the gateway.
+#
+# Nothing is linked to the host namespace. PFX must start with "qr" (this helper's tests).
+# Usage: quarantine-netns.sh up | down | static | router
+set -euo pipefail
+: "${PFX:?set PFX}"
+case "$PFX" in qr*) ;; *) echo "PFX must start with qr" >&2; exit 2 ;; esac
+GW=$PFX-gw CAM=$PFX-cam WAN=$PFX-wan
+
+kill_ns() {
+  local n=$1 p
+  ip netns list 2>/dev/null | grep -qw "^$n" || return 0
+  # every process in a namespace this script created was started there by the test
+  for p in $(ip netns pids "$n" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
+  for _ in $(seq 30); do [ -z "$(ip netns pids "$n" 2>/dev/null)" ] && break; sleep 0.1; done
+  for p in $(ip netns pids "$n" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
+  ip netns del "$n" 2>/dev/null || true
+}
+
+down() { kill_ns "$CAM"; kill_ns "$GW"; kill_ns "$WAN"; }
+
+up() {
+  down
+  for n in "$GW" "$CAM" "$WAN"; do ip netns add "$n"; ip -n "$n" link set lo up; done
+  ip link add "$PFX-c" netns "$GW" type veth peer name "$PFX-e" netns "$CAM"
+  ip -n "$GW" link set "$PFX-c" name cam0
+  ip -n "$CAM" link set "$PFX-e" name eth0
+  ip -n "$CAM" link set eth0 address 02:00:00:00:79:02
+  ip -n "$GW" addr add 10.79.0.1/24 dev cam0
+  ip -n "$GW" link set cam0 up
+  ip -n "$CAM" link set eth0 up
+  ip link add "$PFX-w" netns "$GW" type veth peer name "$PFX-x" netns "$WAN"
+  ip -n "$GW" link set "$PFX-w" name wan0
+  ip -n "$WAN" link set "$PFX-x" name wan1
+  ip -n "$GW" addr add 198.51.100.2/24 dev wan0
+  ip -n "$WAN" addr add 198.51.100.1/24 dev wan1
+  ip -n "$GW" link set wan0 up
+  ip -n "$WAN" link set wan1 up
+  ip -n "$GW" route add default via 198.51.100.1 dev wan0
+  ip netns exec "$GW" sysctl -qw net.ipv4.ip_forward=1
+  for a in 203.0.113.50 198.51.100.7 198.51.100.53; do ip -n "$WAN" addr add "$a/32" dev lo; done
+  ip -n "$WAN" route add 10.79.0.0/24 via 198.51.100.2 dev wan1
+  ip -n "$CAM" route add 224.0.0.0/4 dev eth0
+}
+
+# The camera with a fixed address and the gateway's box as its router (no camera port).
+static() {
+  ip -n "$CAM" addr flush dev eth0
+  ip -n "$CAM" addr add 10.79.0.2/24 dev eth0
+  ip -n "$CAM" route replace default via 10.79.0.1 dev eth0
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  static) static ;;
+  *) echo "usage: quarantine-netns.sh up|down|static" >&2; exit 2 ;;
+esac
