@@ -99,6 +99,10 @@ def test_player_url_plays_fmp4_and_hls_and_refuses_strangers(lk, gateway, tmp_pa
     assert raw_get(f"http://127.0.0.1:{port}/cameras.json") == b""
     assert raw_get(f"{base}/cameras.json", host=f"evil.example:{port}") == b""
     assert raw_get(f"{base}/cameras.json", host=f"localhost:{port}").startswith(b"HTTP/1.1 200")
+    # The player page is served under the token and finds everything relative to it.
+    page = raw_get(f"{base}/", read_all=True)
+    assert page.startswith(b"HTTP/1.1 200") and b'fetch("cameras.json")' in page
+    assert raw_get(base).startswith(b"HTTP/1.1 308")
     session.close()
 
 
