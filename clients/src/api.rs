@@ -7,8 +7,12 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http2::SendRequest;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+pub use latchkey_pairing::api_types::{
+    AuditPage, AuditRow, CameraInfo, Confirmed, DeviceInfo, Invitation, InvitationRequest,
+    LiveFormat, Revoked,
+};
 use latchkey_pairing::{ApiError, ErrorCode, ServerHello};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::net::TcpStream;
 
 use crate::ClientError;
@@ -18,25 +22,6 @@ use latchkey_channel::NoiseStream;
 const MAX_JSON_BODY: usize = 4 << 20;
 /// Largest snapshot the client reads into memory.
 const MAX_SNAPSHOT: usize = 16 << 20;
-
-/// A live stream format the gateway serves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LiveFormat {
-    /// Fragmented MP4 (H.264/H.265 cameras).
-    Mp4,
-    /// `multipart/x-mixed-replace` JPEGs (MJPEG, snapshot and demo cameras).
-    Mjpeg,
-}
-
-impl LiveFormat {
-    /// The file name in the gateway's and the local front's URLs.
-    pub fn file_name(self) -> &'static str {
-        match self {
-            Self::Mp4 => "live.mp4",
-            Self::Mjpeg => "live.mjpeg",
-        }
-    }
-}
 
 /// Camera ids are `a-z 0-9 - _`; anything else never reaches the gateway's URL space.
 pub fn valid_camera_id(id: &str) -> bool {
@@ -66,42 +51,6 @@ fn local(status: u16, message: String) -> ClientError {
         code: ErrorCode::Unknown,
         message,
     }
-}
-
-/// A camera as the gateway API lists it.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct CameraInfo {
-    /// Stable id, used in URLs.
-    pub id: String,
-    /// Source kind: `rtsp`, `mjpeg`, `snapshot` or `demo`.
-    pub kind: String,
-    /// Whether the camera is delivering frames.
-    #[serde(default)]
-    pub online: bool,
-    /// `idle`, `connecting`, `online` or `offline`.
-    #[serde(default)]
-    pub state: Option<String>,
-    /// Why it is offline.
-    #[serde(default)]
-    pub error: Option<String>,
-    /// `h264`, `h265` or `mjpeg`, once known.
-    #[serde(default)]
-    pub codec: Option<String>,
-    /// RFC 6381 codec string, for a browser's MediaSource.
-    #[serde(default)]
-    pub codec_string: Option<String>,
-    /// Picture width, once known.
-    #[serde(default)]
-    pub width: Option<u32>,
-    /// Picture height, once known.
-    #[serde(default)]
-    pub height: Option<u32>,
-    /// Viewers watching now.
-    #[serde(default)]
-    pub viewers: usize,
-    /// The gateway's connections to the camera (0 or 1).
-    #[serde(default)]
-    pub upstream_sessions: u8,
 }
 
 /// An open session with the gateway.
@@ -299,24 +248,24 @@ impl Connection {
 /// Owner actions (the gateway refuses them, 403, unless this phone has the owner role).
 impl Connection {
     /// Every device paired with the gateway.
-    pub async fn devices(&self) -> Result<Vec<serde_json::Value>, ClientError> {
+    pub async fn devices(&self) -> Result<Vec<DeviceInfo>, ClientError> {
         self.get_json("/v1/devices").await
     }
 
     /// Revokes a device (by id or unique name); its live sessions close at once.
-    pub async fn revoke(&self, device: &str) -> Result<serde_json::Value, ClientError> {
+    pub async fn revoke(&self, device: &str) -> Result<Revoked, ClientError> {
         let path = format!("/v1/devices/{}/revoke", path_segment(device));
         self.post_json(&path, &serde_json::Value::Null).await
     }
 
     /// Confirms a pending device (after comparing its short code).
-    pub async fn confirm(&self, device: &str) -> Result<serde_json::Value, ClientError> {
+    pub async fn confirm(&self, device: &str) -> Result<Confirmed, ClientError> {
         let path = format!("/v1/devices/{}/confirm", path_segment(device));
         self.post_json(&path, &serde_json::Value::Null).await
     }
 
     /// Mints an invitation: a pairing URI for a guest or viewer.
-    pub async fn invite(&self, invite: &Invite) -> Result<Invitation, ClientError> {
+    pub async fn invite(&self, invite: &InvitationRequest) -> Result<Invitation, ClientError> {
         let body = serde_json::to_value(invite)
             .map_err(|e| local(0, format!("encoding the invitation: {e}")))?;
         self.post_json("/v1/invitations", &body).await
@@ -339,41 +288,6 @@ fn path_segment(s: &str) -> String {
             }
         })
         .collect()
-}
-
-/// What an owner phone asks for when inviting someone.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Invite {
-    /// `guest` or `viewer`.
-    pub role: String,
-    /// `all` or a comma list of camera ids.
-    pub cameras: String,
-    /// Access lifetime in seconds (`None`: no expiry).
-    pub expires_secs: Option<u64>,
-    /// The name to give the new device.
-    pub name: Option<String>,
-    /// Admit the new device without a confirmation.
-    pub auto_confirm: bool,
-}
-
-/// A minted invitation.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Invitation {
-    /// The pairing URI to show as a QR code.
-    pub uri: String,
-    /// Seconds the code stays valid.
-    pub expires_in_secs: u64,
-    /// When the code expires, seconds since the epoch.
-    pub expires_at: u64,
-}
-
-/// One page of the audit log.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct AuditPage {
-    /// Rows, newest first.
-    pub rows: Vec<serde_json::Value>,
-    /// Rows in all.
-    pub total: u64,
 }
 
 #[cfg(test)]

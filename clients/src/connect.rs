@@ -14,7 +14,8 @@ use tokio::task::JoinSet;
 
 use crate::ClientError;
 use crate::api::Connection;
-use crate::state::{ClientState, GatewayRecord, StateDir};
+use crate::state::{ClientState, GatewayRecord, StateDir, merge_addresses};
+use crate::status::{ConnectionObserver, ConnectionState, Refusal};
 use latchkey_channel::{NoiseStream, read_frame, write_frame};
 
 /// How long one address may take to connect and finish a handshake.
@@ -31,6 +32,8 @@ pub struct PairOutcome {
     pub code: String,
     /// The gateway's name.
     pub gateway_name: String,
+    /// The gateway's key (unpadded base64url): the home's id on this phone.
+    pub gateway_key: String,
 }
 
 /// Connects TCP to every address at once and returns the first stream that connects.
@@ -67,25 +70,29 @@ async fn pairing_answer(stream: &mut TcpStream) -> Result<Vec<u8>, ClientError> 
     }
 }
 
-/// Pairs this phone with the gateway in `uri`, generating the phone's key on first use.
-/// The key never leaves the phone; only its public half travels, encrypted.
-pub async fn pair(
-    dir: &StateDir,
+/// What a successful pairing hands back to be stored.
+pub(crate) struct Paired {
+    /// The gateway record (addresses merged with the URI's).
+    pub record: GatewayRecord,
+    /// What to show.
+    pub outcome: PairOutcome,
+}
+
+/// The pairing handshake with the gateway in `uri`, as the phone with `keypair`. Stores
+/// nothing: the caller saves the result (after the last await, so a cancelled pairing
+/// leaves nothing half-written).
+pub(crate) async fn pair_with(
     uri: &PairingUri,
+    keypair: &Keypair,
     name: &str,
-) -> Result<PairOutcome, ClientError> {
+) -> Result<Paired, ClientError> {
     // A gateway answers a bad name with silence, which looks like a refused code: refuse
     // it here, before the one-time code is spent on an attempt.
     latchkey_pairing::handshake::check_name(name).map_err(ClientError::BadName)?;
-    let existing = dir.load()?;
-    let keypair = match &existing {
-        Some(state) => state.keypair()?,
-        None => Keypair::generate(&mut OsRng)?,
-    };
     let mut stream = first_tcp(&uri.addresses).await?;
     let origin = Instant::now();
     let (init, first) =
-        PairingInitiator::start(&uri.gateway_key, &uri.secret, &keypair, &mut OsRng)?;
+        PairingInitiator::start(&uri.gateway_key, &uri.secret, keypair, &mut OsRng)?;
     let io = |e: std::io::Error| ClientError::io("pairing with the gateway", e);
     write_frame(&mut stream, &first).await.map_err(io)?;
     let message2 = pairing_answer(&mut stream).await?;
@@ -107,31 +114,43 @@ pub async fn pair(
             .into(),
         )
     })?;
-    let mut addresses = result.addresses.clone();
-    for a in &uri.addresses {
-        if !addresses.contains(a) {
-            addresses.push(*a);
-        }
-    }
     let record = GatewayRecord {
         name: result.gateway_name.clone(),
         public_key: uri.gateway_key.to_b64(),
         device_id: result.device_id.clone(),
         state: result.state,
         session_psk: result.session_psk.clone(),
-        addresses,
+        addresses: merge_addresses(&result.addresses, &uri.addresses),
         code: code.clone(),
     };
-    dir.save(&ClientState {
-        device_secret: keys::b64(keypair.secret_bytes()),
-        gateway: Some(record),
-    })?;
-    Ok(PairOutcome {
+    let outcome = PairOutcome {
         device_id: result.device_id,
         state: result.state,
         code,
         gateway_name: result.gateway_name,
-    })
+        gateway_key: record.public_key.clone(),
+    };
+    Ok(Paired { record, outcome })
+}
+
+/// Pairs this phone (the CLI's state directory) with the gateway in `uri`, generating the
+/// phone's key on first use. The key never leaves the phone; only its public half travels,
+/// encrypted.
+pub async fn pair(
+    dir: &StateDir,
+    uri: &PairingUri,
+    name: &str,
+) -> Result<PairOutcome, ClientError> {
+    let keypair = match dir.load()? {
+        Some(state) => state.keypair()?,
+        None => Keypair::generate(&mut OsRng)?,
+    };
+    let paired = pair_with(uri, &keypair, name).await?;
+    dir.save(&ClientState {
+        device_secret: keys::b64(keypair.secret_bytes()),
+        gateway: Some(paired.record),
+    })?;
+    Ok(paired.outcome)
 }
 
 /// The session hello timestamp: wall-clock milliseconds, but strictly increasing within
@@ -206,12 +225,20 @@ async fn handshake(
     Connection::start(noise, addr, server_hello).await
 }
 
-/// Connects to the paired gateway: a handshake on every known address at once, the
-/// first to finish wins. Saves any new addresses the gateway reports.
-pub async fn connect(dir: &StateDir) -> Result<Connection, ClientError> {
-    let mut state = dir.load()?.ok_or(ClientError::NotPaired)?;
-    let record = state.gateway.clone().ok_or(ClientError::NotPaired)?;
-    let keypair = state.keypair()?;
+/// Connects to the gateway in `record` as the phone with `keypair`: a handshake on every
+/// known address at once, the first to finish wins (the others are dropped, and so is
+/// everything when this future is dropped). Tells `observer` how it goes.
+pub(crate) async fn connect_to(
+    record: &GatewayRecord,
+    keypair: &Keypair,
+    observer: Option<&dyn ConnectionObserver>,
+) -> Result<Connection, ClientError> {
+    let tell = |state| {
+        if let Some(o) = observer {
+            o.on_state(state);
+        }
+    };
+    tell(ConnectionState::Connecting);
     let ts = now_ms();
     let mut attempts = JoinSet::new();
     for &addr in &record.addresses {
@@ -232,22 +259,9 @@ pub async fn connect(dir: &StateDir) -> Result<Connection, ClientError> {
     let mut mismatch = false;
     while let Some(joined) = attempts.join_next().await {
         match joined {
-            Ok((_, Ok(conn))) => {
+            Ok((addr, Ok(conn))) => {
                 attempts.abort_all();
-                let learned = conn.server_hello().addresses.clone();
-                if let Some(gw) = state.gateway.as_mut() {
-                    let mut merged = learned;
-                    for a in &gw.addresses {
-                        if !merged.contains(a) {
-                            merged.push(*a);
-                        }
-                    }
-                    if merged != gw.addresses || gw.state != DeviceState::Active {
-                        gw.addresses = merged;
-                        gw.state = DeviceState::Active;
-                        dir.save(&state)?;
-                    }
-                }
+                tell(ConnectionState::Connected { addr });
                 return Ok(conn);
             }
             Ok((_, Err(ClientError::SessionRefused))) => refused = true,
@@ -256,11 +270,44 @@ pub async fn connect(dir: &StateDir) -> Result<Connection, ClientError> {
             Err(e) => errors.push(format!("connect task: {e}")),
         }
     }
-    if mismatch {
-        return Err(ClientError::SessionKeyMismatch);
+    let (state, error) = if mismatch {
+        (Refusal::StaleKey, ClientError::SessionKeyMismatch)
+    } else if refused {
+        // Silence tells no reason; a phone never admitted is waiting for the owner.
+        match record.state {
+            DeviceState::Pending => (Refusal::Pending, ClientError::Refused(Refusal::Pending)),
+            _ => (Refusal::Unknown, ClientError::SessionRefused),
+        }
+    } else {
+        tell(ConnectionState::Unreachable);
+        return Err(ClientError::Unreachable(errors.join("; ")));
+    };
+    tell(ConnectionState::Refused { reason: state });
+    Err(error)
+}
+
+/// Connects to the gateway paired in the CLI's state directory. Saves any new addresses
+/// the gateway reports.
+pub async fn connect(dir: &StateDir) -> Result<Connection, ClientError> {
+    let mut state = dir.load()?.ok_or(ClientError::NotPaired)?;
+    let record = state.gateway.clone().ok_or(ClientError::NotPaired)?;
+    let conn = connect_to(&record, &state.keypair()?, None).await?;
+    if let Some(gw) = state.gateway.as_mut()
+        && learn(gw, conn.server_hello())
+    {
+        dir.save(&state)?;
     }
-    if refused {
-        return Err(ClientError::SessionRefused);
+    Ok(conn)
+}
+
+/// Takes what a ServerHello says into `record` (its addresses first; admitted now).
+/// True if anything changed and the record must be saved.
+pub(crate) fn learn(record: &mut GatewayRecord, hello: &latchkey_pairing::ServerHello) -> bool {
+    let merged = merge_addresses(&hello.addresses, &record.addresses);
+    if merged == record.addresses && record.state == DeviceState::Active {
+        return false;
     }
-    Err(ClientError::Unreachable(errors.join("; ")))
+    record.addresses = merged;
+    record.state = DeviceState::Active;
+    true
 }

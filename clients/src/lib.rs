@@ -16,15 +16,29 @@
 
 pub mod api;
 pub mod connect;
+pub mod errors;
+pub mod homes;
+pub mod keystore;
+pub mod player;
+#[cfg(feature = "qr")]
+pub mod qr;
 pub mod serve;
 pub mod state;
+pub mod status;
 
 use std::io;
 
-pub use api::{AuditPage, CameraInfo, Connection, Invitation, Invite, LiveFormat};
+pub use api::{
+    AuditPage, AuditRow, CameraInfo, Confirmed, Connection, DeviceInfo, Invitation,
+    InvitationRequest, LiveFormat, Revoked,
+};
 pub use connect::{PairOutcome, connect, pair};
+pub use errors::ErrorKind;
+pub use homes::{Home, Phone};
+pub use keystore::{FileKeyStore, KeyStore, KeyStoreError, Secret};
 pub use latchkey_pairing::PairingUri;
 pub use state::{ClientState, GatewayRecord, StateDir};
+pub use status::{ConnectionObserver, ConnectionState, Refusal};
 
 /// Everything the client library can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +74,12 @@ pub enum ClientError {
         "the gateway did not prove it holds the key from the QR code: someone may be impersonating it; nothing was stored"
     )]
     GatewayNotAuthentic,
+    /// The phone's key store failed.
+    #[error("the phone's key store failed ({0}); check the app's key store permissions")]
+    KeyStore(String),
+    /// The gateway refused this phone for a known reason.
+    #[error("the gateway refused this phone: {}", refusal_text(*.0))]
+    Refused(crate::status::Refusal),
     /// The gateway closed a session connection without answering.
     #[error(
         "the gateway refused this phone: it may have been revoked, have expired, or still be waiting for the owner to confirm it"
@@ -90,6 +110,9 @@ pub enum ClientError {
     /// The name chosen for this phone would be refused by every gateway.
     #[error("the phone name cannot be used: {0}; choose a shorter name without control characters")]
     BadName(String),
+    /// A photo did not yield a pairing code.
+    #[error("{0}; take the picture again with the whole QR code in view, or type the code")]
+    Qr(String),
     /// HTTP/2 inside the channel failed.
     #[error("{op}: {source}")]
     Http {
@@ -99,6 +122,19 @@ pub enum ClientError {
         #[source]
         source: hyper::Error,
     },
+}
+
+fn refusal_text(r: crate::status::Refusal) -> &'static str {
+    use crate::status::Refusal;
+    match r {
+        Refusal::Revoked => "the owner revoked it; ask the owner for a new invitation",
+        Refusal::Pending => {
+            "it is waiting for the owner to compare the short code and confirm it; ask the owner"
+        }
+        Refusal::Expired => "its access time ended; ask the owner to extend it",
+        Refusal::StaleKey => "its session key does not match; pair again with a new code",
+        Refusal::Unknown => "it may have been revoked, have expired, or not be confirmed yet",
+    }
 }
 
 impl ClientError {

@@ -17,7 +17,7 @@ use crate::ClientError;
 const FILE: &str = "client.json";
 
 /// What the phone remembers about its gateway.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct GatewayRecord {
     /// The gateway's name.
     pub name: String,
@@ -36,12 +36,71 @@ pub struct GatewayRecord {
 }
 
 /// The whole stored state.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct ClientState {
     /// This phone's static secret key, unpadded base64url. Never sent anywhere.
     pub device_secret: String,
     /// The paired gateway, if any.
     pub gateway: Option<GatewayRecord>,
+}
+
+impl std::fmt::Debug for GatewayRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The session PSK is a secret: never in a Debug string.
+        f.debug_struct("GatewayRecord")
+            .field("name", &self.name)
+            .field("public_key", &self.public_key)
+            .field("device_id", &self.device_id)
+            .field("state", &self.state)
+            .field("addresses", &self.addresses)
+            .field("code", &self.code)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for ClientState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientState")
+            .field("gateway", &self.gateway)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Creates `dir` if needed and makes it private (0700).
+pub(crate) fn private_dir(dir: &Path) -> Result<(), ClientError> {
+    fs::create_dir_all(dir)
+        .map_err(|e| ClientError::io(format!("creating {}", dir.display()), e))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .map_err(|e| ClientError::io(format!("securing {}", dir.display()), e))
+}
+
+/// Replaces `path` (in `dir`) with `bytes` atomically, mode 0600: a temporary file,
+/// fsync, rename, fsync of the directory. A crash leaves the old or the new file.
+pub(crate) fn write_private(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = dir.join(tmp_name);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    fs::rename(&tmp, path)?;
+    fs::File::open(dir)?.sync_all()
+}
+
+/// Addresses the gateway just reported first, then the ones already known.
+pub(crate) fn merge_addresses(learned: &[SocketAddr], known: &[SocketAddr]) -> Vec<SocketAddr> {
+    let mut merged = learned.to_vec();
+    for a in known {
+        if !merged.contains(a) {
+            merged.push(*a);
+        }
+    }
+    merged
 }
 
 impl ClientState {
@@ -77,10 +136,7 @@ impl StateDir {
     /// Uses `dir`, creating it with mode 0700 if needed.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, ClientError> {
         let dir = dir.into();
-        fs::create_dir_all(&dir)
-            .map_err(|e| ClientError::io(format!("creating {}", dir.display()), e))?;
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
-            .map_err(|e| ClientError::io(format!("securing {}", dir.display()), e))?;
+        private_dir(&dir)?;
         Ok(Self { dir })
     }
 
@@ -109,21 +165,9 @@ impl StateDir {
     /// Saves the state atomically with mode 0600.
     pub fn save(&self, state: &ClientState) -> Result<(), ClientError> {
         let path = self.file();
-        let tmp = self.dir.join(format!("{FILE}.tmp"));
         let text = serde_json::to_vec_pretty(state)
             .map_err(|e| ClientError::CorruptState(format!("encoding state: {e}")))?;
-        let write = || -> std::io::Result<()> {
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(&text)?;
-            f.sync_all()?;
-            fs::rename(&tmp, &path)?;
-            fs::File::open(&self.dir)?.sync_all()
-        };
-        write().map_err(|e| ClientError::io(format!("writing {}", path.display()), e))
+        write_private(&self.dir, &path, &text)
+            .map_err(|e| ClientError::io(format!("writing {}", path.display()), e))
     }
 }

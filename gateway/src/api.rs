@@ -23,9 +23,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use latchkey_pairing::text::escape;
-use latchkey_pairing::{Action, DeviceRecord, ErrorCode, Role};
+use latchkey_pairing::{
+    Action, DeviceRecord, DeviceSummary, ErrorCode, GatewayInfo, InvitationRequest, Role,
+};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::admin::actions::{self, ActionError, PairRequest};
 use crate::api_error::{self, error, no_such_camera};
@@ -330,12 +331,17 @@ async fn snapshot(
 async fn gateway_info(
     State(gw): State<Arc<Gateway>>,
     Extension(device): Extension<DeviceRecord>,
-) -> Json<serde_json::Value> {
-    Json(json!({
-        "name": gw.config.name,
-        "addresses": gw.addresses(),
-        "device": { "id": device.id.0, "name": device.name, "role": device.role, "cameras": device.cameras.to_string() },
-    }))
+) -> Json<GatewayInfo> {
+    Json(GatewayInfo {
+        name: gw.config.name.clone(),
+        addresses: gw.addresses(),
+        device: DeviceSummary {
+            id: device.id.0.clone(),
+            name: device.name.clone(),
+            role: device.role,
+            cameras: device.cameras.to_string(),
+        },
+    })
 }
 
 // Owner actions from a phone. Each checks the role on the freshly read record, and a
@@ -423,29 +429,6 @@ async fn owner_confirm(
     answer(actions::confirm(&gw, &id, &by).await)
 }
 
-/// What an owner phone asks for when inviting someone.
-#[derive(Debug, Deserialize)]
-pub struct InviteRequest {
-    /// `guest` or `viewer`; an owner is only ever made at the gateway itself.
-    pub role: Role,
-    /// Cameras: `all` or a comma list.
-    #[serde(default = "all_cameras")]
-    pub cameras: String,
-    /// Device access lifetime in seconds.
-    #[serde(default)]
-    pub expires_secs: Option<u64>,
-    /// The name to give the new device.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// Admit the new device without a confirmation.
-    #[serde(default)]
-    pub auto_confirm: bool,
-}
-
-fn all_cameras() -> String {
-    "all".into()
-}
-
 async fn owner_invite(
     State(gw): State<Arc<Gateway>>,
     Extension(device): Extension<DeviceRecord>,
@@ -456,7 +439,7 @@ async fn owner_invite(
     if let Err(r) = owner_only(&gw, &device, &ctx, Action::Invite, "mint an invitation").await {
         return r;
     }
-    let req: InviteRequest =
+    let req: InvitationRequest =
         match body::read_json(request_body, limits::MAX_BODY_BYTES, limits::BODY_DEADLINE).await {
             Ok(r) => r,
             Err(body::BodyError::Invalid(_)) => {

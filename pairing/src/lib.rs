@@ -17,6 +17,7 @@
 
 pub mod allowlist;
 pub mod api_error;
+pub mod api_types;
 pub mod error;
 pub mod frame;
 pub mod handshake;
@@ -29,6 +30,10 @@ pub mod text;
 
 pub use allowlist::{Action, CameraGrant, Denied, DeviceRecord, DeviceState, Role, UnixTime};
 pub use api_error::{ApiError, ErrorCode};
+pub use api_types::{
+    AuditPage, AuditRow, CameraInfo, CameraState, Confirmed, DeviceInfo, DeviceSummary,
+    GatewayInfo, Invitation, InvitationRequest, ListedState, LiveFormat, Revoked,
+};
 pub use error::{Error, PeerMisbehaved, UriError};
 pub use handshake::{
     ClientHello, PairRequest, PairResult, PairingInitiator, PairingResponder, ServerHello,

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use latchkey_client::{PairingUri, StateDir};
-use latchkey_pairing::DeviceState;
-use latchkey_pairing::text::{cell, escape};
+use latchkey_client::StateDir;
+
+mod commands;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -51,8 +51,9 @@ enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
-    /// Serve the cameras on a local HTTP port for VLC, ffplay or a browser:
-    /// /cameras/ID/live.mp4, /cameras/ID/live.mjpeg, /cameras/ID/snapshot.jpg and / (a player page).
+    /// Serve the cameras on a local HTTP port for VLC, ffplay or a browser, under the
+    /// printed URL (it holds a per-launch token): TOKEN/cameras/ID/live.mp4, live.m3u8 (HLS),
+    /// live.mjpeg, snapshot.jpg, and TOKEN/ (a player page).
     Serve {
         /// Where to listen; loopback only unless you choose otherwise (anyone who can reach
         /// this port watches with this phone's rights).
@@ -120,22 +121,6 @@ fn default_state_dir() -> PathBuf {
     home.join(".local/state/latchkey-client")
 }
 
-/// Decodes the first QR code found in a picture.
-fn uri_from_image(path: &PathBuf) -> anyhow::Result<String> {
-    let img = image::open(path)
-        .with_context(|| format!("reading {}", path.display()))?
-        .to_luma8();
-    let mut prepared = rqrr::PreparedImage::prepare(img);
-    let grids = prepared.detect_grids();
-    let grid = grids
-        .first()
-        .with_context(|| format!("no QR code found in {}", path.display()))?;
-    let (_, content) = grid
-        .decode()
-        .with_context(|| format!("decoding the QR code in {}", path.display()))?;
-    Ok(content)
-}
-
 fn main() -> std::process::ExitCode {
     latchkey_cli_kit::exit::quiet_panics("latchkey-client");
     latchkey_cli_kit::exit::finish("latchkey-client", real_main())
@@ -159,171 +144,5 @@ fn real_main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    runtime.block_on(async move {
-        match cli.command {
-            Command::Pair { uri, qr_image, name } => {
-                let text = match (uri, qr_image) {
-                    (Some(u), _) => u,
-                    (None, Some(img)) => uri_from_image(&img)?,
-                    (None, None) => anyhow::bail!("give a pairing URI or --qr-image FILE"),
-                };
-                let uri = PairingUri::parse(&text)?;
-                let outcome = latchkey_client::pair(&dir, &uri, &name).await?;
-                println!("paired with {:?} as device {}", outcome.gateway_name, outcome.device_id);
-                println!("short code: {}", outcome.code);
-                if outcome.state == DeviceState::Pending {
-                    println!(
-                        "waiting for the owner: check that the gateway shows the same code, then run `latchkey confirm {}` there",
-                        outcome.device_id
-                    );
-                }
-                Ok(())
-            }
-            Command::Cameras { json } => {
-                let conn = latchkey_client::connect(&dir).await?;
-                let cameras = conn.cameras().await?;
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&cameras)?);
-                } else {
-                    for c in cameras {
-                        let state = c.state.clone().unwrap_or_else(|| if c.online { "online".into() } else { "offline".into() });
-                        println!(
-                            "{:<16} {:<9} {:<10} {:<6} {}",
-                            cell(&c.id, 16),
-                            cell(&c.kind, 9),
-                            cell(&state, 10),
-                            cell(c.codec.as_deref().unwrap_or("-"), 6),
-                            escape(c.error.as_deref().unwrap_or(""))
-                        );
-                    }
-                }
-                Ok(())
-            }
-            Command::Snapshot { camera, output } => {
-                let conn = latchkey_client::connect(&dir).await?;
-                let jpeg = conn
-                    .snapshot(&camera)
-                    .await
-                    .with_context(|| format!("getting a snapshot of camera {camera:?}"))?;
-                std::fs::write(&output, &jpeg)
-                    .with_context(|| format!("writing {}", output.display()))?;
-                println!("wrote {} ({} bytes)", output.display(), jpeg.len());
-                Ok(())
-            }
-            Command::Devices { json } => {
-                let conn = latchkey_client::connect(&dir).await?;
-                let devices = conn.devices().await?;
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&devices)?);
-                } else {
-                    // Everything the gateway relays is data: escaped, and cut to its column.
-                    let f = |d: &serde_json::Value, k: &str, width: usize| {
-                        cell(d.get(k).and_then(|v| v.as_str()).unwrap_or("-"), width)
-                    };
-                    for d in &devices {
-                        println!(
-                            "{:<28} {:<20} {:<7} {:<12} {:<8} {}",
-                            f(d, "id", 28),
-                            f(d, "name", 20),
-                            f(d, "role", 7),
-                            f(d, "cameras", 12),
-                            f(d, "state", 8),
-                            f(d, "last_addr", 48)
-                        );
-                    }
-                }
-                Ok(())
-            }
-            Command::Revoke { device } => {
-                let conn = latchkey_client::connect(&dir).await?;
-                let r = conn.revoke(&device).await?;
-                println!(
-                    "device {} revoked ({} live sessions closed)",
-                    r.get("id").and_then(|v| v.as_str()).unwrap_or(&device),
-                    r.get("sessions_closed").and_then(|v| v.as_u64()).unwrap_or(0)
-                );
-                Ok(())
-            }
-            Command::Confirm { device } => {
-                let conn = latchkey_client::connect(&dir).await?;
-                let r = conn.confirm(&device).await?;
-                println!(
-                    "device {} confirmed",
-                    r.get("id").and_then(|v| v.as_str()).unwrap_or(&device)
-                );
-                Ok(())
-            }
-            Command::Invite {
-                role,
-                cameras,
-                expires,
-                name,
-                auto_confirm,
-            } => {
-                let conn = latchkey_client::connect(&dir).await?;
-                let invite = latchkey_client::Invite {
-                    role,
-                    cameras,
-                    expires_secs: expires.map(|d| d.as_secs().max(1)),
-                    name,
-                    auto_confirm,
-                };
-                let inv = conn.invite(&invite).await?;
-                println!("{}", inv.uri);
-                eprintln!(
-                    "show this as a QR code to the new phone; it works once, within {} s",
-                    inv.expires_in_secs
-                );
-                Ok(())
-            }
-            Command::Audit { json, limit } => {
-                let conn = latchkey_client::connect(&dir).await?;
-                let page = conn.audit(limit).await?;
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&page.rows)?);
-                } else {
-                    for r in &page.rows {
-                        let f = |k: &str| {
-                            let raw = r
-                                .get(k)
-                                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
-                                .unwrap_or_default();
-                            escape(&raw).into_owned()
-                        };
-                        println!(
-                            "{:>6} {:>10} {:<22} {:<28} {}",
-                            f("id"),
-                            f("at"),
-                            f("kind"),
-                            f("device").replace("null", "-"),
-                            f("detail")
-                        );
-                    }
-                }
-                Ok(())
-            }
-            Command::GenerateAssets { .. } => Ok(()),
-            Command::Serve { listen } => {
-                let listener = tokio::net::TcpListener::bind(listen)
-                    .await
-                    .with_context(|| format!("binding {listen}"))?;
-                let addr = listener.local_addr().context("reading the local address")?;
-                if !addr.ip().is_loopback() {
-                    eprintln!(
-                        "warning: {addr} is reachable from other machines; anyone who reaches it watches with this phone's rights"
-                    );
-                }
-                println!("listening http://{addr}");
-                {
-                    use std::io::Write as _;
-                    let _ = std::io::stdout().flush();
-                }
-                tokio::select! {
-                    r = latchkey_client::serve::serve(listener, dir) => r.context("serving")?,
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-                Ok(())
-            }
-        }
-    })
+    runtime.block_on(commands::run(dir, cli.command))
 }

@@ -19,7 +19,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
-use serde::Serialize;
 
 use crate::fanout::MediaFrame;
 use crate::mp4::VideoTrack;
@@ -104,47 +103,10 @@ fn http_url(rest: &str) -> Result<String, String> {
     }
 }
 
-/// A camera as listed by the API and the admin CLI.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct CameraStatus {
-    /// Stable id.
-    pub id: String,
-    /// Source kind: `rtsp`, `mjpeg`, `snapshot` or `demo`.
-    pub kind: String,
-    /// Whether frames are flowing right now.
-    pub online: bool,
-    /// `idle` (nobody watching, not connected), `connecting`, `online` or `offline`.
-    pub state: LinkState,
-    /// Why the camera is offline (the last connection error), if it is.
-    pub error: Option<String>,
-    /// `h264`, `h265` or `mjpeg`, once known.
-    pub codec: Option<String>,
-    /// RFC 6381 codec string for players (`avc1.42C01E`), for H.264/H.265.
-    pub codec_string: Option<String>,
-    /// Picture width in pixels, once known.
-    pub width: Option<u32>,
-    /// Picture height in pixels, once known.
-    pub height: Option<u32>,
-    /// Viewers watching now.
-    pub viewers: usize,
-    /// Connections the gateway holds to the camera: 0 or 1, whatever the viewers.
-    pub upstream_sessions: u8,
-}
-
-/// Where the gateway's single connection to a camera stands.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum LinkState {
-    /// Not pulled: nobody watched it within the grace period.
-    #[default]
-    Idle,
-    /// Connecting (first time or after a failure).
-    Connecting,
-    /// Frames are flowing.
-    Online,
-    /// The last attempt failed; the gateway retries with backoff while someone watches.
-    Offline,
-}
+/// A camera as listed by the API and the admin CLI: the shared wire type (PROTOCOL.md §7).
+pub use latchkey_pairing::api_types::CameraInfo as CameraStatus;
+/// Where the gateway's single connection to a camera stands (the wire's `state`).
+pub use latchkey_pairing::api_types::CameraState as LinkState;
 
 /// What a camera source delivers: one picture.
 #[derive(Debug, Clone)]
