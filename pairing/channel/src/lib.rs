@@ -12,7 +12,7 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use latchkey_pairing::frame::{self, HEADER_LEN, MAX_FRAME};
-use latchkey_pairing::session::MAX_PLAINTEXT;
+use latchkey_pairing::session::{MAX_PLAINTEXT, Opened};
 use latchkey_pairing::{Error as ProtocolError, Session};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
@@ -66,12 +66,16 @@ pub struct NoiseStream<S> {
     cipher_in: Vec<u8>,
     cipher_start: usize,
     cipher_end: usize,
-    /// Plaintext opened, not yet handed to the reader; `plain_pos` is how much was.
+    /// Plaintext opened, not yet handed to the reader: bytes `plain_pos..plain_end`. The
+    /// vector's length is how much of it is initialised (reused without zeroing).
     plain_in: Vec<u8>,
     plain_pos: usize,
-    /// Ciphertext sealed, not yet written to `inner`; `cipher_out_pos` is how much was.
+    plain_end: usize,
+    /// Ciphertext sealed, not yet written to `inner`: bytes `cipher_out_pos..
+    /// cipher_out_end`; initialised like `plain_in`.
     cipher_out: Vec<u8>,
     cipher_out_pos: usize,
+    cipher_out_end: usize,
     /// Bytes the last read from `inner` returned: a small read means the peer is
     /// trickling (pings, window updates) and big buffers can go.
     last_read: usize,
@@ -98,8 +102,10 @@ impl<S> NoiseStream<S> {
             cipher_end: 0,
             plain_in: Vec::new(),
             plain_pos: 0,
+            plain_end: 0,
             cipher_out: Vec::new(),
             cipher_out_pos: 0,
+            cipher_out_end: 0,
             last_read: 0,
             read_eof: false,
         }
@@ -129,12 +135,14 @@ impl<S> NoiseStream<S> {
             self.cipher_end = 0;
             release(&mut self.cipher_in);
         }
-        if self.plain_pos >= self.plain_in.len() {
+        if self.plain_pos == self.plain_end {
             self.plain_pos = 0;
+            self.plain_end = 0;
             release(&mut self.plain_in);
         }
-        if self.cipher_out_pos >= self.cipher_out.len() {
+        if self.cipher_out_pos == self.cipher_out_end {
             self.cipher_out_pos = 0;
+            self.cipher_out_end = 0;
             release(&mut self.cipher_out);
         }
     }
@@ -142,14 +150,83 @@ impl<S> NoiseStream<S> {
     /// Seals `plain` into the outgoing buffer.
     fn seal(&mut self, plain: &[u8]) -> io::Result<()> {
         let now = self.now();
-        self.session
-            .seal(now, plain, &mut self.cipher_out)
-            .map_err(protocol_error)
+        let need = latchkey_pairing::session::sealed_len_max(plain.len());
+        make_room(
+            &mut self.cipher_out,
+            &mut self.cipher_out_pos,
+            &mut self.cipher_out_end,
+            need,
+        );
+        let out = self
+            .cipher_out
+            .get_mut(self.cipher_out_end..)
+            .unwrap_or_default();
+        let n = self
+            .session
+            .seal_into(now, plain, out)
+            .map_err(protocol_error)?;
+        self.cipher_out_end += n;
+        Ok(())
+    }
+
+    /// Opens every complete frame in `cipher_in` into `plain_in`; returns whether any
+    /// plaintext came out.
+    fn open_buffered(&mut self) -> io::Result<bool> {
+        let now = self.now();
+        let mut opened = false;
+        loop {
+            let pending = self
+                .cipher_in
+                .get(self.cipher_start..self.cipher_end)
+                .unwrap_or_default();
+            let Some(f) = frame::decode(pending, MAX_FRAME)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
+            else {
+                break;
+            };
+            let (consumed, body_len) = (f.consumed, f.body.len());
+            make_room(
+                &mut self.plain_in,
+                &mut self.plain_pos,
+                &mut self.plain_end,
+                body_len,
+            );
+            let body = f.body;
+            let out = self.plain_in.get_mut(self.plain_end..).unwrap_or_default();
+            match self
+                .session
+                .open_into(now, body, out)
+                .map_err(protocol_error)?
+            {
+                Opened::Data(n) => {
+                    self.plain_end += n;
+                    opened = true;
+                }
+                Opened::Rekeyed => {}
+            }
+            self.cipher_start += consumed;
+        }
+        if self.cipher_start == self.cipher_end {
+            self.cipher_start = 0;
+            self.cipher_end = 0;
+        }
+        Ok(opened)
+    }
+}
+
+/// Makes `need` bytes of initialised room after `end` in the window `pos..end` of `buf`:
+/// rewinds an empty window, grows (zeroing only the growth) when still short.
+fn make_room(buf: &mut Vec<u8>, pos: &mut usize, end: &mut usize, need: usize) {
+    if *pos == *end {
+        *pos = 0;
+        *end = 0;
+    }
+    if buf.len() - *end < need {
+        buf.resize(*end + need, 0);
     }
 }
 
 fn release(buf: &mut Vec<u8>) {
-    buf.clear();
     if buf.capacity() > KEEP_CAPACITY {
         *buf = Vec::new();
     }
@@ -158,10 +235,10 @@ fn release(buf: &mut Vec<u8>) {
 impl<S: AsyncRead + AsyncWrite + Unpin> NoiseStream<S> {
     /// Writes out sealed ciphertext until none is pending.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.cipher_out_pos < self.cipher_out.len() {
+        while self.cipher_out_pos < self.cipher_out_end {
             let pending = self
                 .cipher_out
-                .get(self.cipher_out_pos..)
+                .get(self.cipher_out_pos..self.cipher_out_end)
                 .unwrap_or_default();
             let n = ready!(Pin::new(&mut self.inner).poll_write(cx, pending))?;
             if n == 0 {
@@ -170,13 +247,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> NoiseStream<S> {
             self.cipher_out_pos += n;
         }
         self.cipher_out_pos = 0;
-        self.cipher_out.clear();
+        self.cipher_out_end = 0;
         Poll::Ready(Ok(()))
     }
 
     /// Makes room before sealing more: drains once a batch is waiting.
     fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.cipher_out.len() - self.cipher_out_pos >= SEND_BATCH {
+        if self.cipher_out_end - self.cipher_out_pos >= SEND_BATCH {
             ready!(self.poll_drain(cx))?;
         }
         Poll::Ready(Ok(()))
@@ -191,39 +268,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for NoiseStream<S> {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
-            if this.plain_pos < this.plain_in.len() {
-                let avail = this.plain_in.get(this.plain_pos..).unwrap_or_default();
+            if this.plain_pos < this.plain_end {
+                let avail = this
+                    .plain_in
+                    .get(this.plain_pos..this.plain_end)
+                    .unwrap_or_default();
                 let n = avail.len().min(buf.remaining());
                 buf.put_slice(avail.get(..n).unwrap_or_default());
                 this.plain_pos += n;
-                if this.plain_pos == this.plain_in.len() {
+                if this.plain_pos == this.plain_end {
                     this.plain_pos = 0;
-                    this.plain_in.clear();
+                    this.plain_end = 0;
                 }
                 return Poll::Ready(Ok(()));
             }
             // Open every complete frame buffered so far.
-            let now = this.now();
-            let pending = this
-                .cipher_in
-                .get(this.cipher_start..this.cipher_end)
-                .unwrap_or_default();
-            let used = latchkey_pairing::session::open_frames(
-                &mut this.session,
-                now,
-                pending,
-                &mut this.plain_in,
-            )
-            .map_err(protocol_error)?;
-            if used > 0 {
-                this.cipher_start += used;
-                if this.cipher_start == this.cipher_end {
-                    this.cipher_start = 0;
-                    this.cipher_end = 0;
-                }
-                if !this.plain_in.is_empty() {
-                    continue;
-                }
+            if this.open_buffered()? {
+                continue;
             }
             if this.read_eof {
                 if this.cipher_start == this.cipher_end {
