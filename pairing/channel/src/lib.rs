@@ -16,12 +16,18 @@ use latchkey_pairing::session::{MAX_PLAINTEXT, Opened};
 use latchkey_pairing::{Error as ProtocolError, Session};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
-/// Largest HTTP/2 frame either side accepts: 64 KiB rather than the 16 KiB default, so a
-/// bulk body takes a quarter of the frames, writes and wake-ups (measured by the relay
-/// benchmark; see BENCHMARKS.md). Both ends configure hyper with it.
-pub const H2_MAX_FRAME: u32 = 64 << 10;
+/// Largest HTTP/2 frame either side accepts: about 64 KiB rather than the 16 KiB default,
+/// so a bulk body takes a quarter of the frames, writes and wake-ups (measured by the
+/// relay benchmark; see BENCHMARKS.md), and exactly one Noise message's plaintext less
+/// the frame header, so a full DATA frame's payload is sealed as one message (its 9-byte
+/// header goes as its own small one) instead of a full message and a 17-byte tail.
+/// Both ends configure hyper with it.
+pub const H2_MAX_FRAME: u32 = (MAX_PLAINTEXT - H2_FRAME_HEADER) as u32;
 
-/// Capacity above which an empty buffer is given back to the allocator.
+/// Bytes of an HTTP/2 frame header.
+const H2_FRAME_HEADER: usize = 9;
+
+/// A read at least this big means data is flowing: the read buffers are kept.
 const KEEP_CAPACITY: usize = 4096;
 
 /// Reads one frame body of at most `max` bytes. The length is checked from the header
@@ -79,6 +85,10 @@ pub struct NoiseStream<S> {
     /// Bytes the last read from `inner` returned: a small read means the peer is
     /// trickling (pings, window updates) and big buffers can go.
     last_read: usize,
+    /// Whether anything was sealed since the read side last waited.
+    sealed_since_wait: bool,
+    /// Whether the read side waited since its last read (twice in a row: quiet).
+    waited_since_read: bool,
     read_eof: bool,
 }
 
@@ -107,6 +117,8 @@ impl<S> NoiseStream<S> {
             cipher_out_pos: 0,
             cipher_out_end: 0,
             last_read: 0,
+            sealed_since_wait: false,
+            waited_since_read: false,
             read_eof: false,
         }
     }
@@ -125,26 +137,32 @@ impl<S> NoiseStream<S> {
         self.origin.elapsed()
     }
 
-    /// Gives big empty buffers back to the allocator once the peer has gone quiet.
+    /// Gives empty buffers back to the allocator once their direction has gone quiet:
+    /// the read buffers when the peer trickles (a read under [`KEEP_CAPACITY`]) or the
+    /// read side waits twice with no read between, the
+    /// write buffer when nothing was sealed since the last time the read side waited.
+    /// An idle session then holds no buffer at all, while a live stream (small reads,
+    /// steady writes) keeps its write buffer instead of zeroing a new one per frame.
     fn release_if_quiet(&mut self) {
-        if self.last_read >= KEEP_CAPACITY {
-            return;
+        if self.last_read < KEEP_CAPACITY || self.waited_since_read {
+            if self.cipher_start == self.cipher_end {
+                self.cipher_start = 0;
+                self.cipher_end = 0;
+                self.cipher_in = Vec::new();
+            }
+            if self.plain_pos == self.plain_end {
+                self.plain_pos = 0;
+                self.plain_end = 0;
+                self.plain_in = Vec::new();
+            }
         }
-        if self.cipher_start == self.cipher_end {
-            self.cipher_start = 0;
-            self.cipher_end = 0;
-            release(&mut self.cipher_in);
-        }
-        if self.plain_pos == self.plain_end {
-            self.plain_pos = 0;
-            self.plain_end = 0;
-            release(&mut self.plain_in);
-        }
-        if self.cipher_out_pos == self.cipher_out_end {
+        if !self.sealed_since_wait && self.cipher_out_pos == self.cipher_out_end {
             self.cipher_out_pos = 0;
             self.cipher_out_end = 0;
-            release(&mut self.cipher_out);
+            self.cipher_out = Vec::new();
         }
+        self.sealed_since_wait = false;
+        self.waited_since_read = true;
     }
 
     /// Seals `plain` into the outgoing buffer.
@@ -166,6 +184,7 @@ impl<S> NoiseStream<S> {
             .seal_into(now, plain, out)
             .map_err(protocol_error)?;
         self.cipher_out_end += n;
+        self.sealed_since_wait = true;
         Ok(())
     }
 
@@ -223,12 +242,6 @@ fn make_room(buf: &mut Vec<u8>, pos: &mut usize, end: &mut usize, need: usize) {
     }
     if buf.len() - *end < need {
         buf.resize(*end + need, 0);
-    }
-}
-
-fn release(buf: &mut Vec<u8>) {
-    if buf.capacity() > KEEP_CAPACITY {
-        *buf = Vec::new();
     }
 }
 
@@ -336,6 +349,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for NoiseStream<S> {
                 Poll::Ready(Ok(())) => {
                     this.cipher_end += filled;
                     this.last_read = filled;
+                    this.waited_since_read = false;
                 }
             }
         }
@@ -506,6 +520,43 @@ mod tests {
         drop(q);
         let err = right.read(&mut buf).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    /// One read that finds nothing: the stream waits on its peer.
+    async fn quiet_read(s: &mut NoiseStream<tokio::io::DuplexStream>) {
+        let mut buf = [0u8; 16];
+        let mut rb = ReadBuf::new(&mut buf);
+        let polled =
+            std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *s).poll_read(cx, &mut rb))).await;
+        assert!(polled.is_pending(), "expected no data");
+    }
+
+    #[tokio::test]
+    async fn an_idle_stream_holds_no_buffers() {
+        let (a, b) = session_pair();
+        let origin = Instant::now();
+        let (x, y) = duplex(1 << 20);
+        let mut left = NoiseStream::new(x, a, origin);
+        let mut right = NoiseStream::new(y, b, origin);
+        left.write_all(&[7u8; 100_000]).await.unwrap();
+        left.flush().await.unwrap();
+        let mut got = vec![0u8; 100_000];
+        right.read_exact(&mut got).await.unwrap();
+        assert!(got.iter().all(|&b| b == 7));
+        quiet_read(&mut right).await;
+        quiet_read(&mut right).await;
+        assert_eq!(right.buffered_capacity(), 0, "reader after a quiet spell");
+        // The writer keeps its buffer while it writes between waits, then lets it go.
+        quiet_read(&mut left).await;
+        assert!(left.buffered_capacity() > 0, "kept while writing");
+        quiet_read(&mut left).await;
+        assert_eq!(left.buffered_capacity(), 0, "writer after a quiet spell");
+        // And it still works afterwards, both ways.
+        right.write_all(b"pong").await.unwrap();
+        right.flush().await.unwrap();
+        let mut pong = [0u8; 4];
+        left.read_exact(&mut pong).await.unwrap();
+        assert_eq!(&pong, b"pong");
     }
 
     #[tokio::test]
