@@ -18,7 +18,7 @@ use latchkey_channel::{H2_MAX_FRAME, NoiseStream, read_frame, write_frame};
 use latchkey_pairing::frame::MAX_HANDSHAKE_FRAME;
 use latchkey_pairing::handshake::{self, PAIRING_TYPE, SESSION_TYPE};
 use latchkey_pairing::text::escape;
-use latchkey_pairing::{PairResult, PairingResponder, ServerHello, SessionPsk, SessionResponder};
+use latchkey_pairing::{ServerHello, SessionPsk, SessionResponder};
 use rand::rngs::OsRng;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -26,8 +26,9 @@ use tokio_util::sync::CancellationToken;
 use crate::api::DeviceContext;
 use crate::first_message::FirstRead;
 use crate::preauth::{Pending, PreAuth};
-use crate::store::PairingClaim;
-use crate::{Gateway, audit_flood, limits, net, refuse, unix_now};
+use crate::{Gateway, limits, net, refuse, unix_now};
+
+mod pairing;
 
 /// Time a peer has to finish its part of a handshake.
 pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(5);
@@ -137,7 +138,7 @@ async fn admit(
         return Admission::Refused;
     }
     match handshake::split_type(&first) {
-        Ok((PAIRING_TYPE, m1)) => match pairing(stream, peer, gw, m1, origin).await {
+        Ok((PAIRING_TYPE, m1)) => match pairing::run(stream, peer, gw, m1, origin).await {
             Some(paired) => Admission::Paired(paired),
             None => Admission::Refused,
         },
@@ -155,142 +156,6 @@ async fn admit(
 /// Runs blocking store work off the async threads.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
     tokio::task::spawn_blocking(f).await.ok()
-}
-
-/// Runs a pairing: `None` when refused before message 2 (the peer got nothing), else
-/// whether a phone was paired.
-async fn pairing(
-    stream: &mut TcpStream,
-    peer: SocketAddr,
-    gw: &Arc<Gateway>,
-    m1: &[u8],
-    origin: Instant,
-) -> Option<bool> {
-    let addr = peer.to_string();
-    let store = gw.store.clone();
-    let candidates = match blocking(move || store.pairing_candidates(unix_now())).await {
-        Some(Ok(c)) => c,
-        Some(Err(e)) => {
-            tracing::error!("pairing refused: {e}");
-            return None;
-        }
-        None => return None,
-    };
-    if candidates.is_empty() {
-        tracing::debug!(%peer, "pairing attempt while no pairing code is open");
-        return None;
-    }
-    let secrets: Vec<&latchkey_pairing::PairingSecret> =
-        candidates.iter().map(|c| &c.secret).collect();
-    let (responder, m2) = match PairingResponder::accept(&gw.keys, m1, &secrets, &mut OsRng) {
-        Ok(r) => r,
-        Err(_) => {
-            let store = gw.store.clone();
-            let a = addr.clone();
-            if let Some(Ok(Some((n, closed)))) = blocking(move || {
-                store.pairing_failed(unix_now(), &a, "the pairing code did not match")
-            })
-            .await
-            {
-                tracing::warn!(%peer, failures = n, closed, "failed pairing attempt");
-            }
-            return None;
-        }
-    };
-    let candidate = candidates.get(responder.candidate())?;
-    if !candidate.open {
-        tracing::warn!(%peer, "a pairing code that was already used was presented again");
-        // Rate-limited per source like every row a peer can trigger at will: a replay
-        // loop costs a few rows and one flood summary, never older security events.
-        let row = audit_flood::Row {
-            kind: "pairing-reused",
-            device: None,
-            addr: &addr,
-            detail: "ALARM: a pairing code that was already used was presented again; someone may have a photo of the QR code",
-        };
-        audit_flood::limited(gw, &format!("source {}", peer.ip()), row).await;
-        return None;
-    }
-    let Ok(_busy) = gw.pairing_busy.try_lock() else {
-        let row = audit_flood::Row {
-            kind: "pairing-busy",
-            device: None,
-            addr: &addr,
-            detail: "a second pairing attempt while one was in progress",
-        };
-        audit_flood::limited(gw, &format!("source {}", peer.ip()), row).await;
-        return None;
-    };
-    let window = candidate.window;
-    let exchange = async {
-        write_frame(&mut *stream, &m2).await.ok()?;
-        read_frame(&mut *stream, MAX_HANDSHAKE_FRAME).await.ok()
-    };
-    let Ok(Some(m3)) = tokio::time::timeout(HANDSHAKE_DEADLINE * 2, exchange).await else {
-        tracing::info!(%peer, "pairing abandoned by the phone");
-        return Some(false);
-    };
-    let phone = match responder.read_request(&m3, origin.elapsed()) {
-        Ok(p) => p,
-        Err(e) => {
-            let store = gw.store.clone();
-            let a = addr.clone();
-            let why = format!("bad pairing message 3: {e}");
-            blocking(move || store.pairing_failed(unix_now(), &a, &why)).await;
-            return Some(false);
-        }
-    };
-    let Ok(psk) = SessionPsk::generate(&mut OsRng) else {
-        return Some(false);
-    };
-    let store = gw.store.clone();
-    let (key, name, code, psk2, a) = (
-        phone.public_key,
-        phone.request.name.clone(),
-        phone.code.to_string(),
-        psk.clone(),
-        addr.clone(),
-    );
-    let added = blocking(move || {
-        let claim = PairingClaim {
-            window,
-            public_key: &key,
-            suggested_name: &name,
-            psk: &psk2,
-            code: &code,
-            addr: &a,
-        };
-        store.complete_pairing(&claim, unix_now())
-    })
-    .await;
-    let device = match added {
-        Some(Ok(d)) => d,
-        Some(Err(e)) => {
-            tracing::warn!(%peer, "pairing not recorded: {e}");
-            let store = gw.store.clone();
-            let detail = format!("pairing refused: {e}");
-            blocking(move || {
-                store.audit(unix_now(), "pairing-refused", None, Some(&addr), &detail)
-            })
-            .await;
-            return Some(false);
-        }
-        None => return Some(false),
-    };
-    tracing::info!(device = %device.record.id, name = %escape(&device.record.name), code = %device.code, state = device.record.state.as_str(), "phone paired");
-    let result = PairResult {
-        device_id: device.record.id.0.clone(),
-        state: device.record.state,
-        session_psk: psk.to_b64(),
-        gateway_name: gw.config.name.clone(),
-        addresses: gw.addresses(),
-    };
-    if let Ok(wire) = phone.finish(&result, origin.elapsed()) {
-        use tokio::io::AsyncWriteExt as _;
-        let _ = stream.write_all(&wire).await;
-        let _ = stream.shutdown().await;
-    }
-    Some(true)
 }
 
 /// Serves `router` over HTTP/2 inside an established Noise channel until the phone

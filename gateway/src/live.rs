@@ -55,7 +55,7 @@ pub fn mp4_body(
         sequence: 0,
     };
     let first_fragment = muxer.fragment(&first);
-    let head = stream::iter([Some(init), first_fragment]).filter_map(|c| async move { c });
+    let head = stream::iter(std::iter::once(init).chain(first_fragment.into_iter().flatten()));
     let rest = stream::unfold((watch, muxer), |(mut watch, mut muxer)| async move {
         let Frame::Video(frame) = watch.viewer.recv().await? else {
             return None;
@@ -64,9 +64,10 @@ pub fn mp4_body(
             tracing::info!("camera parameters changed; ending the viewer's mp4 stream");
             return None;
         }
-        let chunk = muxer.fragment(&frame)?;
-        Some((chunk, (watch, muxer)))
-    });
+        let chunks = muxer.fragment(&frame)?;
+        Some((stream::iter(chunks), (watch, muxer)))
+    })
+    .flatten();
     Ok(until(head.chain(rest).map(Ok).boxed(), deadline))
 }
 
@@ -112,7 +113,9 @@ struct Muxer {
 }
 
 impl Muxer {
-    fn fragment(&mut self, frame: &VideoFrame) -> Option<Bytes> {
+    /// One fragment as two chunks: its `moof` + `mdat` header, then the frame's bytes,
+    /// shared with every other viewer (never copied per viewer).
+    fn fragment(&mut self, frame: &VideoFrame) -> Option<[Bytes; 2]> {
         self.sequence = self.sequence.wrapping_add(1);
         // A camera whose clock jumps backwards gets clamped rather than wrapped.
         let decode_time = u64::try_from(frame.pts.saturating_sub(self.base)).unwrap_or(0);
@@ -122,8 +125,8 @@ impl Muxer {
             is_sync: frame.keyframe,
             data: frame.data.clone(),
         };
-        match mp4::media_segment(self.sequence, &[sample]) {
-            Ok(segment) => Some(Bytes::from(segment)),
+        match mp4::media_segment_head(self.sequence, std::slice::from_ref(&sample)) {
+            Ok(head) => Some([Bytes::from(head), sample.data]),
             Err(e) => {
                 tracing::warn!("ending a viewer's mp4 stream: {e}");
                 None

@@ -11,6 +11,8 @@
 //! - [`Sample`]: one access unit (4-byte length-prefixed NAL units) with its timing.
 //! - [`media_segment`]: one `moof` + `mdat` fragment holding any number of samples, so
 //!   one fragment per frame (low latency) and one fragment per GOP both work.
+//!   [`media_segment_head`] is the same without the samples' data, which a live viewer
+//!   sends from the shared frame instead of copying it.
 //! - [`Mp4Error`]: why a segment could not be built.
 //!
 //! Both builders return `Result` rather than a bare `Vec<u8>`: a malformed sample entry
@@ -165,6 +167,17 @@ pub fn init_segment(track: &VideoTrack) -> Result<Vec<u8>, Mp4Error> {
 /// Builds one fragment (`moof` + `mdat`) with sequence number `sequence` (start at 1 and
 /// increment per fragment) holding `samples` in decode order.
 pub fn media_segment(sequence: u32, samples: &[Sample]) -> Result<Vec<u8>, Mp4Error> {
+    let mut out = media_segment_head(sequence, samples)?;
+    for sample in samples {
+        out.extend_from_slice(&sample.data);
+    }
+    Ok(out)
+}
+
+/// [`media_segment`] without the samples' data: the `moof` and the `mdat` header, to be
+/// followed by each sample's `data` in order. A live viewer sends the frame's shared
+/// bytes after it, so a frame is never copied per viewer.
+pub fn media_segment_head(sequence: u32, samples: &[Sample]) -> Result<Vec<u8>, Mp4Error> {
     let first = samples.first().ok_or(Mp4Error::NoSamples)?;
     if samples.len() > MAX_SAMPLES_PER_FRAGMENT {
         return Err(Mp4Error::TooManySamples(samples.len()));
@@ -189,13 +202,10 @@ pub fn media_segment(sequence: u32, samples: &[Sample]) -> Result<Vec<u8>, Mp4Er
     } else {
         8
     };
-    // Reserve once for moof + payload; only a hint, so a failed reservation is ignored
-    // rather than allowed to panic on an absurd total.
-    let payload_usize = usize::try_from(payload_len).unwrap_or(usize::MAX);
+    // Reserve once for moof + mdat header; only a hint, so a failed reservation is
+    // ignored rather than allowed to panic on an absurd total.
     let mut out = Vec::new();
-    let _ = out.try_reserve(
-        payload_usize.saturating_add(samples.len().saturating_mul(12).saturating_add(128)),
-    );
+    let _ = out.try_reserve(samples.len().saturating_mul(12).saturating_add(128));
     let mut data_offset_pos = None;
     write_box(&mut out, b"moof", |b| {
         write_full_box(b, b"mfhd", 0, 0, |b| put_u32s(b, &[sequence]));
@@ -237,9 +247,6 @@ pub fn media_segment(sequence: u32, samples: &[Sample]) -> Result<Vec<u8>, Mp4Er
         let size = u32::try_from(payload_len.saturating_add(8)).unwrap_or(u32::MAX);
         put_u32s(&mut out, &[size]);
         out.extend_from_slice(b"mdat");
-    }
-    for sample in samples {
-        out.extend_from_slice(&sample.data);
     }
     Ok(out)
 }
@@ -776,6 +783,14 @@ mod tests {
         ];
         let seg = media_segment(7, &samples).unwrap();
         assert_eq!(walk(&seg), ["moof", "mdat"]);
+        // The head is the segment up to the samples' data, which follows it as is.
+        let head = media_segment_head(7, &samples).unwrap();
+        assert_eq!(seg.len(), head.len() + 6 + 5);
+        assert_eq!(&seg[..head.len()], &head[..]);
+        assert_eq!(
+            &seg[head.len()..],
+            &[0, 0, 0, 2, 0x65, 0x88, 0, 0, 0, 1, 0x41]
+        );
         let mfhd = find_box(&seg, &["moof", "mfhd"]).unwrap();
         assert_eq!(&mfhd[4..], &7u32.to_be_bytes());
         let tfhd = find_box(&seg, &["moof", "traf", "tfhd"]).unwrap();
