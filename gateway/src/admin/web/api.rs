@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::auth::{self, AuthError, Gate};
-use super::{Authed, COOKIE, Peer, Web, json_error};
+use super::{Authed, Peer, Web, json_error};
 use crate::admin::actions::{self, ActionError, PairRequest};
 use crate::api::{Output, Watcher, serve_camera};
 use crate::store::AuditFilter;
@@ -82,13 +82,6 @@ fn bad_json(rejection: &JsonRejection) -> Response {
     )
 }
 
-fn session_cookie(id: &str) -> HeaderValue {
-    HeaderValue::from_str(&format!(
-        "{COOKIE}={id}; Path=/; Secure; HttpOnly; SameSite=Strict"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
 async fn audit_event(web: &Web, kind: &'static str, addr: String, detail: &'static str) {
     let store = web.gw.store.clone();
     let done = tokio::task::spawn_blocking(move || {
@@ -150,7 +143,7 @@ async fn login(
             .await;
             let mut r = Json(json!({ "ok": true })).into_response();
             r.headers_mut()
-                .insert(header::SET_COOKIE, session_cookie(&id));
+                .insert(header::SET_COOKIE, super::session_cookie::set(&id));
             r
         }
         Ok(Ok(Some(false))) => {
@@ -226,7 +219,7 @@ async fn setup(
             let (id, _) = web.auth.new_session(Instant::now());
             let mut r = Json(json!({ "ok": true })).into_response();
             r.headers_mut()
-                .insert(header::SET_COOKIE, session_cookie(&id));
+                .insert(header::SET_COOKIE, super::session_cookie::set(&id));
             r
         }
         Ok(Ok(false)) => json_error(StatusCode::CONFLICT, "a password is already set; log in"),
@@ -245,12 +238,8 @@ async fn setup(
 async fn logout(State(web): WebState, Extension(authed): Extension<Authed>) -> Response {
     web.auth.end_session(&authed.session_id);
     let mut r = Json(json!({ "ok": true })).into_response();
-    r.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static(
-            "__Host-latchkey=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0",
-        ),
-    );
+    r.headers_mut()
+        .insert(header::SET_COOKIE, super::session_cookie::clear());
     r
 }
 
