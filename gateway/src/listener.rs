@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::DeviceContext;
 use crate::first_message::FirstRead;
 use crate::preauth::{Pending, PreAuth};
+use crate::store::AuditKind;
 use crate::store::PairingClaim;
 use crate::{Gateway, audit_flood, limits, net, refuse, unix_now};
 
@@ -203,7 +204,7 @@ async fn pairing(
         // Rate-limited per source like every row a peer can trigger at will: a replay
         // loop costs a few rows and one flood summary, never older security events.
         let row = audit_flood::Row {
-            kind: "pairing-reused",
+            kind: AuditKind::PairingReused,
             device: None,
             addr: &addr,
             detail: "ALARM: a pairing code that was already used was presented again; someone may have a photo of the QR code",
@@ -213,7 +214,7 @@ async fn pairing(
     }
     let Ok(_busy) = gw.pairing_busy.try_lock() else {
         let row = audit_flood::Row {
-            kind: "pairing-busy",
+            kind: AuditKind::PairingBusy,
             device: None,
             addr: &addr,
             detail: "a second pairing attempt while one was in progress",
@@ -270,7 +271,13 @@ async fn pairing(
             let store = gw.store.clone();
             let detail = format!("pairing refused: {e}");
             blocking(move || {
-                store.audit(unix_now(), "pairing-refused", None, Some(&addr), &detail)
+                store.audit(
+                    unix_now(),
+                    AuditKind::PairingRefused,
+                    None,
+                    Some(&addr),
+                    &detail,
+                )
             })
             .await;
             return Some(false);

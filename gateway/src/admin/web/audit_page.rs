@@ -26,12 +26,7 @@ pub async fn audit(
     let q = q.map(|q| q.0).unwrap_or_default();
     let offset = (q.page() - 1).saturating_mul(PER_PAGE);
     let result = actions::audit(&web.gw, q.filter(), offset, PER_PAGE).await;
-    let store = web.gw.store.clone();
-    let devices = tokio::task::spawn_blocking(move || store.devices())
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default();
+    let devices = web.gw.store.run(|s| s.devices()).await.unwrap_or_default();
     let cameras: Vec<String> = web.gw.cameras.configs().into_iter().map(|c| c.id).collect();
     let body = html! {
         (filters(&q, &devices, &cameras))

@@ -24,7 +24,6 @@ pub mod session_cookie;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -274,7 +273,7 @@ fn check(web: &Web, req: &Request) -> Result<Option<Authed>, Box<Response>> {
     if is_public(path) {
         return Ok(None);
     }
-    let now = Instant::now();
+    let now = web.gw.clock.instant();
     let session = session_cookie::session_id(req.headers())
         .and_then(|id| web.auth.session(&id, now).map(|s| (id, s)));
     let Some((session_id, session)) = session else {

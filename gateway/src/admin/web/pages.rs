@@ -221,8 +221,8 @@ fn device_buttons(d: &DeviceRow) -> Markup {
     }
 }
 
-fn device_row(d: &DeviceRow, sessions: usize) -> Markup {
-    let state = actions::shown_state(d.state, d.expires_at, crate::unix_now());
+fn device_row(d: &DeviceRow, sessions: usize, now: u64) -> Markup {
+    let state = actions::shown_state(d.state, d.expires_at, now);
     html! {
         tr data-device=(d.id) data-name=(d.name) data-state=(state) {
             td { (d.name) br; small { code { (d.id) } } }
@@ -239,15 +239,13 @@ fn device_row(d: &DeviceRow, sessions: usize) -> Markup {
 }
 
 async fn devices(State(web): State<Arc<Web>>, Extension(a): Extension<Authed>) -> Response {
-    let store = web.gw.store.clone();
-    let rows = match tokio::task::spawn_blocking(move || store.devices()).await {
-        Ok(Ok(rows)) => rows,
-        Ok(Err(e)) => {
+    let rows = match web.gw.store.run(|s| s.devices()).await {
+        Ok(rows) => rows,
+        Err(e) => {
             tracing::error!("admin UI: {e}");
             let body = html! { p class="error" { (e) } };
             return page(&web, Some(&a), "Devices", body).into_response();
         }
-        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
     let body = html! {
         table #devices {
@@ -256,7 +254,7 @@ async fn devices(State(web): State<Arc<Web>>, Extension(a): Extension<Authed>) -
                 th { "Last seen" } th { "From" } th { "Live" } th {}
             } }
             tbody {
-                @for d in &rows { (device_row(d, web.gw.sessions.count(&d.id))) }
+                @for d in &rows { (device_row(d, web.gw.sessions.count(&d.id), web.gw.clock.unix_now())) }
             }
         }
         @if rows.is_empty() {
@@ -367,7 +365,7 @@ mod tests {
             last_seen: Some(1),
             last_addr: Some("<b>".into()),
         };
-        let html = device_row(&d, 0).into_string();
+        let html = device_row(&d, 0, 0).into_string();
         assert!(!html.contains("<img"), "{html}");
         assert!(!html.contains("<script"), "{html}");
         assert!(!html.contains("<b>"), "{html}");
