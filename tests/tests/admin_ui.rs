@@ -803,6 +803,11 @@ fn a_real_browser_sets_up_pairs_revokes_watches_and_is_safe_from_other_origins()
         states.contains(&("keeper".into(), "active".into())),
         "{states:?}"
     );
+    // The markup-named phone is stored and listed as the text it was given.
+    assert!(
+        states.contains(&("<img src=x onerror=alert(1)>".into(), "active".into())),
+        "{states:?}"
+    );
     let status = latchkey(&state, &["remote", "status", "--json"])?.json()?;
     assert!(
         status["approval"].is_null(),
