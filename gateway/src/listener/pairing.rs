@@ -165,7 +165,13 @@ async fn record(
             let store = gw.store.clone();
             let detail = format!("pairing refused: {e}");
             blocking(move || {
-                store.audit(unix_now(), AuditKind::PairingRefused, None, Some(&addr), &detail)
+                store.audit(
+                    unix_now(),
+                    AuditKind::PairingRefused,
+                    None,
+                    Some(&addr),
+                    &detail,
+                )
             })
             .await;
             None

@@ -61,10 +61,11 @@ pub(super) fn when(ts: Option<u64>) -> Markup {
     }
 }
 
-const NAV: [(&str, &str); 5] = [
+const NAV: [(&str, &str); 6] = [
     ("/pair", "Pair a phone"),
     ("/devices", "Devices"),
     ("/cameras", "Cameras"),
+    ("/quarantine", "Phone-home report"),
     ("/remote", "Remote access"),
     ("/audit", "Audit log"),
 ];
