@@ -186,6 +186,21 @@ fn from_camera(ns: &str, file: &Path) -> Vec<String> {
         .collect()
 }
 
+/// A DHCP lease for the camera from a real client (busybox udhcpc); its event script
+/// prints what the server handed out.
+fn dhcp_lease(cam_ns: &str) -> String {
+    let lease = output_ok(
+        in_ns(cam_ns, "timeout")
+            .args([
+                "30", "busybox", "udhcpc", "-f", "-q", "-n", "-t", "10", "-T", "1",
+            ])
+            .args(["-i", "eth0", "-O", "ntpsrv", "-s"])
+            .arg(peer_script("udhcpc-script.sh")),
+    );
+    eprintln!("{lease}");
+    lease
+}
+
 /// Waits (in whatever order the cloud's threads print them) until the fake cloud has
 /// heard the camera's P2P hellos (IPv4 and IPv6) and its TCP connection.
 fn cloud_heard_the_camera(cloud: &Proc) {
@@ -288,15 +303,7 @@ fn a_quarantined_camera_reaches_only_the_gateway_and_the_owner_sees_what_it_trie
     let tcpdump = capture(&wan_ns, &pcap, dir.path(), "tcpdump");
 
     // A real DHCP client gets the fixed lease, with the gateway as router, DNS and NTP.
-    let lease = output_ok(
-        in_ns(&cam_ns, "timeout")
-            .args([
-                "30", "busybox", "udhcpc", "-f", "-q", "-n", "-t", "10", "-T", "1",
-            ])
-            .args(["-i", "eth0", "-O", "ntpsrv", "-s"])
-            .arg(peer_script("udhcpc-script.sh")),
-    );
-    eprintln!("{lease}");
+    let lease = dhcp_lease(&cam_ns);
     assert!(
         lease.contains(&format!(
             "lease {CAM_IP}/24 router 10.79.0.1 dns 10.79.0.1 ntp 10.79.0.1"
@@ -445,6 +452,14 @@ fn a_quarantined_camera_reaches_only_the_gateway_and_the_owner_sees_what_it_trie
 
     // Turning the port off: rules removed, the report kept (bounded on disk), and the
     // plain router is back: the cloud hears the camera again.
+    // A crash leaves the rules in place (the cameras stay locked in) and dnsmasq behind;
+    // the next start takes the port over, DHCP included.
+    gateway.kill().unwrap();
+    let tables = output_ok(in_ns(&gw_ns, "nft").args(["list", "tables"]));
+    assert!(tables.contains("latchkey_quarantine"), "{tables}");
+    let mut gateway =
+        Gateway::start_in_netns(&gw_ns, &state, &["--config", config.to_str().unwrap()]).unwrap();
+    assert!(dhcp_lease(&cam_ns).contains(&format!("lease {CAM_IP}/24 ")));
     gateway.stop().unwrap();
     let tables = output_ok(in_ns(&gw_ns, "nft").args(["list", "tables"]));
     assert!(!tables.contains("latchkey_quarantine"), "{tables}");

@@ -273,6 +273,7 @@ pub async fn start(
     let dhcp = if cfg.dhcp {
         let range = dhcp_range(&cfg, addr, prefix)?;
         let args = dhcp::args(&iface, addr, range, &cfg.leases, &gw.state_dir);
+        dhcp::stop_stale(&gw.state_dir);
         let mut child = dhcp::start(&args)?;
         // dnsmasq checks its sockets before it settles: an early exit is a failed start
         // (another DHCP server on the port, or a dnsmasq left behind by a crash).
