@@ -4,7 +4,7 @@
 Behaves like the cheap P2P cameras Latchkey was started for (ThroughTek Kalay-style and
 similar "cloud" cameras): each round it asks its DNS server (DNS env, from DHCP) for its
 vendor's names, asks a hard-coded DNS server (198.51.100.53) behind its owner's back, sends
-a UDP hello to its P2P server (203.0.113.50:32100), opens TCP to its cloud
+a UDP hello to its P2P server (203.0.113.50:32100 and [2001:db8:50::50]:32100), opens TCP to its cloud
 (198.51.100.7:443), and asks the router for a port mapping of its own (SSDP M-SEARCH, then
 TCP to the router's UPnP port, ROUTER env). It also asks for one name full of markup and a
 terminal escape. It prints one line per packet it sends ("sent dns NAME", "sent udp ADDR
@@ -56,7 +56,7 @@ def ask(server, name, wait=True):
 
 
 def udp(addr, port, payload):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM)
     s.sendto(payload, (addr, port))
     log(f"sent udp {addr} {port}")
     s.close()
@@ -112,6 +112,7 @@ def main():
             ask(DNS, name, wait=name != HOSTILE)
         ask("198.51.100.53", "fallback.vendor-cloud.example", wait=False)
         udp("203.0.113.50", 32100, b"\x02\x01KALAY-LIKE-HELLO LK-TEST-0001")
+        udp("2001:db8:50::50", 32100, b"\x02\x01KALAY-LIKE-HELLO LK-TEST-0001")
         tcp("198.51.100.7", 443)
         ssdp()
         tcp(ROUTER, 5000)

@@ -9,6 +9,7 @@
 //! TCP/UDP attempt per camera and destination, IPv4 and IPv6, and drops router
 //! advertisements). The cameras' streams are still pulled by the gateway (it opens those
 //! connections) and ONVIF discovery still probes the port (it is a private LAN interface).
+//! `neigh.rs` tallies a camera's IPv6 attempts under its IPv4 address (same MAC).
 //! `counters.rs` keeps the tallies bounded whatever a camera sends; the store keeps the
 //! same tallies (`store/quarantine.rs`); `report.rs` turns them into the phone-home report;
 //! `lockdown.rs` prints rules for the owner's own router where the cameras stay on the LAN.
@@ -17,6 +18,7 @@ pub mod counters;
 pub mod dhcp;
 pub mod dns;
 pub mod lockdown;
+pub mod neigh;
 pub mod nft;
 pub mod ntp;
 pub mod report;
@@ -271,6 +273,7 @@ pub async fn start(
     let dhcp = if cfg.dhcp {
         let range = dhcp_range(&cfg, addr, prefix)?;
         let args = dhcp::args(&iface, addr, range, &cfg.leases, &gw.state_dir);
+        dhcp::stop_stale(&gw.state_dir);
         let mut child = dhcp::start(&args)?;
         // dnsmasq checks its sockets before it settles: an early exit is a failed start
         // (another DHCP server on the port, or a dnsmasq left behind by a crash).
@@ -297,7 +300,7 @@ pub async fn start(
     tracing::info!(interface = %iface, address = %addr, "camera port on");
     println!("camera port {iface} {addr}/{prefix}");
     Ok(tokio::spawn(async move {
-        record(&gw, shutdown).await;
+        record(&gw, &iface, shutdown).await;
         let _ = dns_task.await;
         let _ = ntp_task.await;
         if let Some(mut child) = dhcp {
@@ -313,7 +316,7 @@ pub async fn start(
 }
 
 /// Reads the drop counters into the tallies until `shutdown`, saving as it goes.
-async fn record(gw: &Gateway, shutdown: CancellationToken) {
+async fn record(gw: &Gateway, iface: &str, shutdown: CancellationToken) {
     let q = &gw.quarantine;
     let mut before = nft::Reading::default();
     let mut read = tokio::time::interval(READ_EVERY);
@@ -327,13 +330,21 @@ async fn record(gw: &Gateway, shutdown: CancellationToken) {
             Ok(now_reading) => {
                 let d = nft::delta(&before, &now_reading);
                 before = now_reading;
+                let alias = if d.seen.keys().any(|(s, _)| s.is_ipv6())
+                    || d.over.keys().any(IpAddr::is_ipv6)
+                {
+                    neigh::read(iface).await
+                } else {
+                    HashMap::new()
+                };
+                let who = |ip: IpAddr| alias.get(&ip).copied().unwrap_or(ip);
                 let now = crate::unix_now();
                 let mut c = q.counters();
                 for ((src, dest), n) in d.seen {
-                    c.camera(src).dest(dest, n, now);
+                    c.camera(who(src)).dest(dest, n, now);
                 }
                 for (src, n) in d.over {
-                    c.camera(src).other_dests.add(n, now);
+                    c.camera(who(src)).other_dests.add(n, now);
                 }
             }
             Err(e) => tracing::warn!("reading the camera port's drop counters: {e:#}"),
