@@ -1,6 +1,10 @@
 //! Latchkey's phone side, embeddable in an app: pair from a QR code, connect to the home
 //! gateway over Noise (trying every known address at once), and use the gateway API.
 //!
+//! Apps use [`Phone`] (several homes, secrets in the app's [`KeyStore`], a connection
+//! callback, [`player::Player`] for native players; `clients/ffi` binds it for Swift,
+//! Kotlin and Python, APP.md says how). The CLI keeps one home in a [`StateDir`]:
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), latchkey_client::ClientError> {
 //! let dir = latchkey_client::StateDir::open("/tmp/phone")?;
