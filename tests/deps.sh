@@ -17,8 +17,9 @@ forbid() { # crate, then the names it must not depend on
     fi
   done
 }
-forbid latchkey-gateway latchkey-client latchkey-client-cli rqrr image
-forbid latchkey-client latchkey-gateway latchkey-client-cli latchkey-cli-kit clap rqrr image
+forbid latchkey-gateway latchkey-client latchkey-client-cli latchkey-mobile uniffi rqrr image
+forbid latchkey-client latchkey-gateway latchkey-client-cli latchkey-cli-kit uniffi clap rqrr image
+forbid latchkey-mobile latchkey-gateway latchkey-client-cli latchkey-cli-kit clap
 forbid latchkey-channel latchkey-gateway latchkey-client clap rqrr image
 forbid latchkey-pairing tokio mio socket2 latchkey-channel
 # clap in the daemon only through its own command line: the binary and the shared CLI kit

@@ -38,3 +38,11 @@ fi
 # `cargo test` does not build for another package's tests: build them first.
 cargo build --workspace --locked --bins
 cargo test --workspace --locked "$@"
+
+# The phone library through its Python bindings (tests/python, pytest): the committed
+# bindings checked current against the library, then the tests against the real gateway
+# and RTSP camera. pytest comes from pip when the machine has none.
+tests/bindings.sh
+python3 -c "import pytest" 2>/dev/null || python3 -m pip install --quiet pytest \
+  || python3 -m pip install --quiet --break-system-packages pytest
+python3 -m pytest -q tests/python

@@ -274,11 +274,10 @@ pub(crate) async fn connect_to(
         (Refusal::StaleKey, ClientError::SessionKeyMismatch)
     } else if refused {
         // Silence tells no reason; a phone never admitted is waiting for the owner.
-        let reason = match record.state {
-            DeviceState::Pending => Refusal::Pending,
-            _ => Refusal::Unknown,
-        };
-        (reason, ClientError::SessionRefused)
+        match record.state {
+            DeviceState::Pending => (Refusal::Pending, ClientError::Refused(Refusal::Pending)),
+            _ => (Refusal::Unknown, ClientError::SessionRefused),
+        }
     } else {
         tell(ConnectionState::Unreachable);
         return Err(ClientError::Unreachable(errors.join("; ")));

@@ -1,6 +1,10 @@
 //! Latchkey's phone side, embeddable in an app: pair from a QR code, connect to the home
 //! gateway over Noise (trying every known address at once), and use the gateway API.
 //!
+//! Apps use [`Phone`] (several homes, secrets in the app's [`KeyStore`], a connection
+//! callback, [`player::Player`] for native players; `clients/ffi` binds it for Swift,
+//! Kotlin and Python, APP.md says how). The CLI keeps one home in a [`StateDir`]:
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), latchkey_client::ClientError> {
 //! let dir = latchkey_client::StateDir::open("/tmp/phone")?;
@@ -78,7 +82,7 @@ pub enum ClientError {
     #[error("the phone's key store failed ({0}); check the app's key store permissions")]
     KeyStore(String),
     /// The gateway refused this phone for a known reason.
-    #[error("the gateway refused this phone ({0:?}); ask the owner")]
+    #[error("the gateway refused this phone: {}", refusal_text(*.0))]
     Refused(crate::status::Refusal),
     /// The gateway closed a session connection without answering.
     #[error(
@@ -122,6 +126,19 @@ pub enum ClientError {
         #[source]
         source: hyper::Error,
     },
+}
+
+fn refusal_text(r: crate::status::Refusal) -> &'static str {
+    use crate::status::Refusal;
+    match r {
+        Refusal::Revoked => "the owner revoked it; ask the owner for a new invitation",
+        Refusal::Pending => {
+            "it is waiting for the owner to compare the short code and confirm it; ask the owner"
+        }
+        Refusal::Expired => "its access time ended; ask the owner to extend it",
+        Refusal::StaleKey => "its session key does not match; pair again with a new code",
+        Refusal::Unknown => "it may have been revoked, have expired, or not be confirmed yet",
+    }
 }
 
 impl ClientError {

@@ -34,6 +34,7 @@ use crate::camera::hub::{Unavailable, Watch};
 use crate::camera::{CameraSource, CameraStatus, Frame};
 use crate::live::{self, LiveError};
 use crate::store::AuditFilter;
+use crate::store::AuditKind;
 use crate::{Gateway, unix_now};
 use crate::{body, limits, live_guard};
 
@@ -214,7 +215,7 @@ async fn audit_watch(gw: &Gateway, camera: &str, w: Watcher) {
     let done = tokio::task::spawn_blocking(move || {
         store.audit_camera(
             unix_now(),
-            "camera-watched",
+            AuditKind::CameraWatched,
             w.device.as_deref(),
             &cam,
             w.addr.as_deref(),

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use latchkey_pairing::UnixTime;
 
-use crate::{Gateway, unix_now};
+use crate::Gateway;
+use crate::store::AuditKind;
 
 /// Routine rows written one by one per device and window.
 pub const ROUTINE_PER_WINDOW: u32 = 10;
@@ -120,7 +121,7 @@ impl RoutineAudit {
 #[derive(Debug, Clone, Copy)]
 pub struct Row<'a> {
     /// Kind.
-    pub kind: &'a str,
+    pub kind: AuditKind,
     /// Device concerned.
     pub device: Option<&'a str>,
     /// Peer address.
@@ -131,29 +132,19 @@ pub struct Row<'a> {
 
 /// Writes (or counts) `row` under the limit of `key`; a summary follows a flood.
 pub async fn limited(gw: &Arc<Gateway>, key: &str, row: Row<'_>) {
-    let now = unix_now();
+    let now = gw.clock.unix_now();
     match gw.routine_audit.decide(key, &row, now) {
         Decision::Write => {
-            let store = gw.store.clone();
-            let (k, d, a, w) = (
-                row.kind.to_string(),
-                row.device.map(String::from),
-                row.addr.to_string(),
-                row.detail.to_string(),
-            );
-            let done = tokio::task::spawn_blocking(move || {
-                store.audit(now, &k, d.as_deref(), Some(&a), &w)
-            })
-            .await;
-            if let Ok(Err(e)) = done {
-                tracing::error!("writing the audit log: {e}");
-            }
+            let (d, a) = (row.device.map(String::from), row.addr.to_string());
+            gw.store
+                .audit_async(now, row.kind, d, Some(a), row.detail.to_string())
+                .await;
         }
         Decision::Count { flush: false } => {}
         Decision::Count { flush: true } => {
             let (gw, key) = (gw.clone(), key.to_string());
             tokio::spawn(async move {
-                tokio::time::sleep(FLOOD_WINDOW).await;
+                gw.clock.sleep(FLOOD_WINDOW).await;
                 flush(&gw, &key).await;
             });
         }
@@ -162,7 +153,8 @@ pub async fn limited(gw: &Arc<Gateway>, key: &str, row: Row<'_>) {
 
 /// Writes the summary row of `key`'s window, if rows were counted.
 async fn flush(gw: &Arc<Gateway>, key: &str) {
-    let Some(s) = gw.routine_audit.take(key, unix_now()) else {
+    let now = gw.clock.unix_now();
+    let Some(s) = gw.routine_audit.take(key, now) else {
         return;
     };
     tracing::warn!(key, count = s.count, kind = %s.kind, "audit flood");
@@ -174,20 +166,9 @@ async fn flush(gw: &Arc<Gateway>, key: &str) {
         "{} more {} rows from {who} between {} and {}, counted instead of written one by one: a flood",
         s.count, s.kind, s.from, s.to
     );
-    let store = gw.store.clone();
-    let done = tokio::task::spawn_blocking(move || {
-        store.audit(
-            unix_now(),
-            "audit-flood",
-            s.device.as_deref(),
-            Some(&s.addr),
-            &detail,
-        )
-    })
-    .await;
-    if let Ok(Err(e)) = done {
-        tracing::error!("writing the audit log: {e}");
-    }
+    gw.store
+        .audit_async(now, AuditKind::AuditFlood, s.device, Some(s.addr), detail)
+        .await;
 }
 
 #[cfg(test)]
@@ -198,7 +179,7 @@ mod tests {
     fn a_flood_is_written_ten_at_a_time_and_summed_up() {
         let r = RoutineAudit::default();
         let row = Row {
-            kind: "k",
+            kind: AuditKind::CameraWatched,
             device: Some("v"),
             addr: "a",
             detail: "d",
@@ -221,5 +202,63 @@ mod tests {
         assert_eq!(r.take("v", 160), None);
         assert_eq!(s.device.as_deref(), Some("v"));
         assert_eq!(r.decide("v", &row, 161), Decision::Write, "a new window");
+    }
+
+    /// The whole path on simulated time: rows through the gateway, the flush task's
+    /// one-minute wait, the summary row and a fresh window, with no real waiting (on the
+    /// real clock this takes a minute, so it was only checked piecewise above).
+    #[tokio::test]
+    async fn a_flood_window_ends_and_is_summed_up_on_simulated_time() -> anyhow::Result<()> {
+        const T0: UnixTime = 1_800_000_000;
+        let dir = tempfile::tempdir()?;
+        let clock = crate::clock::Clock::simulated(T0);
+        let gw = Gateway::open_at(
+            dir.path().to_path_buf(),
+            crate::config::Config {
+                name: "test".into(),
+                cameras: Vec::new(),
+                camera_grace: crate::config::DEFAULT_CAMERA_GRACE,
+                rekey_after_secs: crate::config::DEFAULT_REKEY_AFTER_SECS,
+            },
+            "127.0.0.1:1".parse()?,
+            Arc::new(crate::camera::RealOpener),
+            clock.clone(),
+        )?;
+        let row = Row {
+            kind: AuditKind::OwnerActionRefused,
+            device: Some("v"),
+            addr: "192.0.2.1",
+            detail: "d",
+        };
+        for _ in 0..25 {
+            limited(&gw, "v", row).await;
+        }
+        // The flush task sleeps FLOOD_WINDOW on the simulated clock, which returns at once.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let summary = loop {
+            let rows = gw.store.run(|s| s.audit_log(100)).await?;
+            if let Some(r) = rows.iter().find(|r| r.kind == "audit-flood") {
+                break r.clone();
+            }
+            anyhow::ensure!(std::time::Instant::now() < deadline, "no flood summary");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert_eq!(summary.at, T0 + FLOOD_WINDOW.as_secs());
+        assert!(
+            summary
+                .detail
+                .starts_with("15 more owner-action-refused rows"),
+            "{}",
+            summary.detail
+        );
+        limited(&gw, "v", row).await;
+        let rows = gw.store.run(|s| s.audit_log(100)).await?;
+        let written = rows.iter().filter(|r| r.kind == "owner-action-refused");
+        assert_eq!(
+            written.count(),
+            11,
+            "ten in the first window, one in the next"
+        );
+        Ok(())
     }
 }

@@ -20,6 +20,7 @@ pub mod audit_flood;
 pub mod backup;
 pub mod body;
 pub mod camera;
+pub mod clock;
 pub mod config;
 pub mod doctor;
 pub mod fanout;
@@ -104,6 +105,8 @@ pub struct Gateway {
     pub remote: Arc<portmap::PortMapper>,
     /// The camera port's tallies and state (`quarantine/`).
     pub quarantine: quarantine::Quarantine,
+    /// Wall and monotonic time (simulated in tests).
+    pub clock: clock::Clock,
 }
 
 impl Gateway {
@@ -124,6 +127,17 @@ impl Gateway {
         noise_addr: SocketAddr,
         opener: Arc<dyn camera::CameraOpener>,
     ) -> anyhow::Result<Arc<Self>> {
+        Self::open_at(state_dir, config, noise_addr, opener, clock::Clock::real())
+    }
+
+    /// Like [`Gateway::open_with`], on `clock` (tests pass a simulated one).
+    pub fn open_at(
+        state_dir: PathBuf,
+        config: Config,
+        noise_addr: SocketAddr,
+        opener: Arc<dyn camera::CameraOpener>,
+        clock: clock::Clock,
+    ) -> anyhow::Result<Arc<Self>> {
         let store = Store::open(&state_dir).context("opening the state store")?;
         let keys = store
             .gateway_key(
@@ -131,7 +145,7 @@ impl Gateway {
                     Keypair::generate(&mut OsRng)
                         .unwrap_or_else(|_| Keypair::from_secret(rand::random()))
                 },
-                unix_now(),
+                clock.unix_now(),
             )
             .context("loading the gateway key")?;
         let options = camera::hub::HubOptions {
@@ -163,6 +177,7 @@ impl Gateway {
             pairing_busy: tokio::sync::Mutex::new(()),
             last_recorded: Mutex::default(),
             preauth_limits: preauth::Limits::default(),
+            clock,
         }))
     }
 

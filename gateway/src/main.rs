@@ -6,18 +6,15 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use latchkey_gateway::admin::socket::{self, AdminRequest};
+use latchkey_gateway::admin::socket;
 use latchkey_gateway::config::{self, Config, DEFAULT_ADMIN_PORT, DEFAULT_NOISE_PORT};
 use latchkey_gateway::service_cli;
 use latchkey_gateway::{Gateway, Listeners};
 use latchkey_pairing::Role;
-use latchkey_pairing::text::cell;
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 mod cli;
 use cli::remote::RemoteCommand;
-mod cli_cameras;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -69,29 +66,7 @@ enum Command {
         camera_port: Option<String>,
     },
     /// Open a pairing window: prints a QR code and the pairing URI.
-    Pair {
-        /// Name for the new device (default: the name the phone suggests).
-        #[arg(long)]
-        name: Option<String>,
-        /// Role of the new device.
-        #[arg(long, default_value = "viewer")]
-        role: Role,
-        /// Cameras it may watch: `all` or a comma-separated list of ids.
-        #[arg(long, default_value = "all")]
-        cameras: String,
-        /// Its access ends after this long (e.g. 4h, 7d). Default: never.
-        #[arg(long, value_parser = humantime::parse_duration)]
-        expires: Option<Duration>,
-        /// Admit it without comparing the short code.
-        #[arg(long)]
-        auto_confirm: bool,
-        /// Print only the URI.
-        #[arg(long)]
-        uri_only: bool,
-        /// How long the code works (at most 5m).
-        #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
-        ttl: Duration,
-    },
+    Pair(cli::devices::PairArgs),
     /// Confirm a pending device after comparing its short code.
     Confirm {
         /// Device id or name.
@@ -114,7 +89,7 @@ enum Command {
         #[arg(long)]
         json: bool,
         #[command(subcommand)]
-        action: Option<cli_cameras::CamerasCommand>,
+        action: Option<cli::cameras::CamerasCommand>,
     },
     /// Remote access through the home router, only with your approval.
     Remote {
@@ -232,7 +207,7 @@ fn real_main() -> anyhow::Result<()> {
             Command::Cameras {
                 action: Some(action),
                 ..
-            } => cli_cameras::run(&state, action).await,
+            } => cli::cameras::run(&state, action).await,
             other => admin(state, other).await,
         }
     })
@@ -353,7 +328,7 @@ async fn first_owner_qr(gw: &std::sync::Arc<Gateway>) -> anyhow::Result<()> {
     println!(
         "No phone is paired yet. Scan this with the owner's phone (works once, for 5 minutes):"
     );
-    print_qr(&uri)?;
+    cli::print_qr(&uri)?;
     println!("{uri}");
     println!("or, from a terminal: latchkey-client pair '{uri}'");
     println!(
@@ -362,117 +337,15 @@ async fn first_owner_qr(gw: &std::sync::Arc<Gateway>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// At a terminal: waits for the phone to pair, shows its short code, and asks the owner
-/// to confirm that the phone shows the same one (the defence against a photographed QR).
-async fn wait_and_confirm(state: &std::path::Path, auto_confirm: bool) -> anyhow::Result<()> {
-    let before = socket::request(state, &AdminRequest::Devices).await?;
-    let known: Vec<String> = before
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|d| s(d, "id"))
-        .collect();
-    println!("Waiting for the phone... (Ctrl-C to stop waiting; the code stays valid)");
-    let device = loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let now = socket::request(state, &AdminRequest::Devices).await?;
-        if let Some(d) = now
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|d| !known.contains(&s(d, "id")))
-        {
-            break d.clone();
-        }
-        let window = socket::request(state, &AdminRequest::PairingStatus).await?;
-        match window.get("state").and_then(Value::as_str) {
-            Some("open") => continue,
-            Some("closed") => anyhow::bail!(
-                "the pairing code was closed after too many failed attempts; run `latchkey pair` again"
-            ),
-            _ => anyhow::bail!("the pairing code expired unused; run `latchkey pair` again"),
-        }
-    };
-    let (id, name, code) = (s(&device, "id"), s(&device, "name"), s(&device, "code"));
-    println!("Phone {name:?} paired as device {id}. It shows the code {code}.");
-    if auto_confirm {
-        return Ok(());
-    }
-    print!("Does the phone show {code}? Type yes to let it in: ");
-    std::io::Write::flush(&mut std::io::stdout())?;
-    let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer)?;
-    if answer.trim().eq_ignore_ascii_case("yes") || answer.trim().eq_ignore_ascii_case("y") {
-        socket::request(state, &AdminRequest::Confirm { device: id.clone() }).await?;
-        println!("device {id} confirmed");
-    } else {
-        socket::request(state, &AdminRequest::Revoke { device: id.clone() }).await?;
-        println!(
-            "device {id} rejected and revoked: the codes did not match, someone else may have scanned the QR code"
-        );
-    }
-    Ok(())
-}
-
-fn print_qr(uri: &str) -> anyhow::Result<()> {
-    let code = qrcode::QrCode::new(uri.as_bytes()).context("making the QR code")?;
-    let text = code
-        .render::<qrcode::render::unicode::Dense1x2>()
-        .dark_color(qrcode::render::unicode::Dense1x2::Light)
-        .light_color(qrcode::render::unicode::Dense1x2::Dark)
-        .build();
-    println!("{text}");
-    Ok(())
-}
-
-/// `v[key]` as text for a terminal: every string from outside is escaped
-/// (`latchkey_pairing::text::escape`), so no control, bidi or invisible character
-/// reaches the owner's terminal raw.
-fn s(v: &Value, key: &str) -> String {
-    match v.get(key) {
-        Some(Value::String(s)) => latchkey_pairing::text::escape(s).into_owned(),
-        Some(Value::Null) | None => "-".to_string(),
-        Some(other) => other.to_string(),
-    }
-}
-
-fn when(v: &Value, key: &str) -> String {
-    match v.get(key).and_then(Value::as_u64) {
-        Some(t) => {
-            humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(t))
-                .to_string()
-        }
-        None => "-".to_string(),
-    }
-}
-
+/// The one-request admin commands, each rendered by its `cli/` group.
 async fn admin(state: PathBuf, command: Command) -> anyhow::Result<()> {
-    let request = match &command {
-        Command::Pair {
-            name,
-            role,
-            cameras,
-            expires,
-            auto_confirm,
-            ttl,
-            ..
-        } => AdminRequest::Pair {
-            name: name.clone(),
-            role: *role,
-            cameras: cameras.clone(),
-            expires_secs: expires.map(|d| d.as_secs()),
-            auto_confirm: *auto_confirm,
-            ttl_secs: ttl.as_secs(),
-        },
-        Command::Confirm { device } => AdminRequest::Confirm {
-            device: device.clone(),
-        },
-        Command::Devices { .. } => AdminRequest::Devices,
-        Command::Revoke { device } => AdminRequest::Revoke {
-            device: device.clone(),
-        },
-        Command::Cameras { .. } => AdminRequest::Cameras,
-        Command::Audit { limit, .. } => AdminRequest::Audit { limit: *limit },
+    match command {
+        Command::Pair(args) => cli::devices::pair(&state, args).await,
+        Command::Confirm { device } => cli::devices::confirm(&state, device).await,
+        Command::Revoke { device } => cli::devices::revoke(&state, device).await,
+        Command::Devices { json } => cli::devices::list(&state, json).await,
+        Command::Cameras { json, .. } => cli::cameras::list(&state, json).await,
+        Command::Audit { json, limit } => cli::audit::run(&state, limit, json).await,
         Command::Run { .. }
         | Command::Remote { .. }
         | Command::Backup { .. }
@@ -481,127 +354,5 @@ async fn admin(state: PathBuf, command: Command) -> anyhow::Result<()> {
         | Command::GenerateAssets { .. } => {
             anyhow::bail!("internal: not a single admin request")
         }
-    };
-    let result = socket::request(&state, &request).await?;
-    match command {
-        Command::Pair {
-            uri_only,
-            auto_confirm,
-            ..
-        } => {
-            let uri = s(&result, "uri");
-            if uri_only {
-                println!("{uri}");
-            } else {
-                print_qr(&uri)?;
-                println!("{uri}");
-                println!();
-                println!("Scan this with the Latchkey app, or run: latchkey-client pair '{uri}'");
-                println!(
-                    "The code works once, for {} seconds.",
-                    s(&result, "expires_in_secs")
-                );
-                if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-                    wait_and_confirm(&state, auto_confirm).await?;
-                } else if !auto_confirm {
-                    println!(
-                        "Then compare the 6-digit code on the phone with `latchkey devices` and run `latchkey confirm DEVICE`."
-                    );
-                }
-            }
-        }
-        Command::Confirm { .. } => println!("device {} confirmed", s(&result, "id")),
-        Command::Revoke { .. } => {
-            println!(
-                "device {} revoked ({} live sessions closed)",
-                s(&result, "id"),
-                s(&result, "sessions_closed")
-            )
-        }
-        Command::Devices { json: true }
-        | Command::Cameras { json: true, .. }
-        | Command::Audit { json: true, .. } => {
-            println!("{}", serde_json::to_string_pretty(&result)?);
-        }
-        Command::Devices { json: false } => {
-            println!(
-                "{:<17} {:<20} {:<7} {:<10} {:<8} {:<7} {:<21} FROM",
-                "ID", "NAME", "ROLE", "CAMERAS", "STATE", "CODE", "LAST SEEN"
-            );
-            for d in result.as_array().into_iter().flatten() {
-                println!(
-                    "{:<17} {:<20} {:<7} {:<10} {:<8} {:<7} {:<21} {}",
-                    s(d, "id"),
-                    cell(&s(d, "name"), 20),
-                    s(d, "role"),
-                    cell(&s(d, "cameras"), 10),
-                    s(d, "state"),
-                    s(d, "code"),
-                    when(d, "last_seen"),
-                    s(d, "last_addr")
-                );
-            }
-            let window = socket::request(&state, &AdminRequest::PairingStatus).await?;
-            let failures = window.get("failures").and_then(Value::as_u64).unwrap_or(0);
-            match window.get("state").and_then(Value::as_str) {
-                Some("open") => println!(
-                    "pairing code open until {}; {failures} failed attempts",
-                    when(&window, "expires_at")
-                ),
-                Some("closed") if failures > 0 => println!(
-                    "pairing code closed after {failures} failed attempts: someone may be guessing; `latchkey pair` opens a new one"
-                ),
-                Some(other) if failures > 0 => {
-                    println!("last pairing code {other}; {failures} failed attempts")
-                }
-                _ => {}
-            }
-        }
-        Command::Cameras { json: false, .. } => {
-            println!(
-                "{:<16} {:<9} {:<7} {:<10} {:<6} {:<10} {:<7} {:<8} ERROR",
-                "ID", "KIND", "FROM", "STATE", "CODEC", "SIZE", "VIEWERS", "UPSTREAM"
-            );
-            for c in result.as_array().into_iter().flatten() {
-                let size = match (
-                    c.get("width").and_then(Value::as_u64),
-                    c.get("height").and_then(Value::as_u64),
-                ) {
-                    (Some(w), Some(h)) => format!("{w}x{h}"),
-                    _ => "-".to_string(),
-                };
-                println!(
-                    "{:<16} {:<9} {:<7} {:<10} {:<6} {:<10} {:<7} {:<8} {}",
-                    s(c, "id"),
-                    s(c, "kind"),
-                    s(c, "origin"),
-                    s(c, "state"),
-                    s(c, "codec"),
-                    size,
-                    s(c, "viewers"),
-                    s(c, "upstream_sessions"),
-                    s(c, "error")
-                );
-            }
-        }
-        Command::Audit { json: false, .. } => {
-            for a in result.as_array().into_iter().flatten() {
-                println!(
-                    "{} {:<18} {:<17} {:<22} {}",
-                    when(a, "at"),
-                    s(a, "kind"),
-                    s(a, "device"),
-                    s(a, "addr"),
-                    s(a, "detail")
-                );
-            }
-        }
-        Command::Run { .. }
-        | Command::Remote { .. }
-        | Command::Backup { .. }
-        | Command::Restore { .. }
-        | Command::Doctor { .. }
-        | Command::GenerateAssets { .. } => {}
     }
-    Ok(())
 }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use latchkey_gateway::backup;
 use latchkey_gateway::store::schema as store_schema;
-use latchkey_gateway::store::{DB_FILE, Store, StoreError};
+use latchkey_gateway::store::{AuditKind, DB_FILE, Store, StoreError};
 use latchkey_pairing::{DeviceState, Keypair, Role};
 
 /// The clock the v1 store was made at.
@@ -173,7 +173,7 @@ fn a_backup_taken_while_in_use_restores_a_store_that_admits_the_same_phone() {
             for i in 0..200u64 {
                 live.audit(
                     T + 1000 + i,
-                    "busy",
+                    AuditKind::CameraWatched,
                     None,
                     None,
                     "a write during the backup",

@@ -118,29 +118,66 @@ impl Session {
 
     fn write_one(&mut self, plain: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
         let start = out.len();
+        out.resize(start + HEADER_LEN + plain.len() + TAG_LEN, 0);
+        let written = match out.get_mut(start..) {
+            Some(frame) => self.write_one_into(plain, frame),
+            None => Err(Error::SessionClosed),
+        };
+        if written.is_err() {
+            out.truncate(start);
+        }
+        written.map(|_| ())
+    }
+
+    /// Seals one framed message into the front of `out`; returns its length.
+    fn write_one_into(&mut self, plain: &[u8], out: &mut [u8]) -> Result<usize, Error> {
         let len = plain.len() + TAG_LEN;
         let header = u16::try_from(len).map_err(|_| Error::FrameTooLarge {
             len,
             max: MAX_FRAME,
         })?;
-        out.extend_from_slice(&header.to_be_bytes());
-        out.resize(start + HEADER_LEN + len, 0);
-        let written = out
-            .get_mut(start + HEADER_LEN..)
-            .ok_or(Error::SessionClosed)
-            .and_then(|body| {
+        let written = match out.split_at_mut_checked(HEADER_LEN) {
+            Some((head, body)) if body.len() >= len => {
+                head.copy_from_slice(&header.to_be_bytes());
                 self.transport
                     .write_message(plain, body)
                     .map_err(|source| Error::Noise {
                         op: "sealing transport message",
                         source,
                     })
-            });
+            }
+            _ => Err(Error::SessionClosed),
+        };
         if written.is_err() {
-            out.truncate(start);
             self.failed = true;
         }
-        written.map(|_| ())
+        written.map(|n| n + HEADER_LEN)
+    }
+
+    /// Like [`Session::seal`], into the front of `out`, which must hold at least
+    /// [`sealed_len_max`]`(data.len())` bytes (already initialised memory, so a caller
+    /// reusing its buffer never zeroes it again). Returns the bytes written.
+    pub fn seal_into(
+        &mut self,
+        now: Duration,
+        data: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, Error> {
+        if self.failed {
+            return Err(Error::SessionClosed);
+        }
+        let mut used = 0;
+        for chunk in data.chunks(MAX_PLAINTEXT) {
+            if self.send_key_due(now) {
+                used += self.write_one_into(&[], out.get_mut(used..).unwrap_or_default())?;
+                self.transport.rekey_outgoing();
+                self.send_key_since = now;
+                self.send_key_messages = 0;
+            }
+            used += self.write_one_into(chunk, out.get_mut(used..).unwrap_or_default())?;
+            self.send_key_messages += 1;
+        }
+        Ok(used)
     }
 
     /// Decrypts one frame body, appending its plaintext to `out`. Any failure is fatal:
@@ -162,30 +199,72 @@ impl Session {
         body: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<Opened, Error> {
-        if body.len() < TAG_LEN {
-            return Err(PeerMisbehaved::BadCiphertext.into());
-        }
         let start = out.len();
         out.resize(start + body.len(), 0);
-        let opened = out
-            .get_mut(start..)
-            .and_then(|buf| self.transport.read_message(body, buf).ok());
-        let Some(len) = opened else {
-            out.truncate(start);
-            return Err(PeerMisbehaved::BadCiphertext.into());
+        let opened = match out.get_mut(start..) {
+            Some(buf) => self.open_inner_into(now, body, buf),
+            None => Err(PeerMisbehaved::BadCiphertext.into()),
+        };
+        let len = match opened {
+            Ok(Opened::Data(len)) => len,
+            _ => 0,
         };
         out.truncate(start + len);
+        opened
+    }
+
+    /// Like [`Session::open`], into the front of `out` (at least `body.len()` bytes of
+    /// initialised memory, reused without zeroing). `Data(n)`: the first `n` bytes.
+    pub fn open_into(
+        &mut self,
+        now: Duration,
+        body: &[u8],
+        out: &mut [u8],
+    ) -> Result<Opened, Error> {
+        if self.failed {
+            return Err(Error::SessionClosed);
+        }
+        let result = self.open_inner_into(now, body, out);
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
+    }
+
+    fn open_inner_into(
+        &mut self,
+        now: Duration,
+        body: &[u8],
+        out: &mut [u8],
+    ) -> Result<Opened, Error> {
+        if body.len() < TAG_LEN || out.len() < body.len() {
+            return Err(PeerMisbehaved::BadCiphertext.into());
+        }
+        let len = self
+            .transport
+            .read_message(body, out)
+            .map_err(|_| Error::from(PeerMisbehaved::BadCiphertext))?;
         if len == 0 {
             self.transport.rekey_incoming();
             self.recv_key_since = now;
             return Ok(Opened::Rekeyed);
         }
         if now.saturating_sub(self.recv_key_since) > self.policy.reject_after {
-            out.truncate(start);
             return Err(PeerMisbehaved::StaleKey.into());
         }
         Ok(Opened::Data(len))
     }
+}
+
+/// Most bytes [`Session::seal_into`] writes for `len` plaintext bytes: each message's
+/// header and tag, and one key-rotation marker.
+pub const fn sealed_len_max(len: usize) -> usize {
+    let messages = if len == 0 {
+        0
+    } else {
+        len.div_ceil(MAX_PLAINTEXT)
+    };
+    len + (messages + 1) * (HEADER_LEN + TAG_LEN)
 }
 
 /// Splits complete frames off the front of `buf` and opens each, appending plaintext to

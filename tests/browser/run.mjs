@@ -1,6 +1,7 @@
 // Drives the Latchkey admin UI in a real headless Chromium (Debian's /usr/bin/chromium)
 // through Playwright: set the password through the setup link, log in, pair a phone from
 // the page and finish with latchkey-client, revoke from the page, watch the demo camera,
+// check that a device named like markup shows as text on every page and runs nothing,
 // and check that a page of another origin cannot revoke or open anything.
 // Run by tests/tests/admin_ui.rs with ADMIN_URL, SETUP_LINK, FINGERPRINT, PASSWORD,
 // CLIENT_BIN, CLIENT_STATE and SHOTS in the environment.
@@ -33,8 +34,18 @@ try {
   const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1100, height: 800 } });
   context.setDefaultTimeout(45000); // generous: CI machines have 2 cores
   const page = await context.newPage();
-  page.on('dialog', (d) => d.accept());
+  // Anything a device name makes the page run or try to run: an alert, or the CSP
+  // refusing an inline handler (the CSP is the second wall; the escaping is the first).
+  const injected = [];
+  page.on('dialog', (d) => { if (d.type() === 'alert') injected.push(`alert: ${d.message()}`); d.accept(); });
+  page.on('console', (m) => { if (/Content Security Policy|inline event handler/i.test(m.text())) injected.push(m.text()); });
   page.on('pageerror', (e) => console.log(`page error: ${e.message}`));
+  const EVIL = '<img src=x onerror=alert(1)>';
+  async function namesAreText(where) {
+    const made = await page.evaluate(() => document.querySelectorAll('img[src=x], img[onerror], [onerror]').length);
+    assert.equal(made, 0, `${where}: a device name became markup`);
+    assert.deepEqual(injected, [], `${where}: a device name ran or tried to run script`);
+  }
 
   step('setup link');
   await page.goto(env('SETUP_LINK'));
@@ -83,6 +94,30 @@ try {
 
   step('a second phone, admitted at once');
   await pairFromPage('keeper', true, `${STATE}-keeper`);
+
+  step('a phone named like markup: text on every page');
+  const evilPair = await pairFromPage(EVIL, false, `${STATE}-evil`);
+  const evilRow = page.locator('#pending tr', { hasText: evilPair.code });
+  await evilRow.waitFor();
+  assert.ok((await evilRow.locator('td').first().textContent()).startsWith(EVIL), 'the pending row shows the name as text');
+  await namesAreText('pair (pending)');
+  await evilRow.locator('button', { hasText: 'Confirm' }).click();
+  await evilRow.waitFor({ state: 'detached' });
+  await page.goto(`${ADMIN}/devices`);
+  const evilDev = page.locator('#devices tbody tr', { hasText: EVIL });
+  assert.equal(await evilDev.getAttribute('data-name'), EVIL);
+  assert.equal(await evilDev.getAttribute('data-state'), 'active');
+  await namesAreText('devices');
+  const evilId = await evilDev.getAttribute('data-device');
+  await page.goto(`${ADMIN}/audit?device=${encodeURIComponent(evilId)}`);
+  assert.equal(await page.locator('select[name=device] option:checked').textContent(), `${EVIL} (${evilId})`);
+  assert.ok(await page.locator('#audit tbody td', { hasText: EVIL }).count() > 0, 'the audit rows name the device');
+  await namesAreText('audit');
+  for (const p of ['cameras', 'remote', 'pair']) {
+    await page.goto(`${ADMIN}/${p}`);
+    await page.waitForTimeout(500); // app.js has filled in what it fetches
+    await namesAreText(p);
+  }
 
   step('revoke from the devices page');
   await page.goto(`${ADMIN}/devices`);

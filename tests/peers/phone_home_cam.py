@@ -4,12 +4,13 @@
 Behaves like the cheap P2P cameras Latchkey was started for (ThroughTek Kalay-style and
 similar "cloud" cameras): each round it asks its DNS server (DNS env, from DHCP) for its
 vendor's names, asks a hard-coded DNS server (198.51.100.53) behind its owner's back, sends
-a UDP hello to its P2P server (203.0.113.50:32100), opens TCP to its cloud
+a UDP hello to its P2P server (203.0.113.50:32100 and [2001:db8:50::50]:32100), opens TCP to its cloud
 (198.51.100.7:443), and asks the router for a port mapping of its own (SSDP M-SEARCH, then
-TCP to the router's UPnP port, ROUTER env). It prints one line per packet it sends
-("sent dns NAME", "sent udp ADDR PORT", "sent tcp ADDR PORT"): its own log, against which
+TCP to the router's UPnP port, ROUTER env). It also asks for one name full of markup and a
+terminal escape. It prints one line per packet it sends ("sent dns NAME", "sent udp ADDR
+PORT", "sent tcp ADDR PORT", "sent hostile-dns"): its own log, against which
 the gateway's report is checked. FLOOD=N instead sends N distinct names and N UDP packets
-to N distinct destinations, as fast as it can.
+to N distinct destinations (from FLOOD_START on), as fast as it can.
 """
 import os
 import random
@@ -21,7 +22,10 @@ DNS = os.environ.get("DNS", "10.79.0.1")
 ROUTER = os.environ.get("ROUTER", "10.79.0.1")
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 FLOOD = int(os.environ.get("FLOOD", "0"))
+FLOOD_START = int(os.environ.get("FLOOD_START", "0"))
 NAMES = ["p2p.vendor-cloud.example", "api.vendor-cloud.example", "time.vendor-cloud.example"]
+# A name no real vendor uses, to show the report treats names as data (markup, escapes).
+HOSTILE = "<b>\x1b[31m.vendor-cloud.example"
 
 
 def log(line):
@@ -38,7 +42,10 @@ def ask(server, name, wait=True):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.settimeout(1.0)
     s.sendto(query(name), (server, 53))
-    log(f"sent dns {name}" if server == DNS else f"sent udp {server} 53")
+    if name == HOSTILE:
+        log("sent hostile-dns")
+    else:
+        log(f"sent dns {name}" if server == DNS else f"sent udp {server} 53")
     if wait:
         try:
             data = s.recv(512)
@@ -49,7 +56,7 @@ def ask(server, name, wait=True):
 
 
 def udp(addr, port, payload):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM)
     s.sendto(payload, (addr, port))
     log(f"sent udp {addr} {port}")
     s.close()
@@ -84,13 +91,13 @@ def ssdp():
 def flood(n):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setblocking(False)
-    for i in range(n):
+    for i in range(FLOOD_START, FLOOD_START + n):
         try:
             s.sendto(query(f"f{i}.flood.example"), (DNS, 53))
         except BlockingIOError:
             pass
         try:
-            s.sendto(b"x", (f"203.0.113.{i % 250 + 1}", 10000 + i // 250))
+            s.sendto(b"x", (f"203.0.113.{i % 250 + 1}", 10000 + (i // 250) % 50000))
         except BlockingIOError:
             pass
     log(f"flooded {n}")
@@ -101,10 +108,11 @@ def main():
         flood(FLOOD)
         return
     for _ in range(ROUNDS):
-        for name in NAMES:
-            ask(DNS, name)
+        for name in NAMES + [HOSTILE]:
+            ask(DNS, name, wait=name != HOSTILE)
         ask("198.51.100.53", "fallback.vendor-cloud.example", wait=False)
         udp("203.0.113.50", 32100, b"\x02\x01KALAY-LIKE-HELLO LK-TEST-0001")
+        udp("2001:db8:50::50", 32100, b"\x02\x01KALAY-LIKE-HELLO LK-TEST-0001")
         tcp("198.51.100.7", 443)
         ssdp()
         tcp(ROUTER, 5000)

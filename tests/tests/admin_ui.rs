@@ -203,6 +203,7 @@ fn every_route_needs_a_session_and_answers_with_security_headers() -> anyhow::Re
         "/api/remote/audit",
         "/api/audit",
         "/api/session",
+        "/api/quarantine/report",
         "/cameras/demo/live.mjpeg",
         "/cameras/demo/snapshot.jpg",
     ] {
@@ -210,7 +211,14 @@ fn every_route_needs_a_session_and_answers_with_security_headers() -> anyhow::Re
         assert_eq!(a.status, 401, "GET {path}: {a:?}");
     }
     for path in [
-        "/", "/pair", "/devices", "/cameras", "/remote", "/audit", "/nope",
+        "/",
+        "/pair",
+        "/devices",
+        "/cameras",
+        "/remote",
+        "/audit",
+        "/quarantine",
+        "/nope",
     ] {
         let a = curl(&gw, path, &[])?;
         assert!(a.status == 303 || a.status == 401, "GET {path}: {a:?}");
@@ -793,6 +801,11 @@ fn a_real_browser_sets_up_pairs_revokes_watches_and_is_safe_from_other_origins()
     );
     assert!(
         states.contains(&("keeper".into(), "active".into())),
+        "{states:?}"
+    );
+    // The markup-named phone is stored and listed as the text it was given.
+    assert!(
+        states.contains(&("<img src=x onerror=alert(1)>".into(), "active".into())),
         "{states:?}"
     );
     let status = latchkey(&state, &["remote", "status", "--json"])?.json()?;

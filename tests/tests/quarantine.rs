@@ -32,6 +32,8 @@ use support::{Proc, output_ok, peer_script, until};
 
 const CAM_IP: &str = "10.79.0.2";
 const CAM_MAC: &str = "02:00:00:00:79:02";
+/// The stand-in's hostile name as the gateway records it (`\DDD` for each odd byte).
+const HOSTILE: &str = "\\060b\\062\\027\\09131m.vendor-cloud.example";
 
 /// The namespaces, torn down (with every process in them) on drop.
 struct Net {
@@ -179,9 +181,42 @@ fn capture(ns: &str, file: &Path, dir: &Path, name: &str) -> Proc {
 fn from_camera(ns: &str, file: &Path) -> Vec<String> {
     let text = output_ok(in_ns(ns, "tcpdump").args(["-n", "-r"]).arg(file));
     text.lines()
-        .filter(|l| l.contains(" 10.79.0."))
+        .filter(|l| l.contains(" 10.79.0.") || l.contains(" 2001:db8:79::"))
         .map(String::from)
         .collect()
+}
+
+/// A DHCP lease for the camera from a real client (busybox udhcpc); its event script
+/// prints what the server handed out.
+fn dhcp_lease(cam_ns: &str) -> String {
+    let lease = output_ok(
+        in_ns(cam_ns, "timeout")
+            .args([
+                "30", "busybox", "udhcpc", "-f", "-q", "-n", "-t", "10", "-T", "1",
+            ])
+            .args(["-i", "eth0", "-O", "ntpsrv", "-s"])
+            .arg(peer_script("udhcpc-script.sh")),
+    );
+    eprintln!("{lease}");
+    lease
+}
+
+/// Waits (in whatever order the cloud's threads print them) until the fake cloud has
+/// heard the camera's P2P hellos (IPv4 and IPv6) and its TCP connection.
+fn cloud_heard_the_camera(cloud: &Proc) {
+    let mut heard = std::collections::HashSet::new();
+    while heard.len() < 3 {
+        let line = cloud.wait_line("got ", Duration::from_secs(10));
+        for want in [
+            "udp 203.0.113.50 32100 from 10.79.0.2",
+            "udp 2001:db8:50::50 32100 from 2001:db8:79::2",
+            "tcp 198.51.100.7 443 from 10.79.0.2",
+        ] {
+            if line == want {
+                heard.insert(want);
+            }
+        }
+    }
 }
 
 /// Pairs a phone in `ns` and returns its `serve` front (ffprobe goes through it).
@@ -248,14 +283,7 @@ fn a_quarantined_camera_reaches_only_the_gateway_and_the_owner_sees_what_it_trie
     net.script("static");
     let log = phone_home(&cam_ns, &[("DNS", "198.51.100.53"), ("ROUNDS", "1")]);
     assert!(log.iter().any(|l| l == "connected tcp 198.51.100.7 443"));
-    cloud.wait_line(
-        "got udp 203.0.113.50 32100 from 10.79.0.2",
-        Duration::from_secs(5),
-    );
-    cloud.wait_line(
-        "got tcp 198.51.100.7 443 from 10.79.0.2",
-        Duration::from_secs(5),
-    );
+    cloud_heard_the_camera(&cloud);
 
     // The camera port on, with a fixed lease for the camera's MAC.
     let config = dir.path().join("latchkey.toml");
@@ -275,15 +303,7 @@ fn a_quarantined_camera_reaches_only_the_gateway_and_the_owner_sees_what_it_trie
     let tcpdump = capture(&wan_ns, &pcap, dir.path(), "tcpdump");
 
     // A real DHCP client gets the fixed lease, with the gateway as router, DNS and NTP.
-    let lease = output_ok(
-        in_ns(&cam_ns, "timeout")
-            .args([
-                "30", "busybox", "udhcpc", "-f", "-q", "-n", "-t", "10", "-T", "1",
-            ])
-            .args(["-i", "eth0", "-O", "ntpsrv", "-s"])
-            .arg(peer_script("udhcpc-script.sh")),
-    );
-    eprintln!("{lease}");
+    let lease = dhcp_lease(&cam_ns);
     assert!(
         lease.contains(&format!(
             "lease {CAM_IP}/24 router 10.79.0.1 dns 10.79.0.1 ntp 10.79.0.1"
@@ -294,6 +314,8 @@ fn a_quarantined_camera_reaches_only_the_gateway_and_the_owner_sees_what_it_trie
     let ntp = output_ok(in_ns(&cam_ns, "timeout").args(["30", "ntpdate", "-q", "10.79.0.1"]));
     eprintln!("{ntp}");
     assert!(ntp.contains("10.79.0.1") && ntp.contains(" s3 "), "{ntp}");
+    // A fixed IPv6 address and route, as some firmwares have (no advertisements come).
+    net.script("v6");
 
     // The camera streams; the gateway pulls it over the camera port.
     let (_rtsp, rtsp_url) = rtsp_camera(&cam_ns, dir.path());
@@ -313,8 +335,11 @@ fn a_quarantined_camera_reaches_only_the_gateway_and_the_owner_sees_what_it_trie
             .any(|l| l.contains("answer p2p.vendor-cloud.example rcode 3"))
     );
     assert!(!log.iter().any(|l| l.starts_with("connected ")), "{log:?}");
-    let want = sent(&log);
+    let mut want = sent(&log);
     assert_eq!(want["udp 203.0.113.50 32100"], 3);
+    assert_eq!(want["udp 2001:db8:50::50 32100"], 3);
+    assert_eq!(want.remove("hostile-dns"), Some(3));
+    want.insert(format!("dns {HOSTILE}"), 3);
     let mut got = HashMap::new();
     for _ in 0..60 {
         got = reported(&report(&state), "front");
@@ -330,7 +355,24 @@ fn a_quarantined_camera_reaches_only_the_gateway_and_the_owner_sees_what_it_trie
         words.contains("front tried to reach 203.0.113.50 on UDP 32100 3 times since "),
         "{words}"
     );
-    assert!(words.contains("front asked for 3 names"), "{words}");
+    assert!(words.contains("front asked for 4 names"), "{words}");
+    assert!(!words.contains('\x1b') && !words.contains("<b>"), "{words}");
+
+    // ONVIF discovery still finds the camera on the camera port.
+    let _onvif = Proc::spawn(
+        "onvif-cam",
+        in_ns(&cam_ns, "/usr/bin/python3")
+            .arg(peer_script("onvif_cam.py"))
+            .env("ONVIF_ADDR", CAM_IP)
+            .env("ONVIF_RTSP", &rtsp_url),
+        dir.path(),
+    );
+    _onvif.wait_line("serving ", Duration::from_secs(20));
+    let found = latchkey(&state, &["cameras", "discover", "--json"]);
+    assert!(
+        found.contains(&format!("\"source\": \"{CAM_IP}\"")),
+        "{found}"
+    );
 
     // It still streams to a paired phone.
     let (serve, base) = phone(&gw_ns, &state, dir.path());
@@ -348,28 +390,46 @@ fn a_quarantined_camera_reaches_only_the_gateway_and_the_owner_sees_what_it_trie
         leaked.join("\n")
     );
 
-    // A flood of 100,000 distinct names and destinations: memory and storage bounded.
-    let (rss_before, _) = gateway.rss_kib_and_threads().unwrap();
-    phone_home(&cam_ns, &[("DNS", "10.79.0.1"), ("FLOOD", "100000")]);
-    until("the flood in the report", Duration::from_secs(30), || {
-        let r = report(&state);
+    // Floods of 100,000 distinct names and destinations: memory and storage bounded.
+    // Two more, different floods show the first one's growth was a one-off, not a leak.
+    let other_names = |state: &Path| -> u64 {
+        let r = report(state);
         let cam = r["cameras"]
             .as_array()
             .unwrap()
             .iter()
             .find(|c| c["camera"] == "front")
             .cloned();
-        cam.is_some_and(|c| {
-            c["other_names"]["count"].as_u64().unwrap_or(0) > 0
-                && c["other_destinations"]["count"].as_u64().unwrap_or(0) > 0
-        })
-    });
-    let (rss_after, _) = gateway.rss_kib_and_threads().unwrap();
-    eprintln!("gateway RSS {rss_before} KiB before the flood, {rss_after} KiB after");
-    assert!(
-        rss_after < rss_before + 32 * 1024,
-        "{rss_before} -> {rss_after} KiB"
-    );
+        cam.map_or(0, |c| c["other_names"]["count"].as_u64().unwrap_or(0))
+    };
+    let mut rss = vec![gateway.rss_kib_and_threads().unwrap().0];
+    for start in ["0", "100000", "200000"] {
+        let before = other_names(&state);
+        phone_home(
+            &cam_ns,
+            &[
+                ("DNS", "10.79.0.1"),
+                ("FLOOD", "100000"),
+                ("FLOOD_START", start),
+            ],
+        );
+        until("the flood in the report", Duration::from_secs(30), || {
+            other_names(&state) > before
+        });
+        // Until the gateway has taken in all that arrived (two reads alike, 1 s apart).
+        let mut last = 0;
+        until("the flood taken in", Duration::from_secs(60), || {
+            std::thread::sleep(Duration::from_secs(1));
+            let now = other_names(&state);
+            std::mem::replace(&mut last, now) == now
+        });
+        rss.push(gateway.rss_kib_and_threads().unwrap().0);
+    }
+    // Measured: about 22 MiB before, 36 to 48 MiB after the first flood, then flat (the
+    // allocator keeps what the first flood's transient buffers used; tallies are capped).
+    eprintln!("gateway RSS (KiB) before and after each flood: {rss:?}");
+    assert!(rss[1] < rss[0] + 48 * 1024, "{rss:?}");
+    assert!(rss[2].max(rss[3]) < rss[1] + 16 * 1024, "{rss:?}");
     let r = report(&state);
     let cam = r["cameras"]
         .as_array()
@@ -392,6 +452,14 @@ fn a_quarantined_camera_reaches_only_the_gateway_and_the_owner_sees_what_it_trie
 
     // Turning the port off: rules removed, the report kept (bounded on disk), and the
     // plain router is back: the cloud hears the camera again.
+    // A crash leaves the rules in place (the cameras stay locked in) and dnsmasq behind;
+    // the next start takes the port over, DHCP included.
+    gateway.kill().unwrap();
+    let tables = output_ok(in_ns(&gw_ns, "nft").args(["list", "tables"]));
+    assert!(tables.contains("latchkey_quarantine"), "{tables}");
+    let mut gateway =
+        Gateway::start_in_netns(&gw_ns, &state, &["--config", config.to_str().unwrap()]).unwrap();
+    assert!(dhcp_lease(&cam_ns).contains(&format!("lease {CAM_IP}/24 ")));
     gateway.stop().unwrap();
     let tables = output_ok(in_ns(&gw_ns, "nft").args(["list", "tables"]));
     assert!(!tables.contains("latchkey_quarantine"), "{tables}");
@@ -401,15 +469,12 @@ fn a_quarantined_camera_reaches_only_the_gateway_and_the_owner_sees_what_it_trie
     eprintln!("store after the flood: {db} bytes");
     assert!(db < 4 * 1024 * 1024, "{db} bytes");
     net.script("static");
-    let log = phone_home(&cam_ns, &[("DNS", "198.51.100.53"), ("ROUNDS", "1")]);
+    let log = phone_home(&cam_ns, &[("DNS", "198.51.100.53"), ("ROUNDS", "2")]);
     assert!(
         log.iter().any(|l| l == "connected tcp 198.51.100.7 443"),
         "{log:?}"
     );
-    cloud.wait_line(
-        "got udp 203.0.113.50 32100 from 10.79.0.2",
-        Duration::from_secs(5),
-    );
+    cloud_heard_the_camera(&cloud);
 }
 
 #[test]

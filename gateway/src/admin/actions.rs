@@ -10,12 +10,14 @@ use std::sync::Arc;
 use latchkey_pairing::{CameraGrant, DeviceState, PairingSecret, PairingUri, Role, UnixTime};
 use rand::rngs::OsRng;
 use serde::Serialize;
-use serde_json::{Value, json};
 
+use super::answers::{Confirmed, DeviceListing, GrantsChanged, PairingStatus, Revoked};
+
+use crate::Gateway;
 use crate::portmap::PortmapError;
 use crate::portmap::report::{Closed, Plan, RouterAudit, Status};
+use crate::store::AuditKind;
 use crate::store::{AuditFilter, AuditPage, PairingParams, StoreError};
-use crate::{Gateway, unix_now};
 
 /// Longest pairing window the owner may ask for (HomeKit's 5 minutes).
 pub const MAX_PAIRING_TTL_SECS: u64 = 300;
@@ -87,17 +89,13 @@ async fn blocking<T: Send + 'static>(
     op: &'static str,
     f: impl FnOnce(&crate::store::Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, ActionError> {
-    let store = gw.store.clone();
-    tokio::task::spawn_blocking(move || f(&store))
-        .await
-        .map_err(|_| ActionError::Internal(op))?
-        .map_err(|source| match source {
-            StoreError::NoSuchDevice(d) => ActionError::NoSuchDevice(d),
-            source => ActionError::Store {
-                op,
-                source: Box::new(source),
-            },
-        })
+    gw.store.run(f).await.map_err(|source| match source {
+        StoreError::NoSuchDevice(d) => ActionError::NoSuchDevice(d),
+        source => ActionError::Store {
+            op,
+            source: Box::new(source),
+        },
+    })
 }
 
 /// What the owner asks for when minting a pairing code.
@@ -130,7 +128,7 @@ pub struct PairingOffer {
 
 /// Opens a pairing window (closing any other) and returns the URI for the QR code.
 pub async fn pair(gw: &Arc<Gateway>, req: PairRequest) -> Result<PairingOffer, ActionError> {
-    let now = unix_now();
+    let now = gw.clock.unix_now();
     let ttl = req.ttl_secs.clamp(1, MAX_PAIRING_TTL_SECS);
     let params = PairingParams {
         name: req
@@ -179,9 +177,9 @@ pub async fn open_pairing(
     check_cameras(gw, &params.cameras)?;
     let secret = PairingSecret::generate(&mut OsRng)
         .map_err(|_| ActionError::Internal("drawing a pairing secret"))?;
-    let stored = secret.clone();
+    let (stored, now) = (secret.clone(), gw.clock.unix_now());
     blocking(gw, "opening a pairing window", move |s| {
-        s.open_pairing(&params, &stored, unix_now())
+        s.open_pairing(&params, &stored, now)
     })
     .await?;
     Ok(PairingUri {
@@ -210,11 +208,11 @@ pub async fn resolve(gw: &Arc<Gateway>, what: &str) -> Result<String, ActionErro
 }
 
 /// Confirms a pending device.
-pub async fn confirm(gw: &Arc<Gateway>, device: &str, by: &str) -> Result<Value, ActionError> {
+pub async fn confirm(gw: &Arc<Gateway>, device: &str, by: &str) -> Result<Confirmed, ActionError> {
     let id = resolve(gw, device).await?;
-    let (id2, by) = (id.clone(), by.to_string());
+    let (id2, by, now) = (id.clone(), by.to_string(), gw.clock.unix_now());
     let state = blocking(gw, "confirming a device", move |s| {
-        s.set_device_state(&id2, DeviceState::Active, unix_now(), &by)
+        s.set_device_state(&id2, DeviceState::Active, now, &by)
     })
     .await?;
     if state == DeviceState::Revoked {
@@ -222,24 +220,26 @@ pub async fn confirm(gw: &Arc<Gateway>, device: &str, by: &str) -> Result<Value,
             "device {id} is revoked; a revocation cannot be undone (pair the phone again with a new key)"
         )));
     }
-    Ok(json!({ "id": id, "state": state }))
+    Ok(Confirmed { id, state })
 }
 
 /// Revokes a device durably, then cuts its live sessions.
-pub async fn revoke(gw: &Arc<Gateway>, device: &str, by: &str) -> Result<Value, ActionError> {
+pub async fn revoke(gw: &Arc<Gateway>, device: &str, by: &str) -> Result<Revoked, ActionError> {
     let id = resolve(gw, device).await?;
-    let (id2, by) = (id.clone(), by.to_string());
-    let store = gw.store.clone();
+    let (id2, by, now) = (id.clone(), by.to_string(), gw.clock.unix_now());
     // Durable first: the answer is only sent once the revocation is on disk.
-    let persisted = tokio::task::spawn_blocking(move || {
-        store.set_device_state(&id2, DeviceState::Revoked, unix_now(), &by)
-    })
-    .await
-    .map_err(|_| ActionError::Internal("revoking a device"))?;
+    let persisted = gw
+        .store
+        .run(move |s| s.set_device_state(&id2, DeviceState::Revoked, now, &by))
+        .await;
     // Cut even when saving failed: the owner wants this phone out now.
     let cut = gw.sessions.cut(&id);
     match persisted {
-        Ok(_) => Ok(json!({ "id": id, "state": "revoked", "sessions_closed": cut })),
+        Ok(_) => Ok(Revoked {
+            id,
+            state: DeviceState::Revoked,
+            sessions_closed: cut,
+        }),
         Err(source) => Err(ActionError::NotPersisted {
             id,
             cut,
@@ -250,7 +250,7 @@ pub async fn revoke(gw: &Arc<Gateway>, device: &str, by: &str) -> Result<Value, 
 
 /// Rejects a device that is still pending (its key is revoked for good). An active
 /// device is revoked, not rejected: the two words must not be confused in the audit log.
-pub async fn reject(gw: &Arc<Gateway>, device: &str, by: &str) -> Result<Value, ActionError> {
+pub async fn reject(gw: &Arc<Gateway>, device: &str, by: &str) -> Result<Revoked, ActionError> {
     let id = resolve(gw, device).await?;
     let id2 = id.clone();
     let rows = blocking(gw, "listing devices", |s| s.devices()).await?;
@@ -270,49 +270,47 @@ pub async fn set_grants(
     cameras: &str,
     expires_secs: Option<u64>,
     by: &str,
-) -> Result<Value, ActionError> {
+) -> Result<GrantsChanged, ActionError> {
     let id = resolve(gw, device).await?;
     let grant = CameraGrant::parse_list(cameras);
     check_cameras(gw, &grant)?;
-    let expires_at = expires_secs.map(|s| unix_now().saturating_add(s));
+    let now = gw.clock.unix_now();
+    let expires_at = expires_secs.map(|s| now.saturating_add(s));
     let (id2, by, g2) = (id.clone(), by.to_string(), grant.clone());
     blocking(gw, "changing a device's grants", move |s| {
-        s.set_device_grants(&id2, &g2, expires_at, unix_now(), &by)
+        s.set_device_grants(&id2, &g2, expires_at, now, &by)
     })
     .await?;
     // Live streams re-check the record per request; an expiry moved into the past takes
     // effect at once for live sessions too.
-    if expires_at.is_some_and(|e| e <= unix_now()) {
+    if expires_at.is_some_and(|e| e <= gw.clock.unix_now()) {
         gw.sessions.cut(&id);
     }
-    Ok(json!({ "id": id, "cameras": grant.to_string(), "expires_at": expires_at }))
+    Ok(GrantsChanged {
+        id,
+        cameras: grant.to_string(),
+        expires_at,
+    })
 }
 
 /// The latest pairing window (state, failed attempts, expiry), or null if none was opened.
-pub async fn pairing_status(gw: &Arc<Gateway>) -> Result<Value, ActionError> {
-    let row = blocking(gw, "reading the pairing window", |s| {
+pub async fn pairing_status(gw: &Arc<Gateway>) -> Result<PairingStatus, ActionError> {
+    blocking(gw, "reading the pairing window", |s| {
         s.latest_pairing_window()
     })
-    .await?;
-    serde_json::to_value(row).map_err(|_| ActionError::Internal("encoding the pairing window"))
+    .await
 }
 
 /// Every device with its live session count. `state` is what the allow-list does with
 /// the device now: a pending or active device past its `expires_at` shows `expired`.
-pub async fn devices(gw: &Arc<Gateway>) -> Result<Vec<Value>, ActionError> {
+pub async fn devices(gw: &Arc<Gateway>) -> Result<Vec<DeviceListing>, ActionError> {
     let rows = blocking(gw, "listing devices", |s| s.devices()).await?;
-    let now = unix_now();
+    let now = gw.clock.unix_now();
     Ok(rows
         .into_iter()
         .map(|d| {
             let live = gw.sessions.count(&d.id);
-            let state = shown_state(d.state, d.expires_at, now);
-            let mut v = serde_json::to_value(&d).unwrap_or(Value::Null);
-            if let Some(obj) = v.as_object_mut() {
-                obj.insert("sessions".into(), json!(live));
-                obj.insert("state".into(), json!(state));
-            }
-            v
+            DeviceListing::new(d, live, now)
         })
         .collect())
 }
@@ -329,11 +327,6 @@ pub fn shown_state(
         _ if expires_at.is_some_and(|end| now >= end) => "expired",
         other => other.as_str(),
     }
-}
-
-/// Every camera's live status.
-pub fn cameras(gw: &Arc<Gateway>) -> Value {
-    serde_json::to_value(gw.cameras.statuses()).unwrap_or(Value::Null)
 }
 
 /// One page of the audit log.
@@ -356,7 +349,7 @@ pub async fn audit_refusal(gw: &Arc<Gateway>, device: &str, addr: &str, what: &s
     let what = latchkey_pairing::text::escape(what);
     tracing::debug!(device, addr, "refused owner action: {what}");
     let row = crate::audit_flood::Row {
-        kind: "owner-action-refused",
+        kind: AuditKind::OwnerActionRefused,
         device: Some(device),
         addr,
         detail: &what,

@@ -104,11 +104,7 @@ async fn blocking<T: Send + 'static>(
     op: &'static str,
     f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, ActionError> {
-    let store = gw.store.clone();
-    tokio::task::spawn_blocking(move || f(&store))
-        .await
-        .map_err(|_| ActionError::Internal(op))?
-        .map_err(store_err(op))
+    gw.store.run(f).await.map_err(store_err(op))
 }
 
 /// The source a stored camera opens.

@@ -4,8 +4,10 @@
 //! `LATCHKEY_SOCKET` puts it (the packaged service: /run/latchkey, 0750 to the `latchkey`
 //! group); the peer must own the state directory, be root, or be in the socket's group
 //! ([`super::access`]).
-//! One JSON request per line, one JSON answer per line: `{"ok":true,"result":...}` or
-//! `{"ok":false,"error":"..."}`.
+//! One JSON request per line ([`AdminRequest`]), one JSON answer per line ([`Reply`]):
+//! `{"ok":true,"result":...}` or `{"ok":false,"error":"..."}`, where `result` is the
+//! request's typed answer (`admin/answers.rs`, `portmap/report.rs`); [`call`] reads it
+//! back as that type.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -15,13 +17,15 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use latchkey_pairing::Role;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 
 use super::actions::{self, ActionError, PairRequest};
+use super::answers::PairAnswer;
 use crate::Gateway;
 use crate::store::AuditFilter;
 
@@ -114,6 +118,37 @@ pub enum AdminRequest {
     QuarantineLockdown,
 }
 
+/// One answer line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reply {
+    /// Whether the request was carried out.
+    pub ok: bool,
+    /// The request's answer, when `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    /// One line saying what went wrong and what to do, when not `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Reply {
+    fn done(result: Value) -> Self {
+        Self {
+            ok: true,
+            result: Some(result),
+            error: None,
+        }
+    }
+
+    fn failed(error: String) -> Self {
+        Self {
+            ok: false,
+            result: None,
+            error: Some(error),
+        }
+    }
+}
+
 /// Binds the socket, replacing a stale one left by a crash.
 pub fn bind(dir: &Path) -> anyhow::Result<UnixListener> {
     let path = super::access::bind_path(dir);
@@ -167,16 +202,13 @@ async fn connection(stream: UnixStream, gw: Arc<Gateway>) -> anyhow::Result<()> 
     let mut lines = BufReader::new(read.take(MAX_REQUEST as u64)).lines();
     while let Some(line) = lines.next_line().await? {
         let answer = match serde_json::from_str::<AdminRequest>(&line) {
-            Ok(req) => {
-                let gw = gw.clone();
-                match handle(req, gw).await {
-                    Ok(result) => json!({ "ok": true, "result": result }),
-                    Err(e) => json!({ "ok": false, "error": format!("{e:#}") }),
-                }
-            }
-            Err(e) => json!({ "ok": false, "error": format!("bad request: {e}") }),
+            Ok(req) => match handle(req, gw.clone()).await {
+                Ok(result) => Reply::done(result),
+                Err(e) => Reply::failed(format!("{e:#}")),
+            },
+            Err(e) => Reply::failed(format!("bad request: {e}")),
         };
-        let mut text = answer.to_string();
+        let mut text = serde_json::to_string(&answer)?;
         text.push('\n');
         write.write_all(text.as_bytes()).await?;
     }
@@ -216,12 +248,15 @@ async fn handle(req: AdminRequest, gw: Arc<Gateway>) -> Result<Value, ActionErro
                 },
             )
             .await?;
-            Ok(json!({ "uri": offer.uri, "expires_in_secs": offer.expires_in_secs }))
+            typed(Ok(PairAnswer {
+                uri: offer.uri,
+                expires_in_secs: offer.expires_in_secs,
+            }))
         }
-        AdminRequest::PairingStatus => actions::pairing_status(gw).await,
-        AdminRequest::Confirm { device } => actions::confirm(gw, &device, BY).await,
-        AdminRequest::Revoke { device } => actions::revoke(gw, &device, BY).await,
-        AdminRequest::Devices => actions::devices(gw).await.map(Value::Array),
+        AdminRequest::PairingStatus => typed(actions::pairing_status(gw).await),
+        AdminRequest::Confirm { device } => typed(actions::confirm(gw, &device, BY).await),
+        AdminRequest::Revoke { device } => typed(actions::revoke(gw, &device, BY).await),
+        AdminRequest::Devices => typed(actions::devices(gw).await),
         AdminRequest::Cameras => super::cameras::list(gw).await,
         AdminRequest::Camera { action } => super::cameras::handle(gw, action, BY).await,
         AdminRequest::RemoteStatus => typed(actions::remote_status(gw).await),
@@ -242,9 +277,8 @@ async fn handle(req: AdminRequest, gw: Arc<Gateway>) -> Result<Value, ActionErro
         }
         AdminRequest::QuarantineLockdown => typed(Ok(super::quarantine::lockdown_plan(gw))),
         AdminRequest::Audit { limit } => {
-            let page =
-                actions::audit(gw, AuditFilter::default(), 0, limit.clamp(1, 10_000)).await?;
-            Ok(serde_json::to_value(page.rows).unwrap_or(Value::Null))
+            let page = actions::audit(gw, AuditFilter::default(), 0, limit.clamp(1, 10_000));
+            typed(page.await.map(|p| p.rows))
         }
     }
 }
@@ -279,14 +313,24 @@ pub async fn request(state_dir: &Path, req: &AdminRequest) -> anyhow::Result<Val
         .ok_or_else(|| {
             anyhow::anyhow!("the gateway closed the admin connection without answering")
         })?;
-    let v: Value = serde_json::from_str(&answer).context("decoding the gateway's answer")?;
-    if v.get("ok").and_then(Value::as_bool) == Some(true) {
-        Ok(v.get("result").cloned().unwrap_or(Value::Null))
+    let reply: Reply = serde_json::from_str(&answer).context("decoding the gateway's answer")?;
+    if reply.ok {
+        Ok(reply.result.unwrap_or(Value::Null))
     } else {
-        let msg = v
-            .get("error")
-            .and_then(Value::as_str)
-            .unwrap_or("unknown error");
-        anyhow::bail!("{msg}")
+        anyhow::bail!("{}", reply.error.as_deref().unwrap_or("unknown error"))
     }
+}
+
+/// Sends one request and reads its answer as `T`, the request's answer type.
+pub async fn call<T: DeserializeOwned>(state_dir: &Path, req: &AdminRequest) -> anyhow::Result<T> {
+    decode(request(state_dir, req).await?)
+}
+
+/// A raw answer as `T`.
+pub fn decode<T: DeserializeOwned>(answer: Value) -> anyhow::Result<T> {
+    serde_json::from_value(answer).map_err(|e| {
+        anyhow::anyhow!(
+            "reading the gateway's answer: {e}; is the running gateway a different version? restart it"
+        )
+    })
 }

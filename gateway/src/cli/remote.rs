@@ -4,15 +4,15 @@
 //! reaches the terminal.
 
 use std::path::Path;
-use std::time::Duration;
 
 use clap::Subcommand;
-use latchkey_gateway::admin::socket::{self, AdminRequest};
+use latchkey_gateway::admin::socket::AdminRequest;
 use latchkey_gateway::portmap::report::{
     Closed, Mapping, Plan, PlannedRequest, Removal, RouterAudit, Status,
 };
 use latchkey_pairing::text::{cell, escape};
-use serde::de::DeserializeOwned;
+
+use super::{ask, at};
 
 #[derive(Subcommand, Debug)]
 pub enum RemoteCommand {
@@ -62,23 +62,6 @@ fn parse_lease(s: &str) -> Result<u32, String> {
     let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
     latchkey_gateway::portmap::check_lease(d)
 }
-/// Sends `req` and reads the answer as `T`; with `json`, prints the answer as it came.
-async fn ask<T: DeserializeOwned>(
-    state: &Path,
-    req: &AdminRequest,
-    json: bool,
-) -> anyhow::Result<T> {
-    let answer = socket::request(state, req).await?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
-    }
-    serde_json::from_value(answer).map_err(|e| {
-        anyhow::anyhow!(
-            "reading the gateway's answer: {e}; is the running gateway a different version? restart it"
-        )
-    })
-}
-
 /// Runs one `latchkey remote` command against the running gateway.
 pub async fn run(state: &Path, command: RemoteCommand) -> anyhow::Result<()> {
     match command {
@@ -156,11 +139,6 @@ fn confirm(question: &str) -> anyhow::Result<bool> {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
     Ok(matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
-}
-
-/// A Unix time as RFC 3339, as the other admin commands print times.
-fn at(t: u64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(t)).to_string()
 }
 
 /// `Some(x)` as text, `None` as `-`.

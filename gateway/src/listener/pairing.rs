@@ -14,7 +14,7 @@ use rand::rngs::OsRng;
 use tokio::net::TcpStream;
 
 use super::{HANDSHAKE_DEADLINE, blocking};
-use crate::store::{Candidate, NewDevice, PairingClaim};
+use crate::store::{AuditKind, Candidate, NewDevice, PairingClaim};
 use crate::{Gateway, audit_flood, unix_now};
 
 /// Runs a pairing: `None` when refused before message 2 (the peer got nothing), else
@@ -30,7 +30,7 @@ pub(super) async fn run(
     let (responder, m2, window) = accept(peer, gw, m1, &addr).await?;
     let Ok(_busy) = gw.pairing_busy.try_lock() else {
         let row = audit_flood::Row {
-            kind: "pairing-busy",
+            kind: AuditKind::PairingBusy,
             device: None,
             addr: &addr,
             detail: "a second pairing attempt while one was in progress",
@@ -118,7 +118,7 @@ async fn accept(
         // Rate-limited per source like every row a peer can trigger at will: a replay
         // loop costs a few rows and one flood summary, never older security events.
         let row = audit_flood::Row {
-            kind: "pairing-reused",
+            kind: AuditKind::PairingReused,
             device: None,
             addr,
             detail: "ALARM: a pairing code that was already used was presented again; someone may have a photo of the QR code",
@@ -165,7 +165,13 @@ async fn record(
             let store = gw.store.clone();
             let detail = format!("pairing refused: {e}");
             blocking(move || {
-                store.audit(unix_now(), "pairing-refused", None, Some(&addr), &detail)
+                store.audit(
+                    unix_now(),
+                    AuditKind::PairingRefused,
+                    None,
+                    Some(&addr),
+                    &detail,
+                )
             })
             .await;
             None

@@ -35,6 +35,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::CameraConfig;
+use crate::store::AuditKind;
 use crate::store::{RemoteApproval, Store};
 use crate::unix_now;
 use diagnosis::is_cgnat;
@@ -84,14 +85,10 @@ async fn blocking<T: Send + 'static>(
     store: &Store,
     f: impl FnOnce(&Store) -> Result<T, crate::store::StoreError> + Send + 'static,
 ) -> Result<T, PortmapError> {
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || f(&store))
-        .await
-        .map_err(|_| PortmapError::Interrupted)?
-        .map_err(PortmapError::from)
+    store.run(f).await.map_err(PortmapError::from)
 }
 
-fn audit(store: &Store, kind: &str, detail: &str) {
+fn audit(store: &Store, kind: AuditKind, detail: &str) {
     if let Err(e) = store.audit(unix_now(), kind, None, None, detail) {
         tracing::error!("writing the audit log: {e}");
     }
@@ -235,7 +232,7 @@ impl PortMapper {
             tracing::info!(%ext, %internal, lease, "IPv4 port mapping added");
             audit(
                 &self.store,
-                "remote-mapped",
+                AuditKind::RemoteMapped,
                 &format!(
                     "router {} maps TCP {ext} to {internal}, lease {lease} s{perm}",
                     router.addr()
@@ -245,7 +242,7 @@ impl PortMapper {
             tracing::warn!(%ext, "the router had lost the approved mapping; re-added");
             audit(
                 &self.store,
-                "remote-repaired",
+                AuditKind::RemoteRepaired,
                 &format!(
                     "router {} had lost TCP {ext} -> {internal}; re-added, lease {lease} s",
                     router.addr()
@@ -275,7 +272,7 @@ impl PortMapper {
         match &result {
             Ok(true) => audit(
                 &self.store,
-                "remote-unmapped",
+                AuditKind::RemoteUnmapped,
                 &format!(
                     "TCP port {} -> {} removed; the router's table no longer lists it",
                     m.external_port, m.internal
@@ -288,7 +285,7 @@ impl PortMapper {
                 );
                 audit(
                     &self.store,
-                    "remote-unmap-failed",
+                    AuditKind::RemoteUnmapFailed,
                     &format!("the router still lists TCP port {}", m.external_port),
                 );
             }
@@ -296,7 +293,7 @@ impl PortMapper {
                 tracing::error!("removing the IPv4 mapping: {e}");
                 audit(
                     &self.store,
-                    "remote-unmap-failed",
+                    AuditKind::RemoteUnmapFailed,
                     &format!(
                         "TCP port {}: {e}; it ends with its lease ({} s){}",
                         m.external_port,

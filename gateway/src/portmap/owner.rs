@@ -12,6 +12,7 @@ use super::report::{
 };
 use super::v6::{Opening, V6Hole};
 use super::{Live, PortMapper, PortmapError, blocking, lease, pcp, pinhole, upnp};
+use crate::store::AuditKind;
 use crate::unix_now;
 
 impl PortMapper {
@@ -276,7 +277,7 @@ impl PortMapper {
                 target.entry.internal_port,
                 target.entry.description
             );
-            super::audit(&self.store, "router-mapping-removed", &detail);
+            super::audit(&self.store, AuditKind::RouterMappingRemoved, &detail);
             removed = Some(detail);
         }
         let table = classify(router.table().await?);

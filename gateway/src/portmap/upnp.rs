@@ -17,7 +17,6 @@ use igd_next::{
     SearchOptions,
 };
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::PortmapError;
 
@@ -31,8 +30,8 @@ const SEARCH_ROUNDS: u32 = 3;
 pub const MAX_ENTRIES: u32 = 512;
 /// Consecutive unreadable entries after which listing stops.
 const MAX_BAD_ENTRIES: u32 = 8;
-/// Largest answer read for the hand-written SOAP call.
-const MAX_SOAP_ANSWER: u64 = 64 * 1024;
+/// Largest answer read for the DeletePortMappingRange call.
+const MAX_SOAP_ANSWER: usize = 64 * 1024;
 
 /// A LAN interface the router is searched on.
 #[derive(Clone, Copy, Debug)]
@@ -376,7 +375,8 @@ impl Router {
 
     /// Deletes another host's mapping. Under the router's secure mode DeletePortMapping
     /// only works for the host that made it (606), so this falls back to IGDv2's
-    /// DeletePortMappingRange with NewManage=1, which igd-next lacks: hand-written here.
+    /// DeletePortMappingRange with NewManage=1, which igd-next lacks: one SOAP call
+    /// through hyper's client ([`soap_post`]).
     pub async fn remove_foreign(
         &self,
         protocol: PortMappingProtocol,
@@ -403,7 +403,7 @@ impl Router {
         let action = format!("\"{}#DeletePortMappingRange\"", self.gw.service_type);
         let answer = tokio::time::timeout(
             CALL_TIMEOUT,
-            soap_post(self.addr(), &self.control_path(), &action, &body),
+            soap_post(self.addr(), &self.control_path(), &action, body),
         )
         .await
         .map_err(|_| PortmapError::Timeout {
@@ -416,9 +416,11 @@ impl Router {
             router: self.addr(),
             detail: e.to_string(),
         })?;
-        if answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200") {
+        let (status, answer) = answer;
+        if status.is_success() {
             Ok(())
         } else {
+            let answer = String::from_utf8_lossy(&answer);
             let code = answer
                 .split("<errorCode>")
                 .nth(1)
@@ -451,23 +453,37 @@ impl Router {
     }
 }
 
-/// One HTTP/1.1 SOAP POST to the router (to its own address only), reading at most
-/// [`MAX_SOAP_ANSWER`] bytes.
+/// One HTTP/1.1 SOAP POST to the router (to its own address only) through hyper's
+/// client: the answer's status and at most [`MAX_SOAP_ANSWER`] bytes of its body.
 async fn soap_post(
     router: SocketAddr,
     path: &str,
     action: &str,
-    body: &str,
-) -> std::io::Result<String> {
-    let mut s = tokio::net::TcpStream::connect(router).await?;
-    let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {router}\r\nContent-Type: text/xml; charset=\"utf-8\"\r\nSOAPAction: {action}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await?;
-    let mut buf = Vec::new();
-    s.take(MAX_SOAP_ANSWER).read_to_end(&mut buf).await?;
-    Ok(String::from_utf8_lossy(&buf).into_owned())
+    body: String,
+) -> Result<(hyper::StatusCode, bytes::Bytes), Box<dyn std::error::Error + Send + Sync>> {
+    use http_body_util::{BodyExt as _, Full, Limited};
+    let tcp = tokio::net::TcpStream::connect(router).await?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await?;
+    let conn = tokio::spawn(conn);
+    let request = hyper::Request::post(path)
+        .header(hyper::header::HOST, router.to_string())
+        .header(hyper::header::CONTENT_TYPE, "text/xml; charset=\"utf-8\"")
+        .header("SOAPAction", action)
+        .body(Full::new(bytes::Bytes::from(body)))?;
+    let answer = sender.send_request(request).await;
+    let read = match answer {
+        Ok(response) => {
+            let status = response.status();
+            Limited::new(response.into_body(), MAX_SOAP_ANSWER)
+                .collect()
+                .await
+                .map(|b| (status, b.to_bytes()))
+        }
+        Err(e) => Err(e.into()),
+    };
+    conn.abort();
+    read
 }
 
 /// A mapping description the router stores intact: printable ASCII, at most 63 bytes

@@ -7,6 +7,7 @@ use tokio::time::Instant;
 
 use super::pinhole::{self, GlobalV6, Renewed};
 use super::{Live, PortMapper, PortmapError, audit, pcp};
+use crate::store::AuditKind;
 
 /// How the IPv6 opening was made; renewal, repair, removal and status follow it.
 #[derive(Clone, Debug)]
@@ -116,7 +117,7 @@ impl PortMapper {
         tracing::info!(%to, id, lease, "IPv6 pinhole opened via UPnP");
         audit(
             &self.store,
-            "remote-pinhole",
+            AuditKind::RemotePinhole,
             &format!(
                 "router {} lets TCP in to {to} (UPnP pinhole {id}), lease {lease} s",
                 gw6.addr
@@ -157,7 +158,7 @@ impl PortMapper {
                 tracing::warn!(%to, "the router had lost the approved pinhole; reopened");
                 audit(
                     &self.store,
-                    "remote-repaired",
+                    AuditKind::RemoteRepaired,
                     &format!(
                         "router {} had lost the IPv6 pinhole to {to}; reopened (UPnP pinhole {id}), lease {lease} s",
                         gw6.addr
@@ -210,7 +211,7 @@ impl PortMapper {
         tracing::info!(%ext, granted, "IPv6 pinhole opened via PCP");
         audit(
             &self.store,
-            "remote-pinhole",
+            AuditKind::RemotePinhole,
             &format!(
                 "router {} lets TCP in to {ext} (PCP MAP; UPnP offers no IPv6 firewall control), lease {granted} s",
                 router.addr()
@@ -276,7 +277,7 @@ impl PortMapper {
                 tracing::warn!(%to, "{why}; the IPv6 PCP mapping was re-made");
                 audit(
                     &self.store,
-                    "remote-repaired",
+                    AuditKind::RemoteRepaired,
                     &format!(
                         "router {router}: {why}; the IPv6 pinhole to {to} was re-made over PCP, lease {granted} s"
                     ),
@@ -305,19 +306,19 @@ impl PortMapper {
         match &result {
             Ok(true) => audit(
                 &self.store,
-                "remote-pinhole-closed",
+                AuditKind::RemotePinholeClosed,
                 &format!("{what} deleted; the router no longer knows it"),
             ),
             Ok(false) => audit(
                 &self.store,
-                "remote-unmap-failed",
+                AuditKind::RemoteUnmapFailed,
                 &format!("{what} still known to the router"),
             ),
             Err(e) => {
                 tracing::error!("removing the {what}: {e}");
                 audit(
                     &self.store,
-                    "remote-unmap-failed",
+                    AuditKind::RemoteUnmapFailed,
                     &format!("{what}: {e}; it ends with its lease"),
                 );
                 live.v6 = Some(h);

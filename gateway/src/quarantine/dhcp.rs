@@ -60,6 +60,43 @@ pub fn args(
     a
 }
 
+/// Stops a dnsmasq this gateway started before a crash (its pid file names it, and the
+/// process is a dnsmasq using this state directory's lease file): the new one needs the
+/// port. Anything else the pid file might name is left alone.
+pub fn stop_stale(state: &Path) {
+    let pid_file = state.join("quarantine-dhcp.pid");
+    let Some(pid) = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|p| p.trim().parse::<u32>().ok())
+    else {
+        return;
+    };
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let cmdline = String::from_utf8_lossy(&cmdline);
+    let leases = state.join("quarantine-dhcp.leases");
+    let ours = cmdline.starts_with("dnsmasq")
+        && cmdline.contains(&format!("--dhcp-leasefile={}", leases.display()));
+    if ours {
+        tracing::warn!(
+            pid,
+            "stopping the camera port's DHCP server left by an earlier run"
+        );
+        let _ = std::process::Command::new("kill")
+            .arg(pid.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        for _ in 0..50 {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    let _ = std::fs::remove_file(pid_file);
+}
+
 /// Starts dnsmasq; it is killed when the returned child is dropped.
 pub fn start(args: &[String]) -> anyhow::Result<Child> {
     Command::new("dnsmasq")

@@ -9,6 +9,7 @@
 //! TCP/UDP attempt per camera and destination, IPv4 and IPv6, and drops router
 //! advertisements). The cameras' streams are still pulled by the gateway (it opens those
 //! connections) and ONVIF discovery still probes the port (it is a private LAN interface).
+//! `neigh.rs` tallies a camera's IPv6 attempts under its IPv4 address (same MAC).
 //! `counters.rs` keeps the tallies bounded whatever a camera sends; the store keeps the
 //! same tallies (`store/quarantine.rs`); `report.rs` turns them into the phone-home report;
 //! `lockdown.rs` prints rules for the owner's own router where the cameras stay on the LAN.
@@ -17,6 +18,7 @@ pub mod counters;
 pub mod dhcp;
 pub mod dns;
 pub mod lockdown;
+pub mod neigh;
 pub mod nft;
 pub mod ntp;
 pub mod report;
@@ -278,7 +280,17 @@ pub async fn start(
     let dhcp = if cfg.dhcp {
         let range = dhcp_range(&cfg, addr, prefix)?;
         let args = dhcp::args(&iface, addr, range, &cfg.leases, &gw.state_dir);
-        Some(dhcp::start(&args)?)
+        dhcp::stop_stale(&gw.state_dir);
+        let mut child = dhcp::start(&args)?;
+        // dnsmasq checks its sockets before it settles: an early exit is a failed start
+        // (another DHCP server on the port, or a dnsmasq left behind by a crash).
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if let Ok(Some(status)) = child.try_wait() {
+            anyhow::bail!(
+                "the camera port's DHCP server (dnsmasq) stopped at once ({status}): is another DHCP server running on {iface}? Stop it, or set camera_port.dhcp = false"
+            );
+        }
+        Some(child)
     } else {
         None
     };
@@ -295,7 +307,7 @@ pub async fn start(
     tracing::info!(interface = %iface, address = %addr, "camera port on");
     println!("camera port {iface} {addr}/{prefix}");
     Ok(tokio::spawn(async move {
-        record(&gw, shutdown).await;
+        record(&gw, &iface, shutdown).await;
         let _ = dns_task.await;
         let _ = ntp_task.await;
         if let Some(mut child) = dhcp {
@@ -311,7 +323,7 @@ pub async fn start(
 }
 
 /// Reads the drop counters into the tallies until `shutdown`, saving as it goes.
-async fn record(gw: &Gateway, shutdown: CancellationToken) {
+async fn record(gw: &Gateway, iface: &str, shutdown: CancellationToken) {
     let q = &gw.quarantine;
     let mut before = nft::Reading::default();
     let mut read = tokio::time::interval(READ_EVERY);
@@ -325,13 +337,21 @@ async fn record(gw: &Gateway, shutdown: CancellationToken) {
             Ok(now_reading) => {
                 let d = nft::delta(&before, &now_reading);
                 before = now_reading;
+                let alias = if d.seen.keys().any(|(s, _)| s.is_ipv6())
+                    || d.over.keys().any(IpAddr::is_ipv6)
+                {
+                    neigh::read(iface).await
+                } else {
+                    HashMap::new()
+                };
+                let who = |ip: IpAddr| alias.get(&ip).copied().unwrap_or(ip);
                 let now = crate::unix_now();
                 let mut c = q.counters();
                 for ((src, dest), n) in d.seen {
-                    c.camera(src).dest(dest, n, now);
+                    c.camera(who(src)).dest(dest, n, now);
                 }
                 for (src, n) in d.over {
-                    c.camera(src).other_dests.add(n, now);
+                    c.camera(who(src)).other_dests.add(n, now);
                 }
             }
             Err(e) => tracing::warn!("reading the camera port's drop counters: {e:#}"),
@@ -348,7 +368,27 @@ async fn record(gw: &Gateway, shutdown: CancellationToken) {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn the_packaged_example_parses_uncommented_and_the_flag_names_the_port() {
+        let example = include_str!("../../debian/latchkey.toml");
+        let block: String = example
+            .lines()
+            .skip_while(|l| !l.starts_with("#[camera_port]"))
+            .map(|l| format!("{}\n", l.trim_start_matches('#')))
+            .collect();
+        let file: crate::config::FileConfig = toml::from_str(&block).unwrap();
+        let port = file.camera_port.unwrap();
+        port.check().unwrap();
+        assert_eq!(port.leases[0].camera.as_deref(), Some("front"));
+        assert_eq!(port.dns_answers.len(), 1);
+        assert!(port.dhcp);
+        let flagged = port_config(Some(port), Some("eth2".into())).unwrap();
+        assert_eq!(flagged.interface, "eth2");
+        assert_eq!(port_config(None, None), None);
+    }
 
     #[test]
     fn port_config_is_checked() {

@@ -2,12 +2,13 @@
 
 use latchkey_pairing::UnixTime;
 use rusqlite::{Connection, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use super::AuditKind;
 use super::{Store, StoreError, from_ts, security, ts};
 
 /// One audit log entry.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AuditRow {
     /// Sequence number.
     pub id: i64,
@@ -50,7 +51,7 @@ impl Store {
     pub fn audit(
         &self,
         now: UnixTime,
-        kind: &str,
+        kind: AuditKind,
         device: Option<&str>,
         addr: Option<&str>,
         detail: &str,
@@ -64,7 +65,7 @@ impl Store {
     pub fn audit_camera(
         &self,
         now: UnixTime,
-        kind: &str,
+        kind: AuditKind,
         device: Option<&str>,
         camera: &str,
         addr: Option<&str>,
@@ -130,7 +131,7 @@ impl Store {
 pub(super) fn audit_in(
     c: &Connection,
     now: UnixTime,
-    kind: &str,
+    kind: AuditKind,
     device: Option<&str>,
     addr: Option<&str>,
     detail: &str,
@@ -140,7 +141,7 @@ pub(super) fn audit_in(
     let (device, addr) = (device.map(escape), addr.map(escape));
     c.execute(
         "INSERT INTO audit (at, kind, device, addr, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![ts(now), kind, device, addr, escape(detail)],
+        params![ts(now), kind.as_str(), device, addr, escape(detail)],
     )?;
     if c.last_insert_rowid() % 256 == 0 {
         security::prune_audit(c)?;

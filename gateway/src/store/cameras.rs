@@ -7,6 +7,7 @@
 use latchkey_pairing::{CameraGrant, UnixTime};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use super::AuditKind;
 use super::{Store, StoreError, audit_in, ts};
 
 /// One stored camera.
@@ -124,7 +125,7 @@ impl Store {
                 audit_in(
                     &tx,
                     now,
-                    "camera-added",
+                    AuditKind::CameraAdded,
                     None,
                     None,
                     &format!("by {by}: camera {} at {}", cam.id, cam.url),
@@ -169,7 +170,7 @@ impl Store {
                 let grants = rewrite_grants(&tx, id, Some(&cam.id))?;
                 detail.push_str(&format!(" ({grants} grants follow the rename)"));
             }
-            audit_in(&tx, now, "camera-changed", None, None, &detail)?;
+            audit_in(&tx, now, AuditKind::CameraChanged, None, None, &detail)?;
             tx.commit()?;
             Ok(true)
         })
@@ -187,7 +188,7 @@ impl Store {
             audit_in(
                 &tx,
                 now,
-                "camera-removed",
+                AuditKind::CameraRemoved,
                 None,
                 None,
                 &format!("by {by}: camera {id} ({grants} grants no longer name it)"),

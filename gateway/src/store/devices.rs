@@ -7,6 +7,7 @@ use latchkey_pairing::{
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
+use super::AuditKind;
 use super::{Store, StoreError, audit_in, from_ts, ts};
 
 /// A device as listed to the owner.
@@ -56,7 +57,7 @@ impl Store {
                 audit_in(
                     &tx,
                     now,
-                    "device-grants-changed",
+                    AuditKind::DeviceGrantsChanged,
                     Some(id),
                     None,
                     &format!("by {by}: cameras {grant}, expires {until}"),
@@ -205,9 +206,9 @@ impl Store {
                 params![state.as_str(), id],
             )?;
             let kind = match state {
-                DeviceState::Revoked => "device-revoked",
-                DeviceState::Active => "device-confirmed",
-                DeviceState::Pending => "device-pending",
+                DeviceState::Revoked => AuditKind::DeviceRevoked,
+                DeviceState::Active => AuditKind::DeviceConfirmed,
+                DeviceState::Pending => AuditKind::DevicePending,
             };
             audit_in(&tx, now, kind, Some(id), None, &format!("by {by}"))?;
             tx.commit()?;

@@ -16,8 +16,10 @@ use latchkey_pairing::{Keypair, UnixTime};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 mod audit;
+mod audit_kind;
 pub mod cameras;
 mod devices;
+mod handle;
 mod pairing;
 pub mod quarantine;
 mod remote;
@@ -26,6 +28,7 @@ mod security;
 
 use audit::audit_in;
 pub use audit::{AuditFilter, AuditPage, AuditRow};
+pub use audit_kind::AuditKind;
 pub use devices::DeviceRow;
 pub use pairing::{Candidate, NewDevice, PairingClaim, PairingParams, PairingWindowRow};
 pub use remote::RemoteApproval;
@@ -161,6 +164,9 @@ pub enum StoreError {
     /// A device name breaks the name rules (`latchkey_pairing::text`).
     #[error("{0}")]
     Name(#[from] latchkey_pairing::text::NameError),
+    /// The blocking task running a store call died (a bug, or the gateway is stopping).
+    #[error("the store call was interrupted; if the gateway is not stopping, try again")]
+    Interrupted,
 }
 
 /// Name, role, cameras, device expiry and auto-confirm of a pairing window.
@@ -307,7 +313,7 @@ impl Store {
             audit_in(
                 &tx,
                 now,
-                "admin-password-set",
+                AuditKind::AdminPasswordSet,
                 None,
                 None,
                 &format!("by {by}"),
@@ -482,7 +488,14 @@ mod tests {
             .with("t", |c| {
                 let tx = c.transaction()?;
                 for i in 0..(AUDIT_CAP + 600) {
-                    audit_in(&tx, 1, "test", None, None, &format!("entry {i}"))?;
+                    audit_in(
+                        &tx,
+                        1,
+                        AuditKind::RequestRefused,
+                        None,
+                        None,
+                        &format!("entry {i}"),
+                    )?;
                 }
                 tx.commit()
             })

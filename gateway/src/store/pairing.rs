@@ -6,8 +6,9 @@ use latchkey_pairing::{
     CameraGrant, DeviceRecord, DeviceState, PairingSecret, PublicKey, Role, SessionPsk, UnixTime,
 };
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use super::AuditKind;
 use super::{
     MAX_PAIRING_FAILURES, Store, StoreError, USED_SECRET_MEMORY_SECS, WindowTerms, audit_in,
     from_ts, security, ts,
@@ -42,7 +43,7 @@ pub struct Candidate {
 }
 
 /// The latest pairing window, as shown to the owner.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PairingWindowRow {
     /// `open`, `used`, `closed` or `expired`.
     pub state: String,
@@ -117,7 +118,7 @@ impl Store {
                 if p.auto_confirm { ", auto-confirm" } else { "" },
                 if closed > 0 { "; the previous pairing code was closed" } else { "" }
             );
-            audit_in(&tx, now, "pairing-opened", None, None, &detail)?;
+            audit_in(&tx, now, AuditKind::PairingOpened, None, None, &detail)?;
             tx.commit()?;
             Ok(id)
         })
@@ -134,7 +135,7 @@ impl Store {
                 [ts(now)],
             )?;
             if expired > 0 {
-                audit_in(&tx, now, "pairing-expired", None, None, "the pairing code expired unused and was erased")?;
+                audit_in(&tx, now, AuditKind::PairingExpired, None, None, "the pairing code expired unused and was erased")?;
             }
             tx.execute(
                 "UPDATE pairing_windows SET secret = NULL WHERE state = 'used' AND used_at <= ?1",
@@ -185,10 +186,10 @@ impl Store {
             let closed = failures >= MAX_PAIRING_FAILURES;
             if closed {
                 tx.execute("UPDATE pairing_windows SET failures = ?1, state = 'closed', secret = NULL WHERE id = ?2", params![failures, id])?;
-                audit_in(&tx, now, "pairing-closed", None, Some(addr), &format!("{failures} failed attempts: the pairing code is closed; open a new one with `latchkey pair`"))?;
+                audit_in(&tx, now, AuditKind::PairingClosed, None, Some(addr), &format!("{failures} failed attempts: the pairing code is closed; open a new one with `latchkey pair`"))?;
             } else {
                 tx.execute("UPDATE pairing_windows SET failures = ?1 WHERE id = ?2", params![failures, id])?;
-                audit_in(&tx, now, "pairing-failed", None, Some(addr), &format!("attempt {failures}: {why}"))?;
+                audit_in(&tx, now, AuditKind::PairingFailed, None, Some(addr), &format!("attempt {failures}: {why}"))?;
             }
             tx.commit()?;
             Ok(Some((failures, closed)))
@@ -275,7 +276,7 @@ impl Store {
                 params![id.0, public_key.as_bytes().as_slice(), name, role, cameras, expires, state.as_str(), psk.0.as_slice(), code, ts(now)],
             )?;
             let detail = format!("paired {name:?} as {role} ({}) with code {code}", state.as_str());
-            audit_in(&tx, now, "device-paired", Some(&id.0), Some(addr), &detail)?;
+            audit_in(&tx, now, AuditKind::DevicePaired, Some(&id.0), Some(addr), &detail)?;
             tx.commit()?;
             Ok(Ok((name, role, cameras, expires, state)))
         })??;

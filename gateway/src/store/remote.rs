@@ -5,6 +5,7 @@ use latchkey_pairing::UnixTime;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
+use super::AuditKind;
 use super::{Store, StoreError, audit_in, from_ts, ts};
 
 /// The owner's approval for remote access: what the gateway may ask of the router, and
@@ -54,7 +55,7 @@ impl Store {
                 if ipv4 { "yes" } else { "no" },
                 if ipv6 { "yes" } else { "no" }
             );
-            audit_in(&tx, now, "remote-approved", None, None, &detail)?;
+            audit_in(&tx, now, AuditKind::RemoteApproved, None, None, &detail)?;
             tx.commit()?;
             Ok(id)
         })?;
@@ -118,7 +119,7 @@ impl Store {
                 audit_in(
                     &tx,
                     now,
-                    "remote-closed",
+                    AuditKind::RemoteClosed,
                     None,
                     None,
                     &format!("remote access withdrawn by {by}"),

@@ -5,11 +5,16 @@
 use latchkey_pairing::text::{NameError, check_device_name};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::AuditKind;
 use super::{Store, StoreError, ts};
 
 /// Audit kinds that are routine: a paired device can make the gateway write them as fast
 /// as it likes, so they are kept apart and never evict anything else.
-pub const ROUTINE_KINDS: &[&str] = &["owner-action-refused", "camera-watched", "request-refused"];
+pub const ROUTINE_KINDS: &[AuditKind] = &[
+    AuditKind::OwnerActionRefused,
+    AuditKind::CameraWatched,
+    AuditKind::RequestRefused,
+];
 /// Routine rows kept (the newest).
 pub const ROUTINE_CAP: i64 = 10_000;
 /// Flood summaries (`audit-flood`, see `audit_flood.rs`) kept: a class of their own, so
@@ -21,7 +26,7 @@ pub const SECURITY_CAP: i64 = 10_000;
 fn routine_list() -> String {
     ROUTINE_KINDS
         .iter()
-        .map(|k| format!("'{k}'"))
+        .map(|k| format!("'{}'", k.as_str()))
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -134,14 +139,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         store
-            .audit(1, "pairing-reused", None, Some("x"), "ALARM")
+            .audit(1, AuditKind::PairingReused, None, Some("x"), "ALARM")
             .unwrap();
         store
-            .audit(1, "device-paired", Some("d"), Some("x"), "paired")
+            .audit(1, AuditKind::DevicePaired, Some("d"), Some("x"), "paired")
             .unwrap();
         for i in 0..(ROUTINE_CAP + 3000) {
             store
-                .audit(2, "owner-action-refused", Some("v"), None, &format!("{i}"))
+                .audit(
+                    2,
+                    AuditKind::OwnerActionRefused,
+                    Some("v"),
+                    None,
+                    &format!("{i}"),
+                )
                 .unwrap();
         }
         let kinds: Vec<String> = store

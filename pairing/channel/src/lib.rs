@@ -12,16 +12,22 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use latchkey_pairing::frame::{self, HEADER_LEN, MAX_FRAME};
-use latchkey_pairing::session::MAX_PLAINTEXT;
+use latchkey_pairing::session::{MAX_PLAINTEXT, Opened};
 use latchkey_pairing::{Error as ProtocolError, Session};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
-/// Largest HTTP/2 frame either side accepts: 64 KiB rather than the 16 KiB default, so a
-/// bulk body takes a quarter of the frames, writes and wake-ups (measured by the relay
-/// benchmark; see BENCHMARKS.md). Both ends configure hyper with it.
-pub const H2_MAX_FRAME: u32 = 64 << 10;
+/// Largest HTTP/2 frame either side accepts: about 64 KiB rather than the 16 KiB default,
+/// so a bulk body takes a quarter of the frames, writes and wake-ups (measured by the
+/// relay benchmark; see BENCHMARKS.md), and exactly one Noise message's plaintext less
+/// the frame header, so a full DATA frame's payload is sealed as one message (its 9-byte
+/// header goes as its own small one) instead of a full message and a 17-byte tail.
+/// Both ends configure hyper with it.
+pub const H2_MAX_FRAME: u32 = (MAX_PLAINTEXT - H2_FRAME_HEADER) as u32;
 
-/// Capacity above which an empty buffer is given back to the allocator.
+/// Bytes of an HTTP/2 frame header.
+const H2_FRAME_HEADER: usize = 9;
+
+/// A read at least this big means data is flowing: the read buffers are kept.
 const KEEP_CAPACITY: usize = 4096;
 
 /// Reads one frame body of at most `max` bytes. The length is checked from the header
@@ -66,15 +72,23 @@ pub struct NoiseStream<S> {
     cipher_in: Vec<u8>,
     cipher_start: usize,
     cipher_end: usize,
-    /// Plaintext opened, not yet handed to the reader; `plain_pos` is how much was.
+    /// Plaintext opened, not yet handed to the reader: bytes `plain_pos..plain_end`. The
+    /// vector's length is how much of it is initialised (reused without zeroing).
     plain_in: Vec<u8>,
     plain_pos: usize,
-    /// Ciphertext sealed, not yet written to `inner`; `cipher_out_pos` is how much was.
+    plain_end: usize,
+    /// Ciphertext sealed, not yet written to `inner`: bytes `cipher_out_pos..
+    /// cipher_out_end`; initialised like `plain_in`.
     cipher_out: Vec<u8>,
     cipher_out_pos: usize,
+    cipher_out_end: usize,
     /// Bytes the last read from `inner` returned: a small read means the peer is
     /// trickling (pings, window updates) and big buffers can go.
     last_read: usize,
+    /// Whether anything was sealed since the read side last waited.
+    sealed_since_wait: bool,
+    /// Whether the read side waited since its last read (twice in a row: quiet).
+    waited_since_read: bool,
     read_eof: bool,
 }
 
@@ -98,9 +112,13 @@ impl<S> NoiseStream<S> {
             cipher_end: 0,
             plain_in: Vec::new(),
             plain_pos: 0,
+            plain_end: 0,
             cipher_out: Vec::new(),
             cipher_out_pos: 0,
+            cipher_out_end: 0,
             last_read: 0,
+            sealed_since_wait: false,
+            waited_since_read: false,
             read_eof: false,
         }
     }
@@ -119,49 +137,121 @@ impl<S> NoiseStream<S> {
         self.origin.elapsed()
     }
 
-    /// Gives big empty buffers back to the allocator once the peer has gone quiet.
+    /// Gives empty buffers back to the allocator once their direction has gone quiet:
+    /// the read buffers when the peer trickles (a read under [`KEEP_CAPACITY`]) or the
+    /// read side waits twice with no read between, the
+    /// write buffer when nothing was sealed since the last time the read side waited.
+    /// An idle session then holds no buffer at all, while a live stream (small reads,
+    /// steady writes) keeps its write buffer instead of zeroing a new one per frame.
     fn release_if_quiet(&mut self) {
-        if self.last_read >= KEEP_CAPACITY {
-            return;
+        if self.last_read < KEEP_CAPACITY || self.waited_since_read {
+            if self.cipher_start == self.cipher_end {
+                self.cipher_start = 0;
+                self.cipher_end = 0;
+                self.cipher_in = Vec::new();
+            }
+            if self.plain_pos == self.plain_end {
+                self.plain_pos = 0;
+                self.plain_end = 0;
+                self.plain_in = Vec::new();
+            }
         }
-        if self.cipher_start == self.cipher_end {
-            self.cipher_start = 0;
-            self.cipher_end = 0;
-            release(&mut self.cipher_in);
-        }
-        if self.plain_pos >= self.plain_in.len() {
-            self.plain_pos = 0;
-            release(&mut self.plain_in);
-        }
-        if self.cipher_out_pos >= self.cipher_out.len() {
+        if !self.sealed_since_wait && self.cipher_out_pos == self.cipher_out_end {
             self.cipher_out_pos = 0;
-            release(&mut self.cipher_out);
+            self.cipher_out_end = 0;
+            self.cipher_out = Vec::new();
         }
+        self.sealed_since_wait = false;
+        self.waited_since_read = true;
     }
 
     /// Seals `plain` into the outgoing buffer.
     fn seal(&mut self, plain: &[u8]) -> io::Result<()> {
         let now = self.now();
-        self.session
-            .seal(now, plain, &mut self.cipher_out)
-            .map_err(protocol_error)
+        let need = latchkey_pairing::session::sealed_len_max(plain.len());
+        make_room(
+            &mut self.cipher_out,
+            &mut self.cipher_out_pos,
+            &mut self.cipher_out_end,
+            need,
+        );
+        let out = self
+            .cipher_out
+            .get_mut(self.cipher_out_end..)
+            .unwrap_or_default();
+        let n = self
+            .session
+            .seal_into(now, plain, out)
+            .map_err(protocol_error)?;
+        self.cipher_out_end += n;
+        self.sealed_since_wait = true;
+        Ok(())
+    }
+
+    /// Opens every complete frame in `cipher_in` into `plain_in`; returns whether any
+    /// plaintext came out.
+    fn open_buffered(&mut self) -> io::Result<bool> {
+        let now = self.now();
+        let mut opened = false;
+        loop {
+            let pending = self
+                .cipher_in
+                .get(self.cipher_start..self.cipher_end)
+                .unwrap_or_default();
+            let Some(f) = frame::decode(pending, MAX_FRAME)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
+            else {
+                break;
+            };
+            let (consumed, body_len) = (f.consumed, f.body.len());
+            make_room(
+                &mut self.plain_in,
+                &mut self.plain_pos,
+                &mut self.plain_end,
+                body_len,
+            );
+            let body = f.body;
+            let out = self.plain_in.get_mut(self.plain_end..).unwrap_or_default();
+            match self
+                .session
+                .open_into(now, body, out)
+                .map_err(protocol_error)?
+            {
+                Opened::Data(n) => {
+                    self.plain_end += n;
+                    opened = true;
+                }
+                Opened::Rekeyed => {}
+            }
+            self.cipher_start += consumed;
+        }
+        if self.cipher_start == self.cipher_end {
+            self.cipher_start = 0;
+            self.cipher_end = 0;
+        }
+        Ok(opened)
     }
 }
 
-fn release(buf: &mut Vec<u8>) {
-    buf.clear();
-    if buf.capacity() > KEEP_CAPACITY {
-        *buf = Vec::new();
+/// Makes `need` bytes of initialised room after `end` in the window `pos..end` of `buf`:
+/// rewinds an empty window, grows (zeroing only the growth) when still short.
+fn make_room(buf: &mut Vec<u8>, pos: &mut usize, end: &mut usize, need: usize) {
+    if *pos == *end {
+        *pos = 0;
+        *end = 0;
+    }
+    if buf.len() - *end < need {
+        buf.resize(*end + need, 0);
     }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> NoiseStream<S> {
     /// Writes out sealed ciphertext until none is pending.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.cipher_out_pos < self.cipher_out.len() {
+        while self.cipher_out_pos < self.cipher_out_end {
             let pending = self
                 .cipher_out
-                .get(self.cipher_out_pos..)
+                .get(self.cipher_out_pos..self.cipher_out_end)
                 .unwrap_or_default();
             let n = ready!(Pin::new(&mut self.inner).poll_write(cx, pending))?;
             if n == 0 {
@@ -170,13 +260,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> NoiseStream<S> {
             self.cipher_out_pos += n;
         }
         self.cipher_out_pos = 0;
-        self.cipher_out.clear();
+        self.cipher_out_end = 0;
         Poll::Ready(Ok(()))
     }
 
     /// Makes room before sealing more: drains once a batch is waiting.
     fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.cipher_out.len() - self.cipher_out_pos >= SEND_BATCH {
+        if self.cipher_out_end - self.cipher_out_pos >= SEND_BATCH {
             ready!(self.poll_drain(cx))?;
         }
         Poll::Ready(Ok(()))
@@ -191,39 +281,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for NoiseStream<S> {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
-            if this.plain_pos < this.plain_in.len() {
-                let avail = this.plain_in.get(this.plain_pos..).unwrap_or_default();
+            if this.plain_pos < this.plain_end {
+                let avail = this
+                    .plain_in
+                    .get(this.plain_pos..this.plain_end)
+                    .unwrap_or_default();
                 let n = avail.len().min(buf.remaining());
                 buf.put_slice(avail.get(..n).unwrap_or_default());
                 this.plain_pos += n;
-                if this.plain_pos == this.plain_in.len() {
+                if this.plain_pos == this.plain_end {
                     this.plain_pos = 0;
-                    this.plain_in.clear();
+                    this.plain_end = 0;
                 }
                 return Poll::Ready(Ok(()));
             }
             // Open every complete frame buffered so far.
-            let now = this.now();
-            let pending = this
-                .cipher_in
-                .get(this.cipher_start..this.cipher_end)
-                .unwrap_or_default();
-            let used = latchkey_pairing::session::open_frames(
-                &mut this.session,
-                now,
-                pending,
-                &mut this.plain_in,
-            )
-            .map_err(protocol_error)?;
-            if used > 0 {
-                this.cipher_start += used;
-                if this.cipher_start == this.cipher_end {
-                    this.cipher_start = 0;
-                    this.cipher_end = 0;
-                }
-                if !this.plain_in.is_empty() {
-                    continue;
-                }
+            if this.open_buffered()? {
+                continue;
             }
             if this.read_eof {
                 if this.cipher_start == this.cipher_end {
@@ -275,6 +349,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for NoiseStream<S> {
                 Poll::Ready(Ok(())) => {
                     this.cipher_end += filled;
                     this.last_read = filled;
+                    this.waited_since_read = false;
                 }
             }
         }
@@ -445,6 +520,43 @@ mod tests {
         drop(q);
         let err = right.read(&mut buf).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    /// One read that finds nothing: the stream waits on its peer.
+    async fn quiet_read(s: &mut NoiseStream<tokio::io::DuplexStream>) {
+        let mut buf = [0u8; 16];
+        let mut rb = ReadBuf::new(&mut buf);
+        let polled =
+            std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *s).poll_read(cx, &mut rb))).await;
+        assert!(polled.is_pending(), "expected no data");
+    }
+
+    #[tokio::test]
+    async fn an_idle_stream_holds_no_buffers() {
+        let (a, b) = session_pair();
+        let origin = Instant::now();
+        let (x, y) = duplex(1 << 20);
+        let mut left = NoiseStream::new(x, a, origin);
+        let mut right = NoiseStream::new(y, b, origin);
+        left.write_all(&[7u8; 100_000]).await.unwrap();
+        left.flush().await.unwrap();
+        let mut got = vec![0u8; 100_000];
+        right.read_exact(&mut got).await.unwrap();
+        assert!(got.iter().all(|&b| b == 7));
+        quiet_read(&mut right).await;
+        quiet_read(&mut right).await;
+        assert_eq!(right.buffered_capacity(), 0, "reader after a quiet spell");
+        // The writer keeps its buffer while it writes between waits, then lets it go.
+        quiet_read(&mut left).await;
+        assert!(left.buffered_capacity() > 0, "kept while writing");
+        quiet_read(&mut left).await;
+        assert_eq!(left.buffered_capacity(), 0, "writer after a quiet spell");
+        // And it still works afterwards, both ways.
+        right.write_all(b"pong").await.unwrap();
+        right.flush().await.unwrap();
+        let mut pong = [0u8; 4];
+        left.read_exact(&mut pong).await.unwrap();
+        assert_eq!(&pong, b"pong");
     }
 
     #[tokio::test]

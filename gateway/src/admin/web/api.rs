@@ -3,7 +3,6 @@
 //! [`crate::admin::actions`], the same code the CLI's socket uses.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -16,10 +15,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::auth::{self, AuthError, Gate};
-use super::{Authed, COOKIE, Peer, Web, json_error};
+use super::{Authed, Peer, Web, json_error};
 use crate::admin::actions::{self, ActionError, PairRequest};
 use crate::api::{Output, Watcher, serve_camera};
 use crate::store::AuditFilter;
+use crate::store::AuditKind;
 use crate::unix_now;
 
 /// Who the audit log names for actions taken in the web UI.
@@ -82,22 +82,17 @@ fn bad_json(rejection: &JsonRejection) -> Response {
     )
 }
 
-fn session_cookie(id: &str) -> HeaderValue {
-    HeaderValue::from_str(&format!(
-        "{COOKIE}={id}; Path=/; Secure; HttpOnly; SameSite=Strict"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
-async fn audit_event(web: &Web, kind: &'static str, addr: String, detail: &'static str) {
-    let store = web.gw.store.clone();
-    let done = tokio::task::spawn_blocking(move || {
-        store.audit(unix_now(), kind, None, Some(&addr), detail)
-    })
-    .await;
-    if let Ok(Err(e)) = done {
-        tracing::error!("writing the audit log: {e}");
-    }
+async fn audit_event(web: &Web, kind: AuditKind, addr: String, detail: &'static str) {
+    let store = &web.gw.store;
+    store
+        .audit_async(
+            web.gw.clock.unix_now(),
+            kind,
+            None,
+            Some(addr),
+            detail.into(),
+        )
+        .await;
 }
 
 /// `{"password": "..."}`.
@@ -116,7 +111,7 @@ async fn login(
         Err(r) => return bad_json(&r),
     };
     let ip = peer.0.ip();
-    if let Gate::Wait(wait) = web.auth.gate(ip, Instant::now()) {
+    if let Gate::Wait(wait) = web.auth.gate(ip, web.gw.clock.instant()) {
         let secs = wait.as_secs().max(1);
         let mut r = json_error(
             StatusCode::TOO_MANY_REQUESTS,
@@ -140,24 +135,24 @@ async fn login(
     match checked {
         Ok(Ok(Some(true))) => {
             web.auth.succeeded(ip);
-            let (id, _) = web.auth.new_session(Instant::now());
+            let (id, _) = web.auth.new_session(web.gw.clock.instant());
             audit_event(
                 &web,
-                "admin-login",
+                AuditKind::AdminLogin,
                 peer.0.to_string(),
                 "owner logged in to the admin UI",
             )
             .await;
             let mut r = Json(json!({ "ok": true })).into_response();
             r.headers_mut()
-                .insert(header::SET_COOKIE, session_cookie(&id));
+                .insert(header::SET_COOKIE, super::session_cookie::set(&id));
             r
         }
         Ok(Ok(Some(false))) => {
-            let wait = web.auth.failed(ip, Instant::now());
+            let wait = web.auth.failed(ip, web.gw.clock.instant());
             audit_event(
                 &web,
-                "admin-login-failed",
+                AuditKind::AdminLoginFailed,
                 peer.0.to_string(),
                 "wrong admin UI password",
             )
@@ -204,7 +199,7 @@ async fn setup(
     if !(auth::MIN_PASSWORD..=auth::MAX_PASSWORD).contains(&len) {
         return json_error(StatusCode::BAD_REQUEST, &AuthError::BadLength.to_string());
     }
-    let now = Instant::now();
+    let now = web.gw.clock.instant();
     if !web.auth.take_setup_token(&body.token, now) {
         tracing::warn!(addr = %peer.0, "admin UI: a wrong, used or expired setup link");
         return json_error(
@@ -223,10 +218,10 @@ async fn setup(
     .await;
     match done {
         Ok(Ok(true)) => {
-            let (id, _) = web.auth.new_session(Instant::now());
+            let (id, _) = web.auth.new_session(web.gw.clock.instant());
             let mut r = Json(json!({ "ok": true })).into_response();
             r.headers_mut()
-                .insert(header::SET_COOKIE, session_cookie(&id));
+                .insert(header::SET_COOKIE, super::session_cookie::set(&id));
             r
         }
         Ok(Ok(false)) => json_error(StatusCode::CONFLICT, "a password is already set; log in"),
@@ -245,12 +240,8 @@ async fn setup(
 async fn logout(State(web): WebState, Extension(authed): Extension<Authed>) -> Response {
     web.auth.end_session(&authed.session_id);
     let mut r = Json(json!({ "ok": true })).into_response();
-    r.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static(
-            "__Host-latchkey=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0",
-        ),
-    );
+    r.headers_mut()
+        .insert(header::SET_COOKIE, super::session_cookie::clear());
     r
 }
 

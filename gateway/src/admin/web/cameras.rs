@@ -11,6 +11,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::{Web, json_error};
@@ -23,47 +24,68 @@ const BY: &str = "owner (web)";
 const DISCOVER_MS: u64 = 1500;
 const CAMERAS_JS: &str = include_str!("assets/cameras.js");
 
-/// The panel and form appended to the cameras page.
-pub const PANEL: &str = r#"<section id="find-cameras"><h2>Find cameras</h2>
-<p>Looks for ONVIF cameras on this network (and at one address you give, for a camera on another subnet).</p>
-<form id="discover-form"><label>Also ask this address <input name="address" placeholder="192.168.2.30" autocomplete="off"></label>
-<button type="submit" id="discover">Find cameras</button></form>
-<table id="found"><thead><tr><th>Address</th><th>Maker</th><th>Model</th><th>Firmware</th><th>Added as</th><th></th></tr></thead><tbody></tbody></table>
-<h2>Add a camera</h2>
-<form id="add-camera" autocomplete="off">
-<label>Name <input name="id" required pattern="[a-z0-9_\-]{1,32}" placeholder="front"></label>
-<label>ONVIF address <input name="address" placeholder="192.168.1.10 or 192.168.1.10:8080"></label>
-<label>or stream URL <input name="url" placeholder="rtsp://192.168.1.10/stream1"></label>
-<label>User <input name="username" value="admin"></label>
-<label>Password <input name="password" type="password" autocomplete="new-password"></label>
-<label>Main profile <select name="main_profile"><option value="">automatic</option></select></label>
-<label>Sub-stream <select name="sub_profile"><option value="">automatic</option></select></label>
-<button type="button" id="inspect-camera">Check camera</button> <button type="submit" id="save-camera">Add camera</button>
-</form><pre id="camera-choice"></pre>
-<h2>Change a camera</h2>
-<form id="edit-camera" autocomplete="off">
-<label>Camera <input name="camera" required placeholder="front"></label>
-<label>New name <input name="id" pattern="[a-z0-9_\-]{1,32}" placeholder="unchanged"></label>
-<label>New stream URL <input name="url" placeholder="unchanged"></label>
-<label>New user <input name="username" placeholder="unchanged"></label>
-<label>New password <input name="password" type="password" autocomplete="new-password" placeholder="unchanged"></label>
-<button type="submit" id="edit-save">Save changes</button>
-</form></section>
-<script src="/static/cameras.js" defer></script>"#;
+/// The "Find cameras" panel and the add/change forms appended to the cameras page.
+pub fn panel() -> Markup {
+    html! {
+        section #find-cameras {
+            h2 { "Find cameras" }
+            p { "Looks for ONVIF cameras on this network (and at one address you give, for a camera on another subnet)." }
+            form #discover-form {
+                label { "Also ask this address " input name="address" placeholder="192.168.2.30" autocomplete="off"; }
+                button type="submit" #discover { "Find cameras" }
+            }
+            table #found {
+                thead { tr {
+                    th { "Address" } th { "Maker" } th { "Model" } th { "Firmware" } th { "Added as" } th {}
+                } }
+                tbody {}
+            }
+            h2 { "Add a camera" }
+            form #add-camera autocomplete="off" {
+                label { "Name " input name="id" required pattern=(ID_PATTERN) placeholder="front"; }
+                label { "ONVIF address " input name="address" placeholder="192.168.1.10 or 192.168.1.10:8080"; }
+                label { "or stream URL " input name="url" placeholder="rtsp://192.168.1.10/stream1"; }
+                label { "User " input name="username" value="admin"; }
+                label { "Password " input name="password" type="password" autocomplete="new-password"; }
+                label { "Main profile " select name="main_profile" { option value="" { "automatic" } } }
+                label { "Sub-stream " select name="sub_profile" { option value="" { "automatic" } } }
+                button type="button" #inspect-camera { "Check camera" }
+                " "
+                button type="submit" #save-camera { "Add camera" }
+            }
+            pre #camera-choice {}
+            h2 { "Change a camera" }
+            form #edit-camera autocomplete="off" {
+                label { "Camera " input name="camera" required placeholder="front"; }
+                label { "New name " input name="id" pattern=(ID_PATTERN) placeholder="unchanged"; }
+                label { "New stream URL " input name="url" placeholder="unchanged"; }
+                label { "New user " input name="username" placeholder="unchanged"; }
+                label { "New password " input name="password" type="password" autocomplete="new-password" placeholder="unchanged"; }
+                button type="submit" #edit-save { "Save changes" }
+            }
+        }
+        script src="/static/cameras.js" defer {}
+    }
+}
+
+/// What the browser checks a camera name against (the daemon checks it again).
+const ID_PATTERN: &str = r"[a-z0-9_\-]{1,32}";
 
 /// The "From" cell and the Test/Remove buttons of a camera row (a config-file camera is
 /// changed in the file, so it gets Test only).
-pub fn manage_cells(gw: &crate::Gateway, id: &str) -> String {
+pub fn manage_cells(gw: &crate::Gateway, id: &str) -> Markup {
     let from_config = gw.config.cameras.iter().any(|c| c.id == id);
-    let id = super::pages::esc(id);
-    let test =
-        format!("<button data-post=\"/api/cameras/{id}/test\" data-then=\"none\">Test</button>");
-    if from_config {
-        return format!("<td>config file</td><td>{test}</td>");
+    html! {
+        td { @if from_config { "config file" } @else { "added here" } }
+        td {
+            button data-post={ "/api/cameras/" (id) "/test" } data-then="none" { "Test" }
+            @if !from_config {
+                " "
+                button class="danger" data-post={ "/api/cameras/" (id) "/remove" }
+                    data-confirm={ "Remove camera " (id) "? Its live streams end." } data-then="reload" { "Remove" }
+            }
+        }
     }
-    format!(
-        "<td>added here</td><td>{test} <button class=\"danger\" data-post=\"/api/cameras/{id}/remove\" data-confirm=\"Remove camera {id}? Its live streams end.\" data-then=\"reload\">Remove</button></td>"
-    )
 }
 
 /// The routes.

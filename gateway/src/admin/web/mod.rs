@@ -16,14 +16,15 @@
 //! [`super::https`] closes them without a byte ([`is_lan`]).
 
 pub mod api;
+mod audit_page;
 pub mod auth;
 pub mod cameras;
 pub mod pages;
 pub mod quarantine;
+pub mod session_cookie;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -36,9 +37,6 @@ use crate::Gateway;
 
 /// Largest request body (forms and JSON are small; nothing is uploaded).
 pub const MAX_BODY: usize = 16 * 1024;
-/// Name of the session cookie; `__Host-` makes browsers insist on Secure, Path=/ and no
-/// Domain, so no other host can plant it.
-pub const COOKIE: &str = "__Host-latchkey";
 /// Header that state-changing requests carry the session's CSRF token in.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
@@ -217,18 +215,6 @@ fn same_origin(headers: &HeaderMap, host: &str) -> bool {
     site_ok && origin_ok
 }
 
-/// Reads one cookie's value from the request.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
 /// A JSON error `{"error": ...}`.
 pub fn json_error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(json!({ "error": message }))).into_response()
@@ -289,9 +275,9 @@ fn check(web: &Web, req: &Request) -> Result<Option<Authed>, Box<Response>> {
     if is_public(path) {
         return Ok(None);
     }
-    let now = Instant::now();
-    let session = cookie(req.headers(), COOKIE)
-        .and_then(|id| web.auth.session(id, now).map(|s| (id.to_string(), s)));
+    let now = web.gw.clock.instant();
+    let session = session_cookie::session_id(req.headers())
+        .and_then(|id| web.auth.session(&id, now).map(|s| (id, s)));
     let Some((session_id, session)) = session else {
         return Err(Box::new(
             if !safe || path.starts_with("/api/") || path.starts_with("/cameras/") {
@@ -384,16 +370,5 @@ mod tests {
             HeaderValue::from_static("http://127.0.0.1:2"),
         );
         assert!(!same_origin(&h, "127.0.0.1:1"));
-    }
-
-    #[test]
-    fn cookies_are_found_by_exact_name() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::COOKIE,
-            HeaderValue::from_static("a=1; __Host-latchkey=abc; b=2"),
-        );
-        assert_eq!(cookie(&h, COOKIE), Some("abc"));
-        assert_eq!(cookie(&h, "latchkey"), None);
     }
 }

@@ -1,18 +1,21 @@
 //! The admin UI's "Phone-home report" page (`/quarantine`) and its JSON
 //! (`/api/quarantine/report`): what quarantined cameras tried, from
-//! [`crate::admin::quarantine::report`]. Every camera-sent string is HTML-escaped here.
+//! [`crate::admin::quarantine::report`]. Every camera-sent string is HTML-escaped (maud).
 //! A page of its own (not in `pages.rs`), behind the same session guard.
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
-use super::Web;
-use super::pages::esc;
+use maud::{Markup, html};
+
+use super::{Authed, Web};
+use crate::quarantine::counters::Tally;
 use crate::quarantine::report::{self, Report};
 
 /// The routes.
@@ -43,74 +46,57 @@ async fn json(State(web): State<Arc<Web>>, uri: Uri) -> Response {
     }
 }
 
-async fn page(State(web): State<Arc<Web>>, uri: Uri) -> Response {
+async fn page(State(web): State<Arc<Web>>, Extension(a): Extension<Authed>, uri: Uri) -> Response {
     match filtered(&web, &uri) {
-        Ok(r) => Html(render(&web.gw.config.name, &r)).into_response(),
+        Ok(r) => super::pages::page(&web, Some(&a), "Phone-home report", body(&r)).into_response(),
         Err(e) => *e,
     }
 }
 
-fn cell(t: &crate::quarantine::counters::Tally) -> String {
-    format!(
-        "<td>{}</td><td>{}</td><td>{}</td>",
-        report::thousands(t.count),
-        esc(&report::when(t.first)),
-        esc(&report::when(t.last))
-    )
+/// Count, first and last seen of one tally, as table cells.
+fn cells(t: &Tally) -> Markup {
+    html! {
+        td { (report::thousands(t.count)) }
+        td { (report::when(t.first)) }
+        td { (report::when(t.last)) }
+    }
 }
 
-/// The page's HTML.
-pub fn render(gateway_name: &str, r: &Report) -> String {
-    let mut body = String::new();
-    body.push_str(&match &r.camera_port {
-        Some(p) => format!(
-            "<p>Camera port <code>{}</code> is on: cameras there reach only this gateway.</p>",
-            esc(p)
-        ),
-        None => "<p>The camera port is off. Below is what cameras tried while it was on.</p>"
-            .to_string(),
-    });
-    if r.cameras.is_empty() {
-        body.push_str("<p>Nothing recorded.</p>");
+/// The page's body; maud escapes every camera-sent string.
+pub fn body(r: &Report) -> Markup {
+    html! {
+        @match &r.camera_port {
+            Some(p) => p { "Camera port " code { (p) } " is on: cameras there reach only this gateway." },
+            None => p { "The camera port is off. Below is what cameras tried while it was on." },
+        }
+        @if r.cameras.is_empty() {
+            p { "Nothing recorded." }
+        }
+        @for c in &r.cameras {
+            section.camera {
+                h2 { (c.camera) " " small { (c.address) } }
+                ul.summary {
+                    @for s in report::sentences(c) { li { (s.trim()) } }
+                }
+                table.destinations {
+                    thead { tr { th { "Protocol" } th { "Address" } th { "Port" } th { "Packets" } th { "First seen" } th { "Last seen" } } }
+                    tbody {
+                        @for d in &c.destinations {
+                            tr { td { (d.proto.to_uppercase()) } td { (d.address) } td { (d.port) } (cells(&d.seen)) }
+                        }
+                    }
+                }
+                table.names {
+                    thead { tr { th { "Name asked" } th { "Times" } th { "First seen" } th { "Last seen" } } }
+                    tbody {
+                        @for n in &c.names {
+                            tr { td { (n.name) } (cells(&n.seen)) }
+                        }
+                    }
+                }
+            }
+        }
     }
-    for c in &r.cameras {
-        body.push_str(&format!(
-            "<section class=\"camera\"><h2>{} <small>{}</small></h2><ul class=\"summary\">",
-            esc(&c.camera),
-            esc(&c.address)
-        ));
-        for s in report::sentences(c) {
-            body.push_str(&format!("<li>{}</li>", esc(s.trim())));
-        }
-        body.push_str("</ul><table class=\"destinations\"><thead><tr><th>Protocol</th><th>Address</th><th>Port</th><th>Packets</th><th>First seen</th><th>Last seen</th></tr></thead><tbody>");
-        for d in &c.destinations {
-            body.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td>{}</tr>",
-                esc(&d.proto.to_uppercase()),
-                esc(&d.address.to_string()),
-                d.port,
-                cell(&d.seen)
-            ));
-        }
-        body.push_str("</tbody></table><table class=\"names\"><thead><tr><th>Name asked</th><th>Times</th><th>First seen</th><th>Last seen</th></tr></thead><tbody>");
-        for n in &c.names {
-            body.push_str(&format!(
-                "<tr><td>{}</td>{}</tr>",
-                esc(&n.name),
-                cell(&n.seen)
-            ));
-        }
-        body.push_str("</tbody></table></section>");
-    }
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<title>Phone-home report · {name}</title><link rel=\"stylesheet\" href=\"/static/app.css\"></head>\
-<body><header><strong>Latchkey · {name}</strong><nav><a href=\"/devices\">Devices</a><a href=\"/cameras\">Cameras</a>\
-<a href=\"/quarantine\" aria-current=\"page\">Phone-home report</a></nav></header>\
-<main><h1>Phone-home report</h1>{body}</main></body></html>",
-        name = esc(gateway_name)
-    )
 }
 
 #[cfg(test)]
@@ -126,9 +112,8 @@ mod tests {
         c.camera(ip).name("<script>alert(1)</script>", 1, 5);
         let names = std::collections::HashMap::from([(ip, "front".to_string())]);
         let r = report::build(&c, &names, Some("cam0".into()), None, None);
-        let html = render("Home <b>", &r);
+        let html = body(&r).into_string();
         assert!(!html.contains("<script>"), "{html}");
         assert!(html.contains("&lt;script&gt;"));
-        assert!(html.contains("Home &lt;b&gt;"));
     }
 }

@@ -1,4 +1,4 @@
-//! `latchkey cameras add|edit|remove|test|discover`: argument parsing and printing only;
+//! `latchkey cameras [add|edit|remove|test|discover]`: argument parsing and printing only;
 //! the daemon does the work through the admin socket (`admin/cameras.rs`).
 
 use std::io::BufRead as _;
@@ -350,6 +350,41 @@ pub async fn run(state: &Path, command: CamerasCommand) -> anyhow::Result<()> {
                 tested(&result)
             );
         }
+    }
+    Ok(())
+}
+
+/// `latchkey cameras [--json]`: every camera's live status.
+pub async fn list(state: &Path, json: bool) -> anyhow::Result<()> {
+    let result = socket::request(state, &AdminRequest::Cameras).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+        return Ok(());
+    }
+    println!(
+        "{:<16} {:<9} {:<7} {:<10} {:<6} {:<10} {:<7} {:<8} ERROR",
+        "ID", "KIND", "FROM", "STATE", "CODEC", "SIZE", "VIEWERS", "UPSTREAM"
+    );
+    for c in result.as_array().into_iter().flatten() {
+        let size = match (
+            c.get("width").and_then(Value::as_u64),
+            c.get("height").and_then(Value::as_u64),
+        ) {
+            (Some(w), Some(h)) => format!("{w}x{h}"),
+            _ => "-".to_string(),
+        };
+        println!(
+            "{:<16} {:<9} {:<7} {:<10} {:<6} {:<10} {:<7} {:<8} {}",
+            s(c, "id"),
+            s(c, "kind"),
+            s(c, "origin"),
+            s(c, "state"),
+            s(c, "codec"),
+            size,
+            s(c, "viewers"),
+            s(c, "upstream_sessions"),
+            s(c, "error")
+        );
     }
     Ok(())
 }
