@@ -21,6 +21,8 @@
 mod daemon;
 #[path = "relay/fanout.rs"]
 mod fanout;
+#[path = "relay/micro.rs"]
+mod micro;
 
 use std::convert::Infallible;
 use std::io::{Read as _, Write as _};
@@ -68,7 +70,7 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Plan {
     /// Bytes per bulk transfer.
     bulk: u64,
@@ -83,7 +85,7 @@ struct Plan {
     /// Idle sessions held open.
     idle_sessions: usize,
     /// Fan-out scenarios: (viewers, cameras).
-    fanouts: &'static [(usize, usize)],
+    fanouts: Vec<(usize, usize)>,
     /// Viewers attached for `viewer_kib`.
     memory_viewers: usize,
     /// New phone processes for `cold_first_frame_ms`.
@@ -105,7 +107,7 @@ impl Plan {
                 fanout_secs: 3.0,
                 first_frame_samples: 8,
                 idle_sessions: 200,
-                fanouts: QUICK_FANOUTS,
+                fanouts: QUICK_FANOUTS.to_vec(),
                 memory_viewers: 100,
                 cold_samples: 3,
             }
@@ -117,7 +119,7 @@ impl Plan {
                 fanout_secs: 20.0,
                 first_frame_samples: 40,
                 idle_sessions: 1000,
-                fanouts: FANOUTS,
+                fanouts: FANOUTS.to_vec(),
                 memory_viewers: 100,
                 cold_samples: 15,
             }
@@ -869,9 +871,21 @@ fn main() -> anyhow::Result<()> {
         };
         return daemon::cold_client(state, camera);
     }
+    if args.iter().any(|a| a == "--micro") {
+        return micro::run();
+    }
     let quick = std::env::args().any(|a| a == "--quick")
         || std::env::var("LATCHKEY_BENCH_QUICK").is_ok_and(|v| v == "1");
-    let plan = Plan::new(quick);
+    let mut plan = Plan::new(quick);
+    // LATCHKEY_BENCH_FANOUTS=100x1,100x10 chooses the fan-out scenarios (viewers x
+    // cameras), e.g. one at a time under a profiler.
+    if let Ok(list) = std::env::var("LATCHKEY_BENCH_FANOUTS") {
+        plan.fanouts = list
+            .split(',')
+            .filter_map(|f| f.split_once('x'))
+            .filter_map(|(v, c)| Some((v.parse().ok()?, c.parse::<usize>().ok()?.clamp(1, 10))))
+            .collect();
+    }
     // LATCHKEY_BENCH_ONLY=bulk,handshakes,first_frame,fanout,memory runs a subset
     // (for profiling one figure at a time).
     let only = std::env::var("LATCHKEY_BENCH_ONLY").unwrap_or_default();
@@ -1073,7 +1087,7 @@ fn main() -> anyhow::Result<()> {
 
     // --- Fan-out: how cost grows with viewers ------------------------------------
     if want("fanout") {
-        for &(viewers, cams) in plan.fanouts {
+        for &(viewers, cams) in &plan.fanouts {
             let name = if cams == 1 {
                 format!("fanout{viewers}")
             } else {

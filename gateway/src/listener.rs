@@ -100,8 +100,13 @@ async fn handle(
             }
         }
         Admission::Session(accepted) => {
+            // Out of its box first: the box would otherwise be held for the session.
+            let accepted = {
+                let boxed = accepted;
+                *boxed
+            };
             session(
-                stream, peer, &gw, api, *accepted, origin, pending, preauth, shutdown,
+                stream, peer, &gw, api, accepted, origin, pending, preauth, shutdown,
             )
             .await;
         }
@@ -298,6 +303,8 @@ async fn session(
     };
     let (m2, session) = responder.accept(&psk, &hello, origin.elapsed()).ok()?;
     write_frame(&mut stream, &m2).await.ok()?;
+    // Locals of this function live as long as the session: free what it no longer needs.
+    drop((m2, hello));
     // Past message 2: leave the pre-auth pool (and its eviction) for good, and give the
     // handshake budget back (only a key on the allow-list gets here; the per-device
     // session cap bounds what that key can hold).

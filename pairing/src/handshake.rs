@@ -102,8 +102,14 @@ pub struct ServerHello {
     pub rekey_after_secs: u64,
 }
 
+/// Most bytes a handshake message adds to its payload: an ephemeral and an encrypted
+/// static key (32 + 48) and the payload's tag (16), with room to spare.
+const HANDSHAKE_OVERHEAD: usize = 128;
+
 fn write(hs: &mut HandshakeState, payload: &[u8], prefix: Option<u8>) -> Result<Vec<u8>, Error> {
-    let mut out = vec![0u8; MAX_FRAME];
+    // Sized to the message, not to MAX_FRAME: a 64 KiB buffer per handshake was zeroed
+    // for nothing, and the gateway kept it for the whole session (BENCHMARKS.md).
+    let mut out = vec![0u8; (payload.len() + HANDSHAKE_OVERHEAD).min(MAX_FRAME)];
     let n = hs
         .write_message(payload, &mut out)
         .map_err(|source| Error::Noise {

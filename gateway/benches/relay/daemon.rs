@@ -26,7 +26,17 @@ const RTSP_CAM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/peers/rtsp
 struct Kid(Child);
 
 impl Drop for Kid {
+    /// SIGTERM first (a profiler wrapping the daemon writes its output on exit), then
+    /// SIGKILL after 10 s.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && matches!(self.0.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -66,7 +76,19 @@ fn rtsp_camera(dir: &Path) -> anyhow::Result<(Kid, String)> {
 
 fn start_daemon(dir: &Path, camera: &str) -> anyhow::Result<Daemon> {
     let state = dir.join("state");
-    let mut child = pin_cmd(LATCHKEY, 0)
+    // LATCHKEY_BENCH_DAEMON_WRAP="valgrind --tool=massif ..." runs the daemon under a
+    // profiler (its figures are then the profiler's, not the product's).
+    let wrap = std::env::var("LATCHKEY_BENCH_DAEMON_WRAP").unwrap_or_default();
+    let mut words = wrap.split_whitespace();
+    let mut cmd = match words.next() {
+        Some(program) => {
+            let mut c = pin_cmd(program, 0);
+            c.args(words).arg(LATCHKEY);
+            c
+        }
+        None => pin_cmd(LATCHKEY, 0),
+    };
+    let mut child = cmd
         .arg("--state")
         .arg(&state)
         .args([

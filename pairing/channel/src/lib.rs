@@ -259,6 +259,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> NoiseStream<S> {
             }
             self.cipher_out_pos += n;
         }
+        // Small writes (settings, pings, window updates) leave no buffer behind; a stream
+        // of big ones keeps it (see `release_if_quiet`).
+        if self.cipher_out_end < KEEP_CAPACITY {
+            self.cipher_out = Vec::new();
+        }
         self.cipher_out_pos = 0;
         self.cipher_out_end = 0;
         Poll::Ready(Ok(()))

@@ -1,0 +1,146 @@
+//! `relay --micro`: the per-viewer work of one 121 KB keyframe and the per-message work
+//! of the channel, the way the code before and after a change does it, for instruction
+//! counts under `valgrind --tool=callgrind` (load-independent; BENCHMARKS.md). Each
+//! variant is its own `#[inline(never)]` function, so `callgrind_annotate --inclusive=yes`
+//! gives its cost directly.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use latchkey_gateway::mp4::{self, Sample};
+use latchkey_pairing::handshake::split_type;
+use latchkey_pairing::session::sealed_len_max;
+use latchkey_pairing::{
+    ClientHello, Keypair, ServerHello, Session, SessionInitiator, SessionPsk, SessionResponder,
+};
+use rand::rngs::OsRng;
+
+use super::KEYFRAME_BYTES;
+
+/// Viewers per keyframe.
+const VIEWERS: usize = 100;
+/// Bulk messages (64 KiB plaintext each) sealed and opened per variant.
+const MESSAGES: usize = 1000;
+
+fn session_pair() -> anyhow::Result<(Session, Session)> {
+    let gw = Keypair::generate(&mut OsRng)?;
+    let phone = Keypair::generate(&mut OsRng)?;
+    let psk = SessionPsk::generate(&mut OsRng)?;
+    let hello = ClientHello { timestamp_ms: 1 };
+    let (init, first) = SessionInitiator::start(&gw.public(), &phone, &psk, &hello, &mut OsRng)?;
+    let (_, m1) = split_type(&first)?;
+    let resp = SessionResponder::read_hello(&gw, m1, &mut OsRng)?;
+    let sh = ServerHello {
+        device_id: String::new(),
+        gateway_name: String::new(),
+        addresses: vec![],
+        rekey_after_secs: 120,
+    };
+    let (m2, gw_session) = resp.accept(&psk, &sh, Duration::ZERO)?;
+    let (_, phone_session) = init.read_response(&m2, Duration::ZERO)?;
+    Ok((phone_session, gw_session))
+}
+
+fn keyframe() -> Sample {
+    let mut data = vec![0u8; KEYFRAME_BYTES];
+    data[..4].copy_from_slice(&(KEYFRAME_BYTES as u32 - 4).to_be_bytes());
+    data[4] = 0x65;
+    Sample {
+        decode_time: 0,
+        duration: 3000,
+        is_sync: true,
+        data: Bytes::from(data),
+    }
+}
+
+/// Before: each viewer muxed the frame into its own copy (`media_segment`), and its
+/// `NoiseStream` sealed it into a fresh, zeroed buffer (the old release policy gave the
+/// write buffer back whenever a viewer's small read found nothing).
+#[inline(never)]
+fn keyframe_to_viewers_before(sessions: &mut [Session], frame: &Sample) -> usize {
+    let mut total = 0;
+    for s in sessions.iter_mut() {
+        let segment = mp4::media_segment(1, std::slice::from_ref(frame)).unwrap_or_default();
+        let mut out = Vec::new();
+        if s.seal(Duration::ZERO, &segment, &mut out).is_ok() {
+            total += out.len();
+        }
+    }
+    total
+}
+
+/// After: the header is built per viewer and the frame's shared bytes are sealed from
+/// where they are, into a reused, already-initialised buffer.
+#[inline(never)]
+fn keyframe_to_viewers_after(sessions: &mut [Session], frame: &Sample, out: &mut [u8]) -> usize {
+    let mut total = 0;
+    for s in sessions.iter_mut() {
+        let head = mp4::media_segment_head(1, std::slice::from_ref(frame)).unwrap_or_default();
+        let mut used = s.seal_into(Duration::ZERO, &head, out).unwrap_or(0);
+        used += s
+            .seal_into(
+                Duration::ZERO,
+                &frame.data,
+                out.get_mut(used..).unwrap_or_default(),
+            )
+            .unwrap_or(0);
+        total += used;
+    }
+    total
+}
+
+/// Before: seal into a growing vector and open into a growing vector (each zeroed).
+#[inline(never)]
+fn channel_before(a: &mut Session, b: &mut Session, plain: &[u8]) -> usize {
+    let (mut wire, mut opened) = (Vec::new(), Vec::new());
+    let mut total = 0;
+    for _ in 0..MESSAGES {
+        wire.clear();
+        opened.clear();
+        let _ = a.seal(Duration::ZERO, plain, &mut wire);
+        let _ = b.open(
+            Duration::ZERO,
+            wire.get(2..).unwrap_or_default(),
+            &mut opened,
+        );
+        total += opened.len();
+    }
+    total
+}
+
+/// After: seal and open into reused, initialised buffers.
+#[inline(never)]
+fn channel_after(a: &mut Session, b: &mut Session, plain: &[u8]) -> usize {
+    let mut wire = vec![0u8; sealed_len_max(plain.len())];
+    let mut opened = vec![0u8; plain.len() + 16];
+    let mut total = 0;
+    for _ in 0..MESSAGES {
+        let n = a.seal_into(Duration::ZERO, plain, &mut wire).unwrap_or(0);
+        if let Ok(latchkey_pairing::Opened::Data(k)) = b.open_into(
+            Duration::ZERO,
+            wire.get(2..n).unwrap_or_default(),
+            &mut opened,
+        ) {
+            total += k;
+        }
+    }
+    total
+}
+
+/// Runs every variant once.
+pub fn run() -> anyhow::Result<()> {
+    let frame = keyframe();
+    let mut viewers = (0..VIEWERS)
+        .map(|_| session_pair().map(|p| p.1))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut out = vec![0u8; sealed_len_max(KEYFRAME_BYTES + 256)];
+    let before = keyframe_to_viewers_before(&mut viewers, &frame);
+    let after = keyframe_to_viewers_after(&mut viewers, &frame, &mut out);
+    println!("keyframe to {VIEWERS} viewers: {before} bytes before, {after} after");
+    let plain = vec![0x5au8; 65_510];
+    let (mut a, mut b) = session_pair()?;
+    let before = channel_before(&mut a, &mut b, &plain);
+    let after = channel_after(&mut a, &mut b, &plain);
+    println!("channel, {MESSAGES} messages: {before} bytes before, {after} after");
+    Ok(())
+}
