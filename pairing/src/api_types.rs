@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::allowlist::{Role, UnixTime};
+use crate::allowlist::{DeviceState, Role, UnixTime};
 
 /// A camera in `GET /v1/cameras`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -147,7 +147,27 @@ pub enum ListedState {
     Unknown,
 }
 
+impl From<DeviceState> for ListedState {
+    fn from(s: DeviceState) -> Self {
+        match s {
+            DeviceState::Pending => Self::Pending,
+            DeviceState::Active => Self::Active,
+            DeviceState::Revoked => Self::Revoked,
+        }
+    }
+}
+
 impl ListedState {
+    /// The state as listed at `now`: `expired` for a device that is not revoked but whose
+    /// access ended at `expires_at` (Unix seconds), else its stored state.
+    pub fn shown(state: DeviceState, expires_at: Option<UnixTime>, now: UnixTime) -> Self {
+        match state {
+            DeviceState::Revoked => Self::Revoked,
+            _ if expires_at.is_some_and(|end| now >= end) => Self::Expired,
+            other => other.into(),
+        }
+    }
+
     /// The wire string (`pending`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -302,6 +322,18 @@ mod tests {
         let parsed: DeviceInfo = serde_json::from_str(device).unwrap();
         assert_eq!(parsed.state, ListedState::Expired);
         assert_eq!(serde_json::to_string(&parsed).unwrap(), device);
+    }
+
+    #[test]
+    fn a_device_past_its_expiry_is_listed_as_expired() {
+        let at = Some(100);
+        let shown = |s, at, now| ListedState::shown(s, at, now).as_str();
+        assert_eq!(shown(DeviceState::Active, at, 99), "active");
+        assert_eq!(shown(DeviceState::Active, at, 100), "expired");
+        assert_eq!(shown(DeviceState::Pending, at, 101), "expired");
+        assert_eq!(shown(DeviceState::Pending, None, 101), "pending");
+        assert_eq!(shown(DeviceState::Revoked, at, 101), "revoked");
+        assert_eq!(shown(DeviceState::Active, None, u64::MAX), "active");
     }
 
     #[test]

@@ -7,11 +7,12 @@
 
 use std::sync::Arc;
 
-use latchkey_pairing::{CameraGrant, DeviceState, PairingSecret, PairingUri, Role, UnixTime};
+use latchkey_pairing::{CameraGrant, DeviceState, PairingSecret, PairingUri, Role};
 use rand::rngs::OsRng;
-use serde::Serialize;
 
-use super::answers::{Confirmed, DeviceListing, GrantsChanged, PairingStatus, Revoked};
+use latchkey_pairing::api_types::{Invitation, ListedState};
+
+use super::answers::{Confirmed, DeviceInfo, GrantsChanged, PairingStatus, Revoked, listing};
 
 use crate::Gateway;
 use crate::portmap::PortmapError;
@@ -115,19 +116,8 @@ pub struct PairRequest {
     pub ttl_secs: u64,
 }
 
-/// A minted pairing code.
-#[derive(Clone, Debug, Serialize)]
-pub struct PairingOffer {
-    /// The `latchkey://pair?...` URI for the QR code.
-    pub uri: String,
-    /// Seconds the code stays valid.
-    pub expires_in_secs: u64,
-    /// When the code expires, seconds since the epoch.
-    pub expires_at: UnixTime,
-}
-
 /// Opens a pairing window (closing any other) and returns the URI for the QR code.
-pub async fn pair(gw: &Arc<Gateway>, req: PairRequest) -> Result<PairingOffer, ActionError> {
+pub async fn pair(gw: &Arc<Gateway>, req: PairRequest) -> Result<Invitation, ActionError> {
     let now = gw.clock.unix_now();
     let ttl = req.ttl_secs.clamp(1, MAX_PAIRING_TTL_SECS);
     let params = PairingParams {
@@ -149,7 +139,7 @@ pub async fn pair(gw: &Arc<Gateway>, req: PairRequest) -> Result<PairingOffer, A
         .map_err(|e| ActionError::Invalid(e.to_string()))?;
     }
     let uri = open_pairing(gw, params).await?;
-    Ok(PairingOffer {
+    Ok(Invitation {
         uri: uri.encode(),
         expires_in_secs: ttl,
         expires_at: now + ttl,
@@ -220,7 +210,10 @@ pub async fn confirm(gw: &Arc<Gateway>, device: &str, by: &str) -> Result<Confir
             "device {id} is revoked; a revocation cannot be undone (pair the phone again with a new key)"
         )));
     }
-    Ok(Confirmed { id, state })
+    Ok(Confirmed {
+        id,
+        state: state.into(),
+    })
 }
 
 /// Revokes a device durably, then cuts its live sessions.
@@ -237,8 +230,8 @@ pub async fn revoke(gw: &Arc<Gateway>, device: &str, by: &str) -> Result<Revoked
     match persisted {
         Ok(_) => Ok(Revoked {
             id,
-            state: DeviceState::Revoked,
-            sessions_closed: cut,
+            state: ListedState::Revoked,
+            sessions_closed: u64::try_from(cut).unwrap_or(u64::MAX),
         }),
         Err(source) => Err(ActionError::NotPersisted {
             id,
@@ -303,30 +296,16 @@ pub async fn pairing_status(gw: &Arc<Gateway>) -> Result<PairingStatus, ActionEr
 
 /// Every device with its live session count. `state` is what the allow-list does with
 /// the device now: a pending or active device past its `expires_at` shows `expired`.
-pub async fn devices(gw: &Arc<Gateway>) -> Result<Vec<DeviceListing>, ActionError> {
+pub async fn devices(gw: &Arc<Gateway>) -> Result<Vec<DeviceInfo>, ActionError> {
     let rows = blocking(gw, "listing devices", |s| s.devices()).await?;
     let now = gw.clock.unix_now();
     Ok(rows
         .into_iter()
         .map(|d| {
             let live = gw.sessions.count(&d.id);
-            DeviceListing::new(d, live, now)
+            listing(d, live, now)
         })
         .collect())
-}
-
-/// A device's state as listed: `pending`, `active`, `revoked`, or `expired` for a device
-/// that is not revoked but whose access ended at `expires_at` (Unix seconds).
-pub fn shown_state(
-    state: DeviceState,
-    expires_at: Option<UnixTime>,
-    now: UnixTime,
-) -> &'static str {
-    match state {
-        DeviceState::Revoked => "revoked",
-        _ if expires_at.is_some_and(|end| now >= end) => "expired",
-        other => other.as_str(),
-    }
 }
 
 /// One page of the audit log.
@@ -399,20 +378,4 @@ pub async fn remote_audit(
     remove: Option<u32>,
 ) -> Result<RouterAudit, ActionError> {
     Ok(gw.remote.audit(remove).await?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_device_past_its_expiry_is_listed_as_expired() {
-        let at = Some(100);
-        assert_eq!(shown_state(DeviceState::Active, at, 99), "active");
-        assert_eq!(shown_state(DeviceState::Active, at, 100), "expired");
-        assert_eq!(shown_state(DeviceState::Pending, at, 101), "expired");
-        assert_eq!(shown_state(DeviceState::Pending, None, 101), "pending");
-        assert_eq!(shown_state(DeviceState::Revoked, at, 101), "revoked");
-        assert_eq!(shown_state(DeviceState::Active, None, u64::MAX), "active");
-    }
 }

@@ -3,9 +3,12 @@
 //! that PROTOCOL.md and the CLI's `--json` document; the CLI reads them back as these
 //! types and renders them ([`crate::cli`]).
 //!
+//! Answers a phone also sees (device listing, confirm, revoke, audit rows) are the shared
+//! types of `latchkey_pairing::api_types`, re-exported here, so each shape is defined once.
 //! Device ids are `String` here because this is the edge: JSON text on the wire.
 
-use latchkey_pairing::{DeviceState, Role, UnixTime};
+use latchkey_pairing::UnixTime;
+pub use latchkey_pairing::api_types::{Confirmed, DeviceInfo, ListedState, Revoked};
 use serde::{Deserialize, Serialize};
 
 use crate::store::{AuditRow, DeviceRow, PairingWindowRow};
@@ -17,26 +20,6 @@ pub struct PairAnswer {
     pub uri: String,
     /// Seconds the code stays valid.
     pub expires_in_secs: u64,
-}
-
-/// A device confirmed (`confirm`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Confirmed {
-    /// The device.
-    pub id: String,
-    /// Its state now.
-    pub state: DeviceState,
-}
-
-/// A device revoked (`revoke`, `reject`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Revoked {
-    /// The device.
-    pub id: String,
-    /// Always `revoked`.
-    pub state: DeviceState,
-    /// Live sessions cut.
-    pub sessions_closed: usize,
 }
 
 /// A device's grants changed.
@@ -52,48 +35,19 @@ pub struct GrantsChanged {
 
 /// One device as listed (`devices`): its row, `state` as the allow-list treats it now
 /// (`expired` past `expires_at`), and its live session count.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct DeviceListing {
-    /// Device id.
-    pub id: String,
-    /// Name (data from the phone or the owner: escape it at every output).
-    pub name: String,
-    /// Role.
-    pub role: Role,
-    /// Cameras, `all` or a comma list.
-    pub cameras: String,
-    /// `pending`, `active`, `revoked` or `expired`.
-    pub state: String,
-    /// Access end, seconds since the epoch.
-    pub expires_at: Option<UnixTime>,
-    /// The short code shown at pairing.
-    pub code: String,
-    /// Paired at.
-    pub created_at: UnixTime,
-    /// Last session start.
-    pub last_seen: Option<UnixTime>,
-    /// Address of the last session.
-    pub last_addr: Option<String>,
-    /// Live sessions now.
-    pub sessions: usize,
-}
-
-impl DeviceListing {
-    /// `row` as listed at `now` with `sessions` live.
-    pub fn new(row: DeviceRow, sessions: usize, now: UnixTime) -> Self {
-        Self {
-            state: crate::admin::actions::shown_state(row.state, row.expires_at, now).into(),
-            id: row.id,
-            name: row.name,
-            role: row.role,
-            cameras: row.cameras,
-            expires_at: row.expires_at,
-            code: row.code,
-            created_at: row.created_at,
-            last_seen: row.last_seen,
-            last_addr: row.last_addr,
-            sessions,
-        }
+pub fn listing(row: DeviceRow, sessions: usize, now: UnixTime) -> DeviceInfo {
+    DeviceInfo {
+        state: ListedState::shown(row.state, row.expires_at, now),
+        id: row.id,
+        name: row.name,
+        role: row.role,
+        cameras: row.cameras,
+        expires_at: row.expires_at,
+        code: row.code,
+        created_at: row.created_at,
+        last_seen: row.last_seen,
+        last_addr: row.last_addr,
+        sessions: u64::try_from(sessions).unwrap_or(u64::MAX),
     }
 }
 

@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::actions::ActionError;
+use super::camera_answers::{CameraListing, CameraRemoved, CameraSaved, Onvif, Origin, TestResult};
 use crate::camera::{CameraOpener as _, CameraSource, Frame, RealOpener, jpeg_dimensions};
 use crate::config::{CameraConfig, valid_camera_id};
 use crate::store::cameras::StoredCamera;
@@ -179,48 +180,57 @@ fn is_from_config(gw: &Gateway, id: &str) -> bool {
 
 /// Every camera with its live status, where it comes from, its URL without credentials,
 /// its user name and whether it has a password.
-pub async fn list(gw: &Arc<Gateway>) -> Result<Value, ActionError> {
+pub async fn list(gw: &Arc<Gateway>) -> Result<Vec<CameraListing>, ActionError> {
     let stored = blocking(gw, "reading cameras", |s| s.stored_cameras()).await?;
     let out = gw
         .cameras
         .statuses()
         .into_iter()
         .map(|status| {
-            let mut v = serde_json::to_value(&status).unwrap_or(Value::Null);
-            let extra = if let Some(c) = stored.iter().find(|c| c.id == status.id) {
-                json!({
-                    "origin": "store",
-                    "url": c.url,
-                    "username": c.username,
-                    "has_password": c.password.is_some(),
-                    "onvif": c.onvif.as_deref().and_then(|o| serde_json::from_str::<Value>(o).ok()),
-                })
-            } else {
-                let source = gw.cameras.source(&status.id);
-                let (url, username, has_password) = match &source {
-                    Some(CameraSource::Rtsp {
-                        url,
-                        username,
-                        password,
-                    }) => (url.clone(), username.clone(), password.is_some()),
-                    Some(CameraSource::Mjpeg(u)) => (format!("mjpeg+{u}"), None, false),
-                    Some(CameraSource::Snapshot(u)) => (format!("snapshot+{u}"), None, false),
-                    Some(CameraSource::Demo) | None => ("demo:".to_string(), None, false),
+            if let Some(c) = stored.iter().find(|c| c.id == status.id) {
+                let onvif = c
+                    .onvif
+                    .as_deref()
+                    .and_then(|o| serde_json::from_str(o).ok());
+                return CameraListing {
+                    origin: Origin::Store,
+                    url: c.url.clone(),
+                    username: c.username.clone(),
+                    has_password: c.password.is_some(),
+                    onvif: Some(Onvif(onvif)),
+                    status,
                 };
-                json!({ "origin": "config", "url": redact_url(&url), "username": username, "has_password": has_password })
-            };
-            if let (Value::Object(map), Value::Object(extra)) = (&mut v, extra) {
-                map.extend(extra);
             }
-            v
+            let (url, username, has_password) = match gw.cameras.source(&status.id) {
+                Some(CameraSource::Rtsp {
+                    url,
+                    username,
+                    password,
+                }) => (url, username, password.is_some()),
+                Some(CameraSource::Mjpeg(u)) => (format!("mjpeg+{u}"), None, false),
+                Some(CameraSource::Snapshot(u)) => (format!("snapshot+{u}"), None, false),
+                Some(CameraSource::Demo) | None => ("demo:".to_string(), None, false),
+            };
+            CameraListing {
+                origin: Origin::Config,
+                url: redact_url(&url),
+                username,
+                has_password,
+                onvif: None,
+                status,
+            }
         })
         .collect();
-    Ok(Value::Array(out))
+    Ok(out)
 }
 
 /// Adds a camera: checks it, test-connects (unless `skip_test`), saves it and starts
 /// serving it without a restart.
-pub async fn add(gw: &Arc<Gateway>, input: CameraInput, by: &str) -> Result<Value, ActionError> {
+pub async fn add(
+    gw: &Arc<Gateway>,
+    input: CameraInput,
+    by: &str,
+) -> Result<CameraSaved, ActionError> {
     let Some(id) = input.id.clone() else {
         return Err(invalid("give the camera a name"));
     };
@@ -243,9 +253,9 @@ pub async fn add(gw: &Arc<Gateway>, input: CameraInput, by: &str) -> Result<Valu
     };
     let source = apply(&mut cam, &input)?;
     let tested = if input.skip_test {
-        Value::Null
+        None
     } else {
-        test_source(&source).await?
+        Some(test_source(&source).await?)
     };
     let saved = cam.clone();
     let by_owned = by.to_string();
@@ -260,7 +270,12 @@ pub async fn add(gw: &Arc<Gateway>, input: CameraInput, by: &str) -> Result<Valu
         )));
     }
     tracing::info!(camera = %cam.id, url = %cam.url, "camera added by {by}");
-    Ok(json!({ "id": cam.id, "url": cam.url, "test": tested }))
+    Ok(CameraSaved {
+        id: cam.id,
+        url: cam.url,
+        test: tested,
+        onvif: None,
+    })
 }
 
 /// Changes camera `id`: a rename (grants follow), a new URL or new credentials. A new
@@ -270,7 +285,7 @@ pub async fn edit(
     id: &str,
     input: CameraInput,
     by: &str,
-) -> Result<Value, ActionError> {
+) -> Result<CameraSaved, ActionError> {
     if is_from_config(gw, id) {
         return Err(ActionError::Conflict(format!(
             "camera {id:?} comes from the config file: change it there and restart"
@@ -289,9 +304,9 @@ pub async fn edit(
         )));
     }
     let tested = if input.skip_test || input.url.is_none() && input.password.is_none() {
-        Value::Null
+        None
     } else {
-        test_source(&source).await?
+        Some(test_source(&source).await?)
     };
     let (old, saved, by_owned) = (id.to_string(), cam.clone(), by.to_string());
     let updated = blocking(gw, "saving the camera", move |s| {
@@ -312,7 +327,12 @@ pub async fn edit(
         )));
     }
     tracing::info!(camera = %cam.id, was = %id, url = %cam.url, "camera changed by {by}");
-    Ok(json!({ "id": cam.id, "url": cam.url, "test": tested }))
+    Ok(CameraSaved {
+        id: cam.id,
+        url: cam.url,
+        test: tested,
+        onvif: None,
+    })
 }
 
 fn no_such(id: &str) -> ActionError {
@@ -320,7 +340,7 @@ fn no_such(id: &str) -> ActionError {
 }
 
 /// Removes camera `id`: its grants go, its live streams end.
-pub async fn remove(gw: &Arc<Gateway>, id: &str, by: &str) -> Result<Value, ActionError> {
+pub async fn remove(gw: &Arc<Gateway>, id: &str, by: &str) -> Result<CameraRemoved, ActionError> {
     if is_from_config(gw, id) {
         return Err(ActionError::Conflict(format!(
             "camera {id:?} comes from the config file: remove it there and restart"
@@ -337,11 +357,14 @@ pub async fn remove(gw: &Arc<Gateway>, id: &str, by: &str) -> Result<Value, Acti
     let viewers = gw.cameras.status(id).map_or(0, |s| s.viewers);
     gw.cameras.remove(id);
     tracing::info!(camera = %id, "camera removed by {by}");
-    Ok(json!({ "id": id, "streams_ended": viewers }))
+    Ok(CameraRemoved {
+        id: id.to_string(),
+        streams_ended: viewers,
+    })
 }
 
 /// Test-connects camera `id` (a fresh connection, beside any running one).
-pub async fn test(gw: &Arc<Gateway>, id: &str) -> Result<Value, ActionError> {
+pub async fn test(gw: &Arc<Gateway>, id: &str) -> Result<TestResult, ActionError> {
     let Some(source) = gw.cameras.source(id) else {
         return Err(no_such(id));
     };
@@ -349,7 +372,7 @@ pub async fn test(gw: &Arc<Gateway>, id: &str) -> Result<Value, ActionError> {
 }
 
 /// Opens `source`, waits for its first picture, and says what it is.
-pub async fn test_source(source: &CameraSource) -> Result<Value, ActionError> {
+pub async fn test_source(source: &CameraSource) -> Result<TestResult, ActionError> {
     let attempt = async {
         let mut frames = RealOpener.open(source).await.map_err(|e| e.to_string())?;
         loop {
@@ -357,15 +380,19 @@ pub async fn test_source(source: &CameraSource) -> Result<Value, ActionError> {
                 None => return Err("the camera closed the stream before a picture".to_string()),
                 Some(Err(e)) => return Err(e.to_string()),
                 Some(Ok(Frame::Video(v))) if v.keyframe => {
-                    return Ok(json!({
-                        "codec": v.track.codec,
-                        "width": v.track.mp4.width,
-                        "height": v.track.mp4.height,
-                    }));
+                    return Ok(TestResult {
+                        codec: v.track.codec.to_string(),
+                        width: v.track.mp4.width.into(),
+                        height: v.track.mp4.height.into(),
+                    });
                 }
                 Some(Ok(Frame::Jpeg(j))) => {
                     let (w, h) = jpeg_dimensions(&j).unwrap_or((0, 0));
-                    return Ok(json!({ "codec": "mjpeg", "width": w, "height": h }));
+                    return Ok(TestResult {
+                        codec: "mjpeg".into(),
+                        width: w.into(),
+                        height: h.into(),
+                    });
                 }
                 Some(Ok(Frame::Video(_))) => {}
             }
@@ -441,10 +468,10 @@ pub async fn handle(
     by: &str,
 ) -> Result<Value, ActionError> {
     match request {
-        CameraRequest::Add { camera } => add(gw, camera, by).await,
-        CameraRequest::Edit { id, changes } => edit(gw, &id, changes, by).await,
-        CameraRequest::Remove { id } => remove(gw, &id, by).await,
-        CameraRequest::Test { id } => test(gw, &id).await,
+        CameraRequest::Add { camera } => value(add(gw, camera, by).await),
+        CameraRequest::Edit { id, changes } => value(edit(gw, &id, changes, by).await),
+        CameraRequest::Remove { id } => value(remove(gw, &id, by).await),
+        CameraRequest::Test { id } => value(test(gw, &id).await),
         CameraRequest::Discover { addresses, wait_ms } => {
             super::cameras_onvif::discover(gw, &addresses, Duration::from_millis(wait_ms)).await
         }
@@ -455,8 +482,15 @@ pub async fn handle(
             id,
             target,
             skip_test,
-        } => super::cameras_onvif::add(gw, id, &target, skip_test, by).await,
+        } => value(super::cameras_onvif::add(gw, id, &target, skip_test, by).await),
     }
+}
+
+/// A typed answer as JSON, for [`handle`]'s doors that take any request.
+fn value<T: Serialize>(r: Result<T, ActionError>) -> Result<Value, ActionError> {
+    r.and_then(|v| {
+        serde_json::to_value(v).map_err(|_| ActionError::Internal("encoding the answer"))
+    })
 }
 
 /// Adds the stored cameras to the hub at start-up; ones whose id a config-file camera

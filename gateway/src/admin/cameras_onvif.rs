@@ -134,7 +134,7 @@ pub async fn add(
     target: &OnvifTarget,
     skip_test: bool,
     by: &str,
-) -> Result<Value, ActionError> {
+) -> Result<super::camera_answers::CameraSaved, ActionError> {
     if gw.cameras.source(&id).is_some() {
         return Err(ActionError::Conflict(format!(
             "there is already a camera {id:?}; pick another name"
@@ -159,8 +159,6 @@ pub async fn add(
         onvif: Some(onvif.clone()),
     };
     let mut result = cameras::add(gw, input, by).await?;
-    if let Value::Object(map) = &mut result {
-        map.insert("onvif".into(), onvif);
-    }
+    result.onvif = Some(onvif);
     Ok(result)
 }

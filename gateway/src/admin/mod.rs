@@ -4,6 +4,7 @@
 pub mod access;
 pub mod actions;
 pub mod answers;
+pub mod camera_answers;
 pub mod cameras;
 pub mod cameras_onvif;
 pub mod https;

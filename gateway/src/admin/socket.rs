@@ -257,7 +257,7 @@ async fn handle(req: AdminRequest, gw: Arc<Gateway>) -> Result<Value, ActionErro
         AdminRequest::Confirm { device } => typed(actions::confirm(gw, &device, BY).await),
         AdminRequest::Revoke { device } => typed(actions::revoke(gw, &device, BY).await),
         AdminRequest::Devices => typed(actions::devices(gw).await),
-        AdminRequest::Cameras => super::cameras::list(gw).await,
+        AdminRequest::Cameras => typed(super::cameras::list(gw).await),
         AdminRequest::Camera { action } => super::cameras::handle(gw, action, BY).await,
         AdminRequest::RemoteStatus => typed(actions::remote_status(gw).await),
         AdminRequest::RemotePlan {

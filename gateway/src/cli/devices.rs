@@ -5,9 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use latchkey_gateway::admin::answers::{
-    Confirmed, DeviceListing, PairAnswer, PairingStatus, Revoked,
-};
+use latchkey_gateway::admin::answers::{Confirmed, DeviceInfo, PairAnswer, PairingStatus, Revoked};
 use latchkey_gateway::admin::socket::{self, AdminRequest};
 use latchkey_pairing::Role;
 use latchkey_pairing::text::cell;
@@ -94,7 +92,7 @@ pub async fn revoke(state: &Path, device: String) -> anyhow::Result<()> {
 
 /// `latchkey devices [--json]`: the table, then the latest pairing window's state.
 pub async fn list(state: &Path, json: bool) -> anyhow::Result<()> {
-    let devices: Vec<DeviceListing> = ask(state, &AdminRequest::Devices, json).await?;
+    let devices: Vec<DeviceInfo> = ask(state, &AdminRequest::Devices, json).await?;
     if json {
         return Ok(());
     }
@@ -109,7 +107,7 @@ pub async fn list(state: &Path, json: bool) -> anyhow::Result<()> {
             cell(&text(&d.name), 20),
             d.role,
             cell(&text(&d.cameras), 10),
-            d.state,
+            d.state.as_str(),
             text(&d.code),
             at_or_dash(d.last_seen),
             text(d.last_addr.as_deref().unwrap_or("-"))
@@ -142,12 +140,12 @@ pub async fn list(state: &Path, json: bool) -> anyhow::Result<()> {
 /// At a terminal: waits for the phone to pair, shows its short code, and asks the owner
 /// to confirm that the phone shows the same one (the defence against a photographed QR).
 async fn wait_and_confirm(state: &Path, auto_confirm: bool) -> anyhow::Result<()> {
-    let before: Vec<DeviceListing> = socket::call(state, &AdminRequest::Devices).await?;
+    let before: Vec<DeviceInfo> = socket::call(state, &AdminRequest::Devices).await?;
     let known: Vec<String> = before.into_iter().map(|d| d.id).collect();
     println!("Waiting for the phone... (Ctrl-C to stop waiting; the code stays valid)");
     let device = loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let now: Vec<DeviceListing> = socket::call(state, &AdminRequest::Devices).await?;
+        let now: Vec<DeviceInfo> = socket::call(state, &AdminRequest::Devices).await?;
         if let Some(d) = now.into_iter().find(|d| !known.contains(&d.id)) {
             break d;
         }

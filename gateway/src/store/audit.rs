@@ -2,29 +2,11 @@
 
 use latchkey_pairing::UnixTime;
 use rusqlite::{Connection, params};
-use serde::{Deserialize, Serialize};
 
 use super::AuditKind;
 use super::{Store, StoreError, from_ts, security, ts};
 
-/// One audit log entry.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct AuditRow {
-    /// Sequence number.
-    pub id: i64,
-    /// When, seconds since the epoch.
-    pub at: UnixTime,
-    /// What happened, as a stable keyword.
-    pub kind: String,
-    /// Device concerned, if any.
-    pub device: Option<String>,
-    /// Peer address, if any.
-    pub addr: Option<String>,
-    /// Human detail.
-    pub detail: String,
-    /// The camera concerned, if any.
-    pub camera: Option<String>,
-}
+pub use latchkey_pairing::api_types::AuditRow;
 
 /// Which audit rows to show; `None` matches everything.
 #[derive(Clone, Debug, Default)]
@@ -37,14 +19,8 @@ pub struct AuditFilter {
     pub kind: Option<String>,
 }
 
-/// One page of the audit log.
-#[derive(Clone, Debug, Serialize)]
-pub struct AuditPage {
-    /// Rows, newest first.
-    pub rows: Vec<AuditRow>,
-    /// Rows matching the filter in all.
-    pub total: u64,
-}
+/// One page of the audit log (the phone API's `GET /v1/audit`).
+pub use latchkey_pairing::api_types::AuditPage;
 
 impl Store {
     /// Appends to the audit log, keeping it bounded.

@@ -15,10 +15,10 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use latchkey_pairing::DeviceState;
+use latchkey_pairing::api_types::ListedState;
 use maud::{DOCTYPE, Markup, html};
 
 use super::{Authed, Web};
-use crate::admin::actions;
 use crate::store::DeviceRow;
 
 const APP_JS: &str = include_str!("assets/app.js");
@@ -223,7 +223,7 @@ fn device_buttons(d: &DeviceRow) -> Markup {
 }
 
 fn device_row(d: &DeviceRow, sessions: usize, now: u64) -> Markup {
-    let state = actions::shown_state(d.state, d.expires_at, now);
+    let state = ListedState::shown(d.state, d.expires_at, now).as_str();
     html! {
         tr data-device=(d.id) data-name=(d.name) data-state=(state) {
             td { (d.name) br; small { code { (d.id) } } }
