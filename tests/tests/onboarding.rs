@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use latchkey_tests::{Gateway, bin};
 use serde_json::Value;
-use support::{Proc, output_ok, peer_script, until};
+use support::{Proc, in_ns, output_ok, peer_script, until};
 
 /// The camera's password: unusual enough that a grep for it finds only real leaks.
 const PASSWORD: &str = "Zq7-onvif-Pw!x93";
@@ -66,13 +66,6 @@ impl Drop for Lan {
             .env("PFX", &self.pfx)
             .status();
     }
-}
-
-/// `program` run inside namespace `ns`.
-fn in_ns(ns: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", ns]).arg(program);
-    c
 }
 
 /// Everything the test saw, for the password grep at the end.

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use latchkey_tests::{Gateway, bin};
 use serde_json::Value;
-use support::{Proc, output_ok, peer_script, until};
+use support::{Proc, in_ns, output_ok, peer_script, until};
 
 const CAM_IP: &str = "10.79.0.2";
 const CAM_MAC: &str = "02:00:00:00:79:02";
@@ -71,13 +71,6 @@ impl Drop for Net {
             .env("PFX", &self.pfx)
             .status();
     }
-}
-
-/// `program` run inside namespace `ns`.
-fn in_ns(ns: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
-    let mut c = Command::new("ip");
-    c.args(["netns", "exec", ns]).arg(program);
-    c
 }
 
 /// Every peer this test needs; a missing one fails the test (never a skip).

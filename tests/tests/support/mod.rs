@@ -1,5 +1,6 @@
 //! Helpers the streaming test needs beyond `latchkey_tests`: camera peers and the client's
-//! `serve` as child processes (killed on drop) whose ready lines are awaited with deadlines.
+//! `serve` as child processes (killed on drop) whose ready lines are awaited with deadlines,
+//! and commands run inside a test's own network namespaces.
 
 // Test code: a panic is a failed test, which is what these helpers are for.
 #![allow(
@@ -119,4 +120,12 @@ pub fn until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// `program` run inside namespace `ns`.
+#[allow(dead_code)] // the streaming test includes this module and uses no namespace
+pub fn in_ns(ns: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns]).arg(program);
+    c
 }
