@@ -30,6 +30,12 @@ up() {
   down
   ip netns add "$GW"
   ip netns add "$CAM"
+  # No IPv6 duplicate-address detection: an address leaving "tentative" a second after
+  # the links come up is a network change to Chromium (the browser test runs in $GW), which
+  # then aborts its navigation with ERR_NETWORK_CHANGED.
+  for n in "$GW" "$CAM"; do
+    ip netns exec "$n" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+  done
   ip -n "$GW" link set lo up
   ip -n "$CAM" link set lo up
   ip link add "$PFX-l0" netns "$GW" type veth peer name "$PFX-c0" netns "$CAM"
@@ -48,6 +54,19 @@ up() {
   ip -n "$GW" link set wan0 up
   ip -n "$GW" route add default via 198.51.100.1 dev wan0
   ip -n "$CAM" route add 224.0.0.0/4 dev eth0
+  settle "$GW"
+  settle "$CAM"
+}
+
+# Waits (up to 5 s) until no address in namespace $1 is still tentative, so the network is
+# quiet before any test peer starts in it.
+settle() {
+  for _ in $(seq 50); do
+    [ -z "$(ip -n "$1" addr show tentative)" ] && return 0
+    sleep 0.1
+  done
+  echo "onvif-netns.sh: addresses in $1 still tentative after 5 s" >&2
+  return 1
 }
 
 case "${1:-}" in
