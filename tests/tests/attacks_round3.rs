@@ -18,71 +18,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use latchkey_tests::{Gateway, bin};
+use support::camera_net::{Net, report, second_camera};
 use support::{Proc, output_ok, until};
-
-/// `atk3X-gw` (camera port `cam0` 10.83.0.1/24, `wan0` 198.51.100.2/24), `atk3X-cam`
-/// (a camera at 10.83.0.2, MAC 02:00:00:00:83:02) and `atk3X-wan` (198.51.100.1, with a route to the camera
-/// subnet through the gateway's box, as any host beside the box can add): removed on drop.
-struct Net {
-    pfx: String,
-}
-
-impl Net {
-    fn up(pfx: &str) -> Self {
-        let net = Self {
-            pfx: pfx.to_string(),
-        };
-        net.down();
-        let (gw, cam, wan) = (net.ns("gw"), net.ns("cam"), net.ns("wan"));
-        let script = format!(
-            "set -e
-for n in {gw} {cam} {wan}; do ip netns add $n; ip -n $n link set lo up; done
-ip link add {p}c netns {gw} type veth peer name {p}e netns {cam}
-ip -n {gw} link set {p}c name cam0; ip -n {cam} link set {p}e name eth0
-ip -n {cam} link set eth0 address 02:00:00:00:83:02
-ip -n {gw} addr add 10.83.0.1/24 dev cam0; ip -n {gw} link set cam0 up
-ip -n {cam} addr add 10.83.0.2/24 dev eth0; ip -n {cam} link set eth0 up
-ip -n {cam} route add default via 10.83.0.1
-ip link add {p}w netns {gw} type veth peer name {p}x netns {wan}
-ip -n {gw} link set {p}w name wan0; ip -n {wan} link set {p}x name wan1
-ip -n {gw} addr add 198.51.100.2/24 dev wan0; ip -n {wan} addr add 198.51.100.1/24 dev wan1
-ip -n {gw} link set wan0 up; ip -n {wan} link set wan1 up
-ip -n {gw} route add default via 198.51.100.1
-ip -n {wan} route add 10.83.0.0/24 via 198.51.100.2",
-            p = net.pfx
-        );
-        output_ok(Command::new("sh").args(["-c", &script]));
-        net
-    }
-
-    fn ns(&self, which: &str) -> String {
-        format!("{}-{which}", self.pfx)
-    }
-
-    fn down(&self) {
-        for which in ["cam", "wan", "gw"] {
-            let ns = self.ns(which);
-            let pids = Command::new("ip")
-                .args(["netns", "pids", &ns])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                .unwrap_or_default();
-            for pid in pids.split_whitespace() {
-                let _ = Command::new("kill").arg(pid).status();
-            }
-            let _ = Command::new("ip")
-                .args(["netns", "del", &ns])
-                .stderr(std::process::Stdio::null())
-                .status();
-        }
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        self.down();
-    }
-}
 
 /// One DNS question for `name` and one SNTP request, sent from namespace `ns` to the
 /// camera port's address; prints `dns yes|no` and `ntp yes|no` (answered or not).
@@ -105,17 +42,6 @@ for what, port, msg in (("dns", 53, q), ("ntp", 123, bytes([0x23]) + bytes(47)))
         print(what, "no")
 "#;
     output_ok(Command::new("ip").args(["netns", "exec", ns, "python3", "-c", script, name]))
-}
-
-fn report(state: &std::path::Path) -> String {
-    output_ok(
-        Command::new("timeout")
-            .arg("60")
-            .arg(bin("latchkey").unwrap())
-            .arg("--state")
-            .arg(state)
-            .args(["cameras", "report", "--json"]),
-    )
 }
 
 /// ATTACKS 39: the camera port's DNS and NTP servers answer only the camera port. A host
@@ -358,13 +284,7 @@ fn a_camera_cannot_blame_a_leased_camera_by_spoofing_its_address() {
     let net = Net::up("atk3c");
     let cam = net.ns("cam");
     // The hostile camera: another MAC on the same wire, at 10.83.0.3.
-    let bad = "set -e
-ip -n {cam} link add bad0 link eth0 type macvlan mode bridge
-ip -n {cam} link set bad0 address 02:00:00:00:83:03
-ip -n {cam} addr add 10.83.0.3/24 dev bad0
-ip -n {cam} link set bad0 up"
-        .replace("{cam}", &cam);
-    output_ok(Command::new("sh").args(["-c", &bad]));
+    second_camera(&cam, Some("10.83.0.3"));
     let config = dir.path().join("latchkey.toml");
     std::fs::write(
         &config,
@@ -419,4 +339,299 @@ print("sent")
         !last.contains("framed-by-back") && !last.contains("203.0.113.66"),
         "a spoofed packet was recorded as front's: {last}"
     );
+}
+
+/// The gateway's leases for `camera_port`: front at 10.83.0.2 (eth0's MAC) and back at
+/// 10.83.0.3 (bad0's), no DHCP server.
+const TWO_LEASES: &str = "[camera_port]\ninterface = \"cam0\"\ndhcp = false\n\
+     [[camera_port.lease]]\nmac = \"02:00:00:00:83:02\"\naddress = \"10.83.0.2\"\ncamera = \"front\"\n\
+     [[camera_port.lease]]\nmac = \"02:00:00:00:83:03\"\naddress = \"10.83.0.3\"\ncamera = \"back\"\n";
+
+/// One camera's entry in a `--json` report.
+fn camera<'a>(report: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+    report["cameras"]
+        .as_array()?
+        .iter()
+        .find(|c| c["camera"] == name)
+}
+
+/// Packets listed one by one for `cam`, and those past its detail.
+fn listed_and_other(cam: &serde_json::Value) -> (u64, u64) {
+    let listed = cam["destinations"].as_array().map_or(0, |d| {
+        d.iter().map(|d| d["count"].as_u64().unwrap_or(0)).sum()
+    });
+    (
+        listed,
+        cam["other_destinations"]["count"].as_u64().unwrap_or(0),
+    )
+}
+
+/// ATTACKS 42: one camera sending to thousands of destinations filled the kernel's one
+/// shared record (4,096 entries), and from then on every other camera's new attempts were
+/// only "other destinations". Each leased camera now records into a set of its own: the
+/// flooding camera loses only its own detail (its total still exact, the report saying
+/// "detail truncated"), and the other camera's new destination is listed with its count.
+/// IPv6 (point 3 of the round): DNS and NTP sent to the gateway's IPv6 link-local address
+/// are not answered, and are recorded as attempts.
+#[test]
+fn a_flooding_camera_loses_only_its_own_detail() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::up("atk3d");
+    let cam = net.ns("cam");
+    second_camera(&cam, Some("10.83.0.3"));
+    let config = dir.path().join("latchkey.toml");
+    std::fs::write(&config, TWO_LEASES).unwrap();
+    let state = dir.path().join("gateway");
+    let _gateway = Gateway::start_in_netns(
+        &net.ns("gw"),
+        &state,
+        &["--config", config.to_str().unwrap()],
+    )
+    .unwrap();
+    // Back sends to 4,200 distinct destinations (in bursts of 100, so that no packet is
+    // lost on the way), then front tries one new destination 7 times.
+    let flood = r#"
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"bad0")
+s.bind(("10.83.0.3", 0))
+for i in range(4200):
+    s.sendto(b"x", ("203.0.113.%d" % (1 + i % 250), 1000 + i // 250))
+    if i % 100 == 99:
+        time.sleep(0.01)
+f = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+f.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth0")
+f.bind(("10.83.0.2", 0))
+for _ in range(7):
+    f.sendto(b"hello", ("198.51.100.7", 443))
+print("sent")
+"#;
+    output_ok(Command::new("ip").args(["netns", "exec", &cam, "python3", "-c", flood]));
+    let mut last = serde_json::Value::Null;
+    let settled = latchkey_tests::wait_for(Duration::from_secs(20), || {
+        last = serde_json::from_str(&report(&state)).unwrap();
+        let (back, front) = (camera(&last, "back")?, camera(&last, "front")?);
+        let (listed, other) = listed_and_other(back);
+        (listed + other >= 4200 && listed_and_other(front).0 >= 7).then_some(())
+    });
+    assert!(
+        settled.is_some(),
+        "the flood or front's packets missing: {last}"
+    );
+    let front = camera(&last, "front").unwrap();
+    let to_cloud: u64 = front["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["address"] == "198.51.100.7" && d["port"] == 443)
+        .map(|d| d["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(to_cloud, 7, "front's new destination not listed: {last}");
+    assert_eq!(listed_and_other(front), (7, 0), "{last}");
+    let back = camera(&last, "back").unwrap();
+    assert_eq!(
+        listed_and_other(back).0 + listed_and_other(back).1,
+        4200,
+        "{last}"
+    );
+    assert!(back["destinations"].as_array().unwrap().len() <= 128);
+    let words = output_ok(
+        Command::new(bin("latchkey").unwrap())
+            .arg("--state")
+            .arg(&state)
+            .args(["cameras", "report", "back"]),
+    );
+    assert!(words.contains("detail truncated"), "{words}");
+
+    // DNS and NTP to the gateway's IPv6 link-local address: no answer, recorded.
+    let ll = |ns: &str, dev: &str| {
+        let out = output_ok(Command::new("ip").args([
+            "-n", ns, "-6", "-o", "addr", "show", "dev", dev, "scope", "link",
+        ]));
+        (!out.contains("tentative"))
+            .then(|| {
+                out.split_whitespace()
+                    .nth(3)?
+                    .split('/')
+                    .next()
+                    .map(str::to_string)
+            })
+            .flatten()
+    };
+    let gw_ll = latchkey_tests::wait_for(Duration::from_secs(10), || {
+        ll(&cam, "eth0")?;
+        ll(&net.ns("gw"), "cam0")
+    })
+    .expect("IPv6 link-local addresses on the camera port");
+    let ask = r#"
+import socket, struct, sys
+q = struct.pack(">HHHHHH", 0x4244, 0x0100, 1, 0, 0, 0) + b"\x06ipv6dn\x07example\x00" + struct.pack(">HH", 1, 1)
+for what, port, msg in (("dns", 53, q), ("ntp", 123, bytes([0x23]) + bytes(47))):
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    s.sendto(msg, (sys.argv[1], port, 0, socket.if_nametoindex("eth0")))
+    try:
+        s.recvfrom(4096)
+        print(what, "yes")
+    except OSError:
+        print(what, "no")
+"#;
+    let asked =
+        output_ok(Command::new("ip").args(["netns", "exec", &cam, "python3", "-c", ask, &gw_ll]));
+    assert!(
+        asked.contains("dns no") && asked.contains("ntp no"),
+        "{asked}"
+    );
+    let mut text = String::new();
+    until(
+        "the IPv6 DNS and NTP attempts",
+        Duration::from_secs(15),
+        || {
+            text = report(&state);
+            let r: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let ports: Vec<u64> = r["cameras"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|c| c["destinations"].as_array().unwrap().iter())
+                .filter(|d| d["address"] == gw_ll.as_str())
+                .filter_map(|d| d["port"].as_u64())
+                .collect();
+            ports.contains(&53) && ports.contains(&123)
+        },
+    );
+    assert!(
+        !text.contains("ipv6dn"),
+        "an IPv6 question was answered: {text}"
+    );
+}
+
+/// ATTACKS 43 for cameras with a dynamic lease: a camera took the address of a camera
+/// that got its address from the gateway's DHCP server (only fixed leases were bound to
+/// their MAC), or an address nobody leased. Every lease dnsmasq hands out is now bound to
+/// its MAC in the table within a moment, and with the DHCP server on, a packet whose
+/// address and MAC are not a lease is dropped and counted (`spoofed4`), never recorded.
+#[test]
+fn a_camera_cannot_blame_a_camera_with_a_dynamic_lease() {
+    for p in ["dnsmasq", "busybox"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {p}")])
+            .output()
+            .unwrap();
+        assert!(
+            found.status.success(),
+            "{p} is missing: run tests/run-all.sh (it installs the test peers)"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::up("atk3e");
+    let (cam, gw) = (net.ns("cam"), net.ns("gw"));
+    let config = dir.path().join("latchkey.toml");
+    std::fs::write(&config, "[camera_port]\ninterface = \"cam0\"\n").unwrap();
+    let state = dir.path().join("gateway");
+    let _gateway =
+        Gateway::start_in_netns(&gw, &state, &["--config", config.to_str().unwrap()]).unwrap();
+    // The victim's address comes from the gateway's DHCP server.
+    output_ok(Command::new("ip").args(["-n", &cam, "addr", "flush", "dev", "eth0"]));
+    let lease = output_ok(
+        Command::new("ip")
+            .args(["netns", "exec", &cam, "timeout", "30", "busybox", "udhcpc"])
+            .args(["-f", "-q", "-n", "-t", "10", "-T", "1", "-i", "eth0", "-s"])
+            .arg(support::peer_script("udhcpc-script.sh")),
+    );
+    let ip = lease
+        .split_whitespace()
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .unwrap_or_else(|| panic!("no lease: {lease}"))
+        .to_string();
+    assert!(ip.starts_with("10.83.0.1"), "{lease}");
+    until(
+        "the dynamic lease bound to its MAC",
+        Duration::from_secs(10),
+        || {
+            let set = output_ok(Command::new("ip").args([
+                "netns",
+                "exec",
+                &gw,
+                "nft",
+                "list",
+                "set",
+                "inet",
+                "latchkey_quarantine",
+                "lease_macs4",
+            ]));
+            set.contains(&format!("{ip} . 02:00:00:00:83:02"))
+        },
+    );
+    // The hostile camera (another MAC, an address nobody leased) sends DNS questions and
+    // packets from the victim's address and from its own.
+    second_camera(&cam, Some("10.83.0.77"));
+    let spoof = r#"
+import socket, struct, sys
+victim = sys.argv[1]
+def dns(name):
+    q = struct.pack(">HHHHHH", 0x4245, 0x0100, 1, 0, 0, 0)
+    for l in name.split("."):
+        q += bytes([len(l)]) + l.encode()
+    return q + b"\0" + struct.pack(">HH", 1, 1)
+def packet(src, dst, dport, payload):
+    udp = struct.pack(">HHHH", 40000, dport, 8 + len(payload), 0) + payload
+    return struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0,
+                       socket.inet_aton(src), socket.inet_aton(dst)) + udp
+raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+raw.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"bad0")
+for _ in range(3):
+    raw.sendto(packet(victim, "10.83.0.1", 53, dns("framed-dynamic.example")), ("10.83.0.1", 0))
+    raw.sendto(packet(victim, "203.0.113.66", 6666, b"x"), ("203.0.113.66", 0))
+own = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+own.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"bad0")
+own.bind(("10.83.0.77", 0))
+own.sendto(dns("unleased.example"), ("10.83.0.1", 53))
+own.sendto(b"x", ("203.0.113.67", 7777))
+real = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+real.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth0")
+real.bind((victim, 0))
+real.sendto(dns("victim-own.example"), ("10.83.0.1", 53))
+real.sendto(b"x", ("203.0.113.68", 8888))
+print("sent")
+"#;
+    output_ok(Command::new("ip").args(["netns", "exec", &cam, "python3", "-c", spoof, &ip]));
+    let mut last = String::new();
+    until("the victim's own attempts", Duration::from_secs(15), || {
+        last = report(&state);
+        last.contains("victim-own.example") && last.contains("203.0.113.68")
+    });
+    // Let the drop counters be read once more (every 2 s).
+    std::thread::sleep(Duration::from_secs(3));
+    last = report(&state);
+    for unwanted in [
+        "framed-dynamic",
+        "203.0.113.66",
+        "unleased.example",
+        "203.0.113.67",
+        "10.83.0.77",
+    ] {
+        assert!(!last.contains(unwanted), "{unwanted} recorded: {last}");
+    }
+    let counter = output_ok(Command::new("ip").args([
+        "netns",
+        "exec",
+        &gw,
+        "nft",
+        "-j",
+        "list",
+        "counter",
+        "inet",
+        "latchkey_quarantine",
+        "spoofed4",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&counter).unwrap();
+    let packets = v["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|o| o["counter"]["packets"].as_u64())
+        .unwrap();
+    assert!(packets >= 8, "spoofed packets not counted: {counter}");
 }

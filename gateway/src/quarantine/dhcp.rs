@@ -28,6 +28,11 @@ pub fn default_range(gw: Ipv4Addr, prefix: u8) -> anyhow::Result<(Ipv4Addr, Ipv4
     Ok((Ipv4Addr::from(net + 100), Ipv4Addr::from(net + 199)))
 }
 
+/// dnsmasq's lease file in the gateway's state directory.
+pub fn lease_file(state: &Path) -> std::path::PathBuf {
+    state.join("quarantine-dhcp.leases")
+}
+
 /// dnsmasq's arguments.
 pub fn args(
     iface: &str,
@@ -47,10 +52,7 @@ pub fn args(
         format!("--dhcp-option=option:router,{gw}"),
         format!("--dhcp-option=option:dns-server,{gw}"),
         format!("--dhcp-option=option:ntp-server,{gw}"),
-        format!(
-            "--dhcp-leasefile={}",
-            state.join("quarantine-dhcp.leases").display()
-        ),
+        format!("--dhcp-leasefile={}", lease_file(state).display()),
         format!("--pid-file={}", state.join("quarantine-dhcp.pid").display()),
         "--log-facility=-".into(),
     ];
@@ -73,7 +75,7 @@ pub fn stop_stale(state: &Path) {
     };
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let cmdline = String::from_utf8_lossy(&cmdline);
-    let leases = state.join("quarantine-dhcp.leases");
+    let leases = lease_file(state);
     let ours = cmdline.starts_with("dnsmasq")
         && cmdline.contains(&format!("--dhcp-leasefile={}", leases.display()));
     if ours {

@@ -17,11 +17,13 @@
 pub mod counters;
 pub mod dhcp;
 pub mod dns;
+pub mod leases;
 pub mod lockdown;
 pub mod neigh;
 pub mod nft;
 pub mod ntp;
 pub mod report;
+pub mod slots;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -294,7 +296,9 @@ pub async fn start(
     } else {
         None
     };
-    nft::apply(&iface, &cfg.leases).await?;
+    let lease_file = cfg.dhcp.then(|| dhcp::lease_file(&gw.state_dir));
+    let mut binding = leases::Binding::new(&cfg.leases, lease_file);
+    nft::apply(&iface, &binding).await?;
     let q = &gw.quarantine;
     *q.port.lock().unwrap_or_else(|p| p.into_inner()) = Some(cfg.clone());
     let local: HashMap<String, IpAddr> = cfg
@@ -307,7 +311,7 @@ pub async fn start(
     tracing::info!(interface = %iface, address = %addr, "camera port on");
     println!("camera port {iface} {addr}/{prefix}");
     Ok(tokio::spawn(async move {
-        record(&gw, &iface, shutdown).await;
+        record(&gw, &iface, &mut binding, shutdown).await;
         let _ = dns_task.await;
         let _ = ntp_task.await;
         if let Some(mut child) = dhcp {
@@ -322,37 +326,40 @@ pub async fn start(
     }))
 }
 
-/// Reads the drop counters into the tallies until `shutdown`, saving as it goes.
-async fn record(gw: &Gateway, iface: &str, shutdown: CancellationToken) {
+/// Reads the drop counters into the tallies until `shutdown`, saving as it goes, and
+/// keeps the table's leases and slots up to date.
+async fn record(
+    gw: &Gateway,
+    iface: &str,
+    binding: &mut leases::Binding,
+    shutdown: CancellationToken,
+) {
     let q = &gw.quarantine;
     let mut before = nft::Reading::default();
     let mut read = tokio::time::interval(READ_EVERY);
+    let mut watch = tokio::time::interval(leases::WATCH_EVERY);
     let mut last_save = tokio::time::Instant::now();
     loop {
         let stop = tokio::select! {
             _ = shutdown.cancelled() => true,
+            _ = watch.tick() => {
+                if let Some(cmds) = binding.refresh(nft::TABLE) {
+                    apply_or_warn(&cmds).await;
+                }
+                continue;
+            }
             _ = read.tick() => false,
         };
         match nft::read().await {
             Ok(now_reading) => {
                 let d = nft::delta(&before, &now_reading);
                 before = now_reading;
-                let alias = if d.seen.keys().any(|(s, _)| s.is_ipv6())
-                    || d.over.keys().any(IpAddr::is_ipv6)
-                {
-                    neigh::read(iface).await
-                } else {
-                    HashMap::new()
-                };
-                let who = |ip: IpAddr| alias.get(&ip).copied().unwrap_or(ip);
-                let now = crate::unix_now();
-                let mut c = q.counters();
-                for ((src, dest), n) in d.seen {
-                    c.camera(who(src)).dest(dest, n, now);
+                let sources = d.seen.keys().map(|(s, _)| *s).chain(d.over.keys().copied());
+                let cmds = binding.assign_seen(nft::TABLE, sources);
+                if !cmds.is_empty() {
+                    apply_or_warn(&cmds).await;
                 }
-                for (src, n) in d.over {
-                    c.camera(who(src)).other_dests.add(n, now);
-                }
+                tally(gw, iface, d).await;
             }
             Err(e) => tracing::warn!("reading the camera port's drop counters: {e:#}"),
         }
@@ -363,6 +370,30 @@ async fn record(gw: &Gateway, iface: &str, shutdown: CancellationToken) {
             q.save();
             last_save = tokio::time::Instant::now();
         }
+    }
+}
+
+async fn apply_or_warn(cmds: &str) {
+    if let Err(e) = nft::run(cmds).await {
+        tracing::warn!("updating the camera port's leases and records: {e:#}");
+    }
+}
+
+/// Adds one reading's new packets to the tallies (IPv6 sources under their IPv4 address).
+async fn tally(gw: &Gateway, iface: &str, d: nft::Reading) {
+    let alias = if d.seen.keys().any(|(s, _)| s.is_ipv6()) || d.over.keys().any(IpAddr::is_ipv6) {
+        neigh::read(iface).await
+    } else {
+        HashMap::new()
+    };
+    let who = |ip: IpAddr| alias.get(&ip).copied().unwrap_or(ip);
+    let now = crate::unix_now();
+    let mut c = gw.quarantine.counters();
+    for ((src, dest), n) in d.seen {
+        c.camera(who(src)).dest(dest, n, now);
+    }
+    for (src, n) in d.over {
+        c.camera(who(src)).other_dests.add(n, now);
     }
 }
 

@@ -8,19 +8,22 @@
 //! addressed past the gateway: a box that does not forward (Debian's default) would drop
 //! it unseen before the forward hook.
 //!
-//! Recording without a packet capture or NFLOG: a dynamic set keyed by
+//! Recording without a packet capture or NFLOG: dynamic sets keyed by
 //! `source . protocol . destination . port` with a counter per element
-//! (`update @seen4 { ... }`), read back with `nft -j list set`. The kernel bounds it (its
-//! `size`); when it is full the `update` fails, the rule does not match, and the packet
-//! is counted per source in the small `over4` set instead ("other destinations"); a
-//! source the camera port does not route back to (a spoofed address) is dropped first,
-//! so spoofed addresses cannot fill `over4` or the report's sources, and so is a packet
-//! from a fixed lease's address with another MAC (one camera blaming another). Packets
-//! that are neither TCP nor UDP are counted there too. The counters only grow, so each
-//! read adds the difference since the previous one.
+//! (`update @seen4 { ... }`), read back with one `nft -j list table`. Each camera with a
+//! slot records into a set of its own (`slots.rs`); the others share `seen4`. The kernel
+//! bounds each set (its `size`); when it is full the `update` fails, the rule does not
+//! match, and the packet is counted per source in the small `over4` set instead ("other
+//! destinations", detail truncated); a source the camera port does not route back to (a
+//! spoofed address) is dropped and counted (`spoofed4`) first, so spoofed addresses
+//! cannot fill `over4` or the report's sources, and so is a packet whose address and MAC
+//! are not a lease (`leases.rs`: one camera blaming another). Packets that are neither
+//! TCP nor UDP are counted in `over4` too. DNS, DHCP and NTP are served on IPv4 only:
+//! IPv6 to the gateway's port 53 or 123 is dropped and recorded like any other attempt.
+//! The counters only grow, so each read adds the difference since the previous one.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr};
 use std::process::Stdio;
 
 use anyhow::Context as _;
@@ -29,6 +32,8 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::process::Command;
 
 use super::counters::{Dest, Proto};
+use super::leases::Binding;
+use super::slots;
 
 /// The table this module owns.
 pub const TABLE: &str = "latchkey_quarantine";
@@ -37,15 +42,10 @@ pub const SEEN_SIZE: u32 = 4096;
 /// Elements of each `over` set (distinct sources).
 pub const OVER_SIZE: u32 = 1024;
 
-/// The fixed leases as nftables sets: their addresses, and each address with its MAC (a
-/// packet from a leased address with another MAC is spoofed: dropped before recording).
-fn lease_sets(leases: &[super::Lease]) -> String {
-    let mut ips = Vec::new();
-    let mut pairs = Vec::new();
-    for l in leases.iter().filter(|l| super::valid_mac(&l.mac)) {
-        ips.push(l.address.to_string());
-        pairs.push(format!("{} . {}", l.address, l.mac.to_ascii_lowercase()));
-    }
+/// The bound leases as nftables sets: their addresses, and each address with its MAC.
+fn lease_sets(bound: &BTreeSet<(Ipv4Addr, String)>) -> String {
+    let ips: Vec<String> = bound.iter().map(|(a, _)| a.to_string()).collect();
+    let pairs: Vec<String> = bound.iter().map(|(a, m)| format!("{a} . {m}")).collect();
     let elements = |v: &[String]| {
         if v.is_empty() {
             String::new()
@@ -61,18 +61,30 @@ fn lease_sets(leases: &[super::Lease]) -> String {
 }
 
 /// The ruleset for camera port `iface` (an interface name: checked by the caller) with
-/// its fixed `leases` (MACs checked by the caller).
-pub fn ruleset(iface: &str, leases: &[super::Lease]) -> String {
-    let leases = lease_sets(leases);
+/// its bound leases and slots.
+pub fn ruleset(iface: &str, binding: &Binding) -> String {
+    let leases = lease_sets(binding.bound());
+    let slots = slots::ruleset(&binding.slots);
+    // With the DHCP server on, only leases may send; without it, leased addresses only
+    // with their MAC (the owner set the other cameras' addresses by hand).
+    let unleased = if binding.leases_only() {
+        format!(
+            "    iifname \"{iface}\" ip saddr != 0.0.0.0 ip saddr . ether saddr != @lease_macs4 counter name spoofed4 drop\n"
+        )
+    } else {
+        String::new()
+    };
     format!(
         r#"table inet {TABLE} {{}}
 delete table inet {TABLE}
 table inet {TABLE} {{
+  counter spoofed4 {{}}
   set seen4 {{ type ipv4_addr . inet_proto . ipv4_addr . inet_service; size {SEEN_SIZE}; flags dynamic; counter; }}
   set seen6 {{ type ipv6_addr . inet_proto . ipv6_addr . inet_service; size {SEEN_SIZE}; flags dynamic; counter; }}
   set over4 {{ type ipv4_addr; size {OVER_SIZE}; flags dynamic; counter; }}
   set over6 {{ type ipv6_addr; size {OVER_SIZE}; flags dynamic; counter; }}
-{leases}  chain record {{
+{leases}{slots}  chain record {{
+    meta nfproto ipv4 ip saddr vmap @slots4
     meta nfproto ipv4 meta l4proto {{ tcp, udp }} update @seen4 {{ ip saddr . meta l4proto . ip daddr . th dport }} drop
     meta nfproto ipv6 meta l4proto {{ tcp, udp }} update @seen6 {{ ip6 saddr . meta l4proto . ip6 daddr . th dport }} drop
     meta nfproto ipv4 update @over4 {{ ip saddr }} drop
@@ -86,9 +98,9 @@ table inet {TABLE} {{
   }}
   chain prerouting {{
     type filter hook prerouting priority filter - 10; policy accept;
-    iifname "{iface}" ip saddr != 0.0.0.0 fib saddr . iif oif missing drop
-    iifname "{iface}" ip saddr @leased4 ip saddr . ether saddr != @lease_macs4 drop
-    iifname "{iface}" meta pkttype {{ broadcast, multicast }} udp dport != {{ 67, 3702 }} jump record
+    iifname "{iface}" ip saddr != 0.0.0.0 fib saddr . iif oif missing counter name spoofed4 drop
+    iifname "{iface}" ip saddr @leased4 ip saddr . ether saddr != @lease_macs4 counter name spoofed4 drop
+{unleased}    iifname "{iface}" meta pkttype {{ broadcast, multicast }} udp dport != {{ 67, 3702 }} jump record
     iifname "{iface}" fib daddr type != {{ local, broadcast, multicast }} jump record
   }}
   chain input {{
@@ -97,7 +109,7 @@ table inet {TABLE} {{
     ct state established,related accept
     meta l4proto icmp accept
     icmpv6 type {{ nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, echo-request, echo-reply, destination-unreachable, packet-too-big, time-exceeded }} accept
-    udp dport {{ 53, 67, 123 }} accept
+    meta nfproto ipv4 udp dport {{ 53, 67, 123 }} accept
     udp sport 3702 accept
     jump record
   }}
@@ -137,9 +149,14 @@ async fn nft(args: &[&str], stdin: Option<&str>) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Installs (or replaces) the table for `iface` with its fixed `leases`.
-pub async fn apply(iface: &str, leases: &[super::Lease]) -> anyhow::Result<()> {
-    nft(&["-f", "-"], Some(&ruleset(iface, leases)))
+/// Installs (or replaces) the table for `iface` with its bound leases and slots.
+pub async fn apply(iface: &str, binding: &Binding) -> anyhow::Result<()> {
+    run(&ruleset(iface, binding)).await
+}
+
+/// Runs `commands` (an `nft -f` script) as one transaction.
+pub async fn run(commands: &str) -> anyhow::Result<()> {
+    nft(&["-f", "-"], Some(commands))
         .await
         .context("applying the camera port's firewall rules (the gateway needs CAP_NET_ADMIN)")?;
     Ok(())
@@ -160,9 +177,8 @@ pub struct Reading {
     pub over: HashMap<IpAddr, u64>,
 }
 
-/// Parses `nft -j list set` output for a `seen` set.
-pub fn parse_seen(json: &str, into: &mut HashMap<(IpAddr, Dest), u64>) {
-    for (val, packets) in elements(json) {
+fn seen_into(elements: Vec<(Value, u64)>, into: &mut HashMap<(IpAddr, Dest), u64>) {
+    for (val, packets) in elements {
         let Some(parts) = val.get("concat").and_then(Value::as_array) else {
             continue;
         };
@@ -186,23 +202,22 @@ pub fn parse_seen(json: &str, into: &mut HashMap<(IpAddr, Dest), u64>) {
     }
 }
 
-/// Parses `nft -j list set` output for an `over` set.
-pub fn parse_over(json: &str, into: &mut HashMap<IpAddr, u64>) {
-    for (val, packets) in elements(json) {
+fn over_into(elements: Vec<(Value, u64)>, into: &mut HashMap<IpAddr, u64>) {
+    for (val, packets) in elements {
         if let Some(src) = val.as_str().and_then(|s| s.parse::<IpAddr>().ok()) {
             *into.entry(src).or_default() += packets;
         }
     }
 }
 
-fn elements(json: &str) -> Vec<(Value, u64)> {
-    let Ok(v) = serde_json::from_str::<Value>(json) else {
-        return Vec::new();
-    };
-    let sets = v.get("nftables").and_then(Value::as_array);
-    sets.into_iter()
-        .flatten()
-        .filter_map(|o| o.get("set")?.get("elem")?.as_array())
+/// The `(value, packets)` of one `{"set": ...}` object's elements.
+fn set_elements(o: &Value) -> Vec<(Value, u64)> {
+    let elems = o
+        .get("set")
+        .and_then(|s| s.get("elem"))
+        .and_then(Value::as_array);
+    elems
+        .into_iter()
         .flatten()
         .filter_map(|e| {
             let e = e.get("elem")?;
@@ -212,18 +227,38 @@ fn elements(json: &str) -> Vec<(Value, u64)> {
         .collect()
 }
 
-/// Reads all four sets.
-pub async fn read() -> anyhow::Result<Reading> {
+/// Every `seen` and `over` set of a `nft -j list table` listing, added up.
+pub fn parse_table(json: &str) -> Reading {
     let mut r = Reading::default();
-    for set in ["seen4", "seen6"] {
-        let out = nft(&["-j", "list", "set", "inet", TABLE, set], None).await?;
-        parse_seen(&out, &mut r.seen);
+    let Ok(v) = serde_json::from_str::<Value>(json) else {
+        return r;
+    };
+    for set in v
+        .get("nftables")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(name) = set
+            .get("set")
+            .and_then(|s| s.get("name"))
+            .and_then(Value::as_str)
+        else {
+            continue;
+        };
+        if name.starts_with("seen") {
+            seen_into(set_elements(set), &mut r.seen);
+        } else if name.starts_with("over") {
+            over_into(set_elements(set), &mut r.over);
+        }
     }
-    for set in ["over4", "over6"] {
-        let out = nft(&["-j", "list", "set", "inet", TABLE, set], None).await?;
-        parse_over(&out, &mut r.over);
-    }
-    Ok(r)
+    r
+}
+
+/// Reads the whole table's records (one `nft` run).
+pub async fn read() -> anyhow::Result<Reading> {
+    let out = nft(&["-j", "list", "table", "inet", TABLE], None).await?;
+    Ok(parse_table(&out))
 }
 
 /// What `now` adds to `before` (counters only grow while the table lives).
@@ -250,37 +285,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn set_listings_parse_and_deltas_count_only_new_packets() {
-        let seen = r#"{"nftables": [{"metainfo": {}}, {"set": {"name": "seen4", "elem": [
+    fn table_listings_parse_and_deltas_count_only_new_packets() {
+        let table = r#"{"nftables": [{"metainfo": {}}, {"table": {"name": "t"}},
+          {"set": {"name": "seen4", "elem": [
           {"elem": {"val": {"concat": ["10.78.0.2", "udp", "203.0.113.50", 32100]}, "counter": {"packets": 7, "bytes": 300}}},
-          {"elem": {"val": {"concat": ["10.78.0.2", "tcp", "198.51.100.7", 443]}, "counter": {"packets": 2, "bytes": 120}}},
           {"elem": {"val": {"concat": ["<script>", "udp", "1.2.3.4", 1]}, "counter": {"packets": 9, "bytes": 1}}}
-        ]}}]}"#;
-        let over = r#"{"nftables": [{"set": {"elem": [{"elem": {"val": "10.78.0.2", "counter": {"packets": 3, "bytes": 60}}}]}}]}"#;
-        let mut a = Reading::default();
-        parse_seen(seen, &mut a.seen);
-        parse_over(over, &mut a.over);
-        assert_eq!(a.seen.len(), 2);
+          ]}},
+          {"set": {"name": "seen4_3", "elem": [
+          {"elem": {"val": {"concat": ["10.78.0.2", "udp", "203.0.113.50", 32100]}, "counter": {"packets": 1, "bytes": 30}}},
+          {"elem": {"val": {"concat": ["10.78.0.2", "tcp", "198.51.100.7", 443]}, "counter": {"packets": 2, "bytes": 120}}}
+          ]}},
+          {"set": {"name": "leased4", "elem": ["10.78.0.2"]}},
+          {"map": {"name": "slots4", "elem": [["10.78.0.2", {"goto": {"target": "slot3"}}]]}},
+          {"set": {"name": "over4", "elem": [{"elem": {"val": "10.78.0.2", "counter": {"packets": 3, "bytes": 60}}}]}}]}"#;
+        let a = parse_table(table);
+        assert_eq!(a.seen.len(), 2, "{a:?}");
         let cam: IpAddr = "10.78.0.2".parse().unwrap();
         let p2p = Dest {
             proto: Proto::Udp,
             addr: "203.0.113.50".parse().unwrap(),
             port: 32100,
         };
-        assert_eq!(a.seen[&(cam, p2p)], 7);
+        assert_eq!(a.seen[&(cam, p2p)], 8);
         assert_eq!(a.over[&cam], 3);
         let mut b = a.clone();
         b.seen.insert((cam, p2p), 10);
         let d = delta(&a, &b);
         assert_eq!(d.seen.len(), 1);
-        assert_eq!(d.seen[&(cam, p2p)], 3);
+        assert_eq!(d.seen[&(cam, p2p)], 2);
         assert!(d.over.is_empty());
-        parse_seen("not json", &mut b.seen);
+        assert_eq!(parse_table("not json"), Reading::default());
     }
 
     #[test]
     fn the_ruleset_names_the_port_in_every_hook() {
-        let r = ruleset("cam0", &[]);
+        let r = ruleset("cam0", &Binding::new(&[], None));
         assert_eq!(r.matches("\"cam0\"").count(), 8);
         assert!(r.contains("set leased4 { type ipv4_addr; }"), "{r}");
         let lease = super::super::Lease {
@@ -288,11 +327,15 @@ mod tests {
             address: "10.83.0.2".parse().unwrap(),
             camera: None,
         };
-        let r = ruleset("cam0", &[lease]);
+        let leases_only = Binding::new(&[lease], Some("/nonexistent".into()));
+        let r = ruleset("cam0", &leases_only);
+        assert_eq!(r.matches("\"cam0\"").count(), 9);
         assert!(
             r.contains("elements = { 10.83.0.2 . 02:00:00:00:83:0a }"),
             "{r}"
         );
+        assert!(r.contains("elements = { 10.83.0.2 : goto slot0 }"), "{r}");
         assert!(r.contains("nd-router-advert drop"));
+        assert!(r.contains("meta nfproto ipv4 udp dport { 53, 67, 123 } accept"));
     }
 }

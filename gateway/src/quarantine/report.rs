@@ -203,7 +203,7 @@ pub fn sentences(c: &CameraReport) -> Vec<String> {
     }
     if c.other_destinations.count > 0 {
         out.push(format!(
-            "{who} sent {} more packets to other destinations since {}",
+            "{who} sent {} more packets to other destinations since {} (detail truncated: it tried more destinations than are recorded one by one; the count is complete)",
             thousands(c.other_destinations.count),
             when(c.other_destinations.first)
         ));

@@ -10,6 +10,9 @@
     clippy::indexing_slicing
 )]
 
+#[allow(dead_code)] // the attack tests use it, the streaming test does not
+pub mod camera_net;
+
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,114 @@
+//! A bounded drop record per camera (ATTACKS 42): one camera sending to thousands of
+//! destinations fills only its own record, and every other camera's attempts are still
+//! listed one by one.
+//!
+//! The camera port's table holds [`SLOTS`] small sets (`seen4_0` ...), each with its own
+//! [`SLOT_SIZE`], and a verdict map `slots4` from a camera's IPv4 address to the chain
+//! that records into its set. A camera gets a slot when its lease is known (fixed or
+//! from dnsmasq) or, without a lease (the owner set its address by hand), when the first
+//! read shows it; unleased addresses get at most half the slots, so a camera taking many
+//! addresses cannot take the leased cameras' slots. When a camera's set is full its
+//! further new destinations are counted in its own `over4` element ("detail truncated"
+//! in the report), so its totals stay exact. Addresses past the slots share `seen4`, the
+//! record as it was before slots.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+
+/// Cameras with a record of their own.
+pub const SLOTS: usize = 32;
+/// Distinct (protocol, destination, port) recorded per camera; past it, only counts.
+/// Twice the report's per-camera cap, so the report's detail is never cut by the kernel.
+pub const SLOT_SIZE: u32 = 256;
+/// Slots an address without a lease can take.
+const UNLEASED: usize = SLOTS / 2;
+
+/// Which address records into which slot.
+#[derive(Debug, Default, Clone)]
+pub struct Slots {
+    by_addr: HashMap<Ipv4Addr, usize>,
+    unleased: usize,
+}
+
+impl Slots {
+    /// Gives `addr` a slot if it has none and one is free for it: its number, when new.
+    pub fn assign(&mut self, addr: Ipv4Addr, leased: bool) -> Option<usize> {
+        let n = self.by_addr.len();
+        if self.by_addr.contains_key(&addr) || n >= SLOTS || (!leased && self.unleased >= UNLEASED)
+        {
+            return None;
+        }
+        if !leased {
+            self.unleased += 1;
+        }
+        self.by_addr.insert(addr, n);
+        Some(n)
+    }
+
+    /// `10.83.0.2 : goto slot0, ...` (empty when no slot is taken).
+    pub fn elements(&self) -> String {
+        let mut v: Vec<(&Ipv4Addr, &usize)> = self.by_addr.iter().collect();
+        v.sort_by_key(|(_, n)| **n);
+        let items: Vec<String> = v.iter().map(|(a, n)| element(**a, **n)).collect();
+        items.join(", ")
+    }
+}
+
+/// One element of the `slots4` map.
+pub fn element(addr: Ipv4Addr, slot: usize) -> String {
+    format!("{addr} : goto slot{slot}")
+}
+
+/// The sets, the chains and the map (with `slots`' elements), for the camera port's table.
+pub fn ruleset(slots: &Slots) -> String {
+    let mut out = String::new();
+    let elements = slots.elements();
+    let elements = if elements.is_empty() {
+        String::new()
+    } else {
+        format!(" elements = {{ {elements} }};")
+    };
+    let _ = writeln!(
+        out,
+        "  map slots4 {{ type ipv4_addr : verdict; size {SLOTS};{elements} }}"
+    );
+    for n in 0..SLOTS {
+        let _ = writeln!(
+            out,
+            "  set seen4_{n} {{ type ipv4_addr . inet_proto . ipv4_addr . inet_service; size {SLOT_SIZE}; flags dynamic; counter; }}
+  chain slot{n} {{
+    meta l4proto {{ tcp, udp }} update @seen4_{n} {{ ip saddr . meta l4proto . ip daddr . th dport }} drop
+    update @over4 {{ ip saddr }} drop
+    drop
+  }}"
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn leased_addresses_keep_slots_that_unleased_ones_cannot_take() {
+        let mut s = Slots::default();
+        let a = |i: u8| Ipv4Addr::new(10, 83, 0, i);
+        assert_eq!(s.assign(a(2), true), Some(0));
+        assert_eq!(s.assign(a(2), true), None);
+        let unleased: Vec<usize> = (10..100).filter_map(|i| s.assign(a(i), false)).collect();
+        assert_eq!(unleased.len(), UNLEASED);
+        let leased: Vec<usize> = (100..200).filter_map(|i| s.assign(a(i), true)).collect();
+        assert_eq!(leased.len(), SLOTS - UNLEASED - 1);
+        assert!(
+            s.elements()
+                .starts_with("10.83.0.2 : goto slot0, 10.83.0.10 : goto slot1")
+        );
+        let r = ruleset(&s);
+        assert_eq!(r.matches("chain slot").count(), SLOTS);
+        assert!(r.contains(&format!("set seen4_{} ", SLOTS - 1)));
+        assert!(ruleset(&Slots::default()).contains("size 32; }"));
+    }
+}
