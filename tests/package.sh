@@ -196,6 +196,59 @@ start_daemon
 admitted "after the restore"
 stop_daemon
 
+# --- the camera port: its privileges come from a drop-in, shipped as an example
+say "the camera port's drop-in"
+dropin=/usr/share/doc/latchkey/examples/camera-port.conf
+[ -f "$dropin" ] || fail "the camera port's drop-in $dropin is not shipped"
+root="$work/root"
+mkdir -p "$root/etc/systemd/system/latchkey.service.d"
+cp "$unit" "$root/etc/systemd/system/"
+cp "$dropin" "$root/etc/systemd/system/latchkey.service.d/"
+security=$(systemd-analyze security --offline=true --root="$root" latchkey.service 2>/dev/null)
+grep -q '✗ CapabilityBoundingSet=~CAP_NET_ADMIN' <<<"$security" || fail "systemd-analyze did not apply the drop-in: $security"
+with=$(sed -n 's/.*Overall exposure level for latchkey.service: \([0-9.]*\).*/\1/p' <<<"$security")
+[ -n "$with" ] || fail "no score in: $security"
+awk -v s="$with" -v m="$MAX_EXPOSURE" 'BEGIN { exit !(s <= m) }' || fail "security exposure with the drop-in $with > $MAX_EXPOSURE"
+ok "$dropin shipped; exposure with it $with, without it $score (at most $MAX_EXPOSURE)"
+
+# The daemon as the unit's user, in a namespace with a camera port: without the drop-in's
+# capabilities it stops with one line naming the drop-in; with them (as ambient
+# capabilities, passed on to nft and dnsmasq) the port is on.
+caps=$(sed -n 's/^AmbientCapabilities=//p' "$dropin" | tr ' ' '\n' | sed 's/^CAP_/+/' | tr 'A-Z' 'a-z' | paste -sd, -)
+[ -n "$caps" ] || fail "no AmbientCapabilities= in $dropin"
+ns=lkpkg-camport
+ip netns del "$ns" 2>/dev/null || true
+ip netns add "$ns"
+ip -n "$ns" link set lo up
+ip -n "$ns" link add cam0 type veth peer name cam1
+ip -n "$ns" addr add 10.85.0.1/24 dev cam0
+ip -n "$ns" link set cam0 up
+ip -n "$ns" link set cam1 up
+cam_state="$work/camport"
+install -d -o "$user" -g "$group" -m 0700 "$cam_state"
+printf '[camera_port]\ninterface = "cam0"\n' >"$work/camport.toml"
+chmod 644 "$work/camport.toml"
+camport_run() {
+    exec ip netns exec "$ns" setpriv --reuid="$user" --regid="$group" --init-groups --no-new-privs "$@" \
+        env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LATCHKEY_SOCKET="$cam_state/admin.sock" \
+        /usr/bin/latchkey --state "$cam_state" run --config "$work/camport.toml"
+}
+err=$(camport_run 2>&1 >/dev/null) && { ip netns del "$ns"; fail "the camera port started without the drop-in's capabilities"; }
+last=$(grep . <<<"$err" | tail -n 1)
+grep -q 'camera-port.conf' <<<"$last" || { ip netns del "$ns"; fail "the error does not name the drop-in: $err"; }
+ok "without the drop-in: $last"
+camport_run --inh-caps="$caps" --ambient-caps="$caps" --bounding-set=-all,"$caps" >"$work/camport.log" 2>&1 &
+daemon_pid=$!
+for _ in $(seq 100); do grep -q '^camera port cam0' "$work/camport.log" && break; sleep 0.1; done
+listening=$(ip netns exec "$ns" ss -Hlun)
+tables=$(ip netns exec "$ns" nft list tables 2>&1)
+stop_daemon
+ip netns del "$ns"
+grep -q '^camera port cam0 10.85.0.1/24' "$work/camport.log" || fail "the camera port did not start with $caps: $(tail -n 5 "$work/camport.log")"
+for port in 53 67 123; do grep -q "%cam0:$port " <<<"$listening" || fail "nothing serves UDP $port on the camera port: $listening"; done
+grep -q 'latchkey_quarantine' <<<"$tables" || fail "no camera port table: $tables"
+ok "with the drop-in's capabilities ($caps): DNS, DHCP and NTP served on the camera port, its nftables table in place"
+
 # --- remove keeps the state, purge deletes it after saying so
 say "remove, then purge"
 dpkg -r latchkey

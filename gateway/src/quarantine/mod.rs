@@ -45,6 +45,9 @@ const READ_EVERY: Duration = Duration::from_secs(2);
 /// How often changed tallies are saved.
 const SAVE_EVERY: Duration = Duration::from_secs(10);
 
+/// Where the latchkey service gets the camera port's privileges (in error messages).
+pub const SERVICE_HINT: &str = "; as the latchkey service: copy /usr/share/doc/latchkey/examples/camera-port.conf to /etc/systemd/system/latchkey.service.d/ and restart it";
+
 /// A fixed address for one camera's MAC.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -259,10 +262,10 @@ fn dhcp_range(cfg: &PortConfig, gw: Ipv4Addr, prefix: u8) -> anyhow::Result<(Ipv
 /// LAN, the WAN of a box that routes), and those would be answered and put in the report.
 async fn bind_udp(addr: SocketAddr, iface: &str, what: &str) -> anyhow::Result<UdpSocket> {
     let sock = UdpSocket::bind(addr).await.with_context(|| {
-        format!("binding the camera port's {what} server on {addr} (the gateway needs CAP_NET_BIND_SERVICE, and nothing else may serve it there)")
+        format!("binding the camera port's {what} server on {addr} (the gateway needs CAP_NET_BIND_SERVICE{}, and nothing else may serve it there)", SERVICE_HINT)
     })?;
     sock.bind_device(Some(iface.as_bytes())).with_context(|| {
-        format!("binding the camera port's {what} server to {iface} (the gateway needs Linux 5.7 or CAP_NET_RAW)")
+        format!("binding the camera port's {what} server to {iface} (the gateway needs Linux 5.7 or CAP_NET_RAW{})", SERVICE_HINT)
     })?;
     Ok(sock)
 }

@@ -156,9 +156,12 @@ pub async fn apply(iface: &str, binding: &Binding) -> anyhow::Result<()> {
 
 /// Runs `commands` (an `nft -f` script) as one transaction.
 pub async fn run(commands: &str) -> anyhow::Result<()> {
-    nft(&["-f", "-"], Some(commands))
-        .await
-        .context("applying the camera port's firewall rules (the gateway needs CAP_NET_ADMIN)")?;
+    nft(&["-f", "-"], Some(commands)).await.with_context(|| {
+        format!(
+            "applying the camera port's firewall rules (the gateway needs CAP_NET_ADMIN{})",
+            super::SERVICE_HINT
+        )
+    })?;
     Ok(())
 }
 
