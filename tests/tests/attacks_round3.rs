@@ -444,25 +444,7 @@ print("sent")
     assert!(words.contains("detail truncated"), "{words}");
 
     // DNS and NTP to the gateway's IPv6 link-local address: no answer, recorded.
-    let ll = |ns: &str, dev: &str| {
-        let out = output_ok(Command::new("ip").args([
-            "-n", ns, "-6", "-o", "addr", "show", "dev", dev, "scope", "link",
-        ]));
-        (!out.contains("tentative"))
-            .then(|| {
-                out.split_whitespace()
-                    .nth(3)?
-                    .split('/')
-                    .next()
-                    .map(str::to_string)
-            })
-            .flatten()
-    };
-    let gw_ll = latchkey_tests::wait_for(Duration::from_secs(10), || {
-        ll(&cam, "eth0")?;
-        ll(&net.ns("gw"), "cam0")
-    })
-    .expect("IPv6 link-local addresses on the camera port");
+    let gw_ll = link_local(&net.ns("gw"), &[(&cam, "eth0")]);
     let ask = r#"
 import socket, struct, sys
 q = struct.pack(">HHHHHH", 0x4244, 0x0100, 1, 0, 0, 0) + b"\x06ipv6dn\x07example\x00" + struct.pack(">HH", 1, 1)
@@ -506,11 +488,34 @@ for what, port, msg in (("dns", 53, q), ("ntp", 123, bytes([0x23]) + bytes(47)))
     );
 }
 
+/// The camera port's IPv6 link-local address once it and each of `others` (namespace,
+/// interface) have theirs (no longer tentative).
+fn link_local(gw: &str, others: &[(&str, &str)]) -> String {
+    let ll = |ns: &str, dev: &str| {
+        let out = output_ok(Command::new("ip").args([
+            "-n", ns, "-6", "-o", "addr", "show", "dev", dev, "scope", "link",
+        ]));
+        if out.contains("tentative") {
+            return None;
+        }
+        let addr = out.split_whitespace().nth(3)?.split('/').next()?;
+        Some(addr.to_string())
+    };
+    let found = latchkey_tests::wait_for(Duration::from_secs(10), || {
+        for (ns, dev) in others {
+            ll(ns, dev)?;
+        }
+        ll(gw, "cam0")
+    });
+    found.expect("IPv6 link-local addresses on the camera port")
+}
+
 /// ATTACKS 43 for cameras with a dynamic lease: a camera took the address of a camera
 /// that got its address from the gateway's DHCP server (only fixed leases were bound to
 /// their MAC), or an address nobody leased. Every lease dnsmasq hands out is now bound to
 /// its MAC in the table within a moment, and with the DHCP server on, a packet whose
-/// address and MAC are not a lease is dropped and counted (`spoofed4`), never recorded.
+/// address and MAC are not a lease (or an IPv6 packet from a MAC without a lease) is
+/// dropped and counted (`spoofed`), never recorded.
 #[test]
 fn a_camera_cannot_blame_a_camera_with_a_dynamic_lease() {
     for p in ["dnsmasq", "busybox"] {
@@ -589,6 +594,8 @@ own.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"bad0")
 own.bind(("10.83.0.77", 0))
 own.sendto(dns("unleased.example"), ("10.83.0.1", 53))
 own.sendto(b"x", ("203.0.113.67", 7777))
+six = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+six.sendto(b"x", (sys.argv[2], 9999, 0, socket.if_nametoindex("bad0")))
 real = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 real.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth0")
 real.bind((victim, 0))
@@ -596,7 +603,10 @@ real.sendto(dns("victim-own.example"), ("10.83.0.1", 53))
 real.sendto(b"x", ("203.0.113.68", 8888))
 print("sent")
 "#;
-    output_ok(Command::new("ip").args(["netns", "exec", &cam, "python3", "-c", spoof, &ip]));
+    let gw_ll = link_local(&gw, &[(&cam, "bad0")]);
+    output_ok(
+        Command::new("ip").args(["netns", "exec", &cam, "python3", "-c", spoof, &ip, &gw_ll]),
+    );
     let mut last = String::new();
     until("the victim's own attempts", Duration::from_secs(15), || {
         last = report(&state);
@@ -614,6 +624,17 @@ print("sent")
     ] {
         assert!(!last.contains(unwanted), "{unwanted} recorded: {last}");
     }
+    let r: serde_json::Value = serde_json::from_str(&last).unwrap();
+    let ipv6_recorded = r["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["destinations"].as_array().unwrap().iter())
+        .any(|d| d["port"] == 9999);
+    assert!(
+        !ipv6_recorded,
+        "IPv6 from a MAC without a lease recorded: {last}"
+    );
     let counter = output_ok(Command::new("ip").args([
         "netns",
         "exec",
@@ -624,7 +645,7 @@ print("sent")
         "counter",
         "inet",
         "latchkey_quarantine",
-        "spoofed4",
+        "spoofed",
     ]));
     let v: serde_json::Value = serde_json::from_str(&counter).unwrap();
     let packets = v["nftables"]
@@ -633,5 +654,5 @@ print("sent")
         .iter()
         .find_map(|o| o["counter"]["packets"].as_u64())
         .unwrap();
-    assert!(packets >= 8, "spoofed packets not counted: {counter}");
+    assert!(packets >= 9, "spoofed packets not counted: {counter}");
 }

@@ -1,11 +1,13 @@
 //! Every lease bound to its MAC (ATTACKS 43): the fixed leases from the config and, while
 //! the gateway runs the DHCP server, the dynamic ones dnsmasq hands out (its lease file,
-//! watched every [`WATCH_EVERY`]). The camera port's table drops and counts (`spoofed4`)
+//! watched every [`WATCH_EVERY`]). The camera port's table drops and counts (`spoofed`)
 //! a packet from a leased address with another MAC, and with the DHCP server on, a packet
-//! whose address and MAC are not a lease at all, so one camera cannot put its attempts
-//! in another camera's report by taking its address or its MAC. Each leased address gets
-//! its own drop record (`slots.rs`). Everything read from the lease file is checked (an
-//! address, a MAC) before it reaches nft.
+//! whose address and MAC are not a lease at all (or an IPv6 packet from a MAC without a
+//! lease), so one camera cannot put its attempts in another camera's report by taking
+//! its address or its MAC. Each leased address gets its own drop record (`slots.rs`).
+//! Everything read from the lease file is checked (an address, a MAC) before it reaches
+//! nft. A lease is bound a moment (at most [`WATCH_EVERY`]) after dnsmasq writes it: a
+//! camera's packets in that moment are dropped and counted as no lease's.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
@@ -103,8 +105,9 @@ impl Binding {
         if !self.read_file() {
             return None;
         }
-        let mut cmds =
-            format!("flush set inet {table} leased4\nflush set inet {table} lease_macs4\n");
+        let mut cmds = format!(
+            "flush set inet {table} leased4\nflush set inet {table} lease_macs4\nflush set inet {table} leased_macs\n"
+        );
         if !self.bound.is_empty() {
             let ips: Vec<String> = self.bound.iter().map(|(a, _)| a.to_string()).collect();
             let pairs: Vec<String> = self
@@ -112,10 +115,13 @@ impl Binding {
                 .iter()
                 .map(|(a, m)| format!("{a} . {m}"))
                 .collect();
+            let macs: BTreeSet<&str> = self.bound.iter().map(|(_, m)| m.as_str()).collect();
+            let macs: Vec<&str> = macs.into_iter().collect();
             cmds.push_str(&format!(
-                "add element inet {table} leased4 {{ {} }}\nadd element inet {table} lease_macs4 {{ {} }}\n",
+                "add element inet {table} leased4 {{ {} }}\nadd element inet {table} lease_macs4 {{ {} }}\nadd element inet {table} leased_macs {{ {} }}\n",
                 ips.join(", "),
-                pairs.join(", ")
+                pairs.join(", "),
+                macs.join(", ")
             ));
         }
         let addrs: Vec<Ipv4Addr> = self.bound.iter().map(|(a, _)| *a).collect();
@@ -183,6 +189,12 @@ mod tests {
         assert!(cmds.contains("10.83.0.150 . 02:00:00:00:83:02"), "{cmds}");
         assert!(cmds.contains("10.83.0.2 . 02:00:00:00:83:0a"), "{cmds}");
         assert!(cmds.contains("10.83.0.150 : goto slot1"), "{cmds}");
+        assert!(
+            cmds.contains(
+                "leased_macs { 02:00:00:00:83:02, 02:00:00:00:83:05, 02:00:00:00:83:0a }"
+            ),
+            "{cmds}"
+        );
         assert!(!cmds.contains("10.83.0.151"), "{cmds}");
         assert!(b.refresh("t").is_none());
         let seen = ["10.83.0.9".parse().unwrap(), "fe80::1".parse().unwrap()];

@@ -15,9 +15,10 @@
 //! bounds each set (its `size`); when it is full the `update` fails, the rule does not
 //! match, and the packet is counted per source in the small `over4` set instead ("other
 //! destinations", detail truncated); a source the camera port does not route back to (a
-//! spoofed address) is dropped and counted (`spoofed4`) first, so spoofed addresses
+//! spoofed address) is dropped and counted (`spoofed`) first, so spoofed addresses
 //! cannot fill `over4` or the report's sources, and so is a packet whose address and MAC
-//! are not a lease (`leases.rs`: one camera blaming another). Packets that are neither
+//! are not a lease, or an IPv6 packet from a MAC without a lease (`leases.rs`: one camera
+//! blaming another). Packets that are neither
 //! TCP nor UDP are counted in `over4` too. DNS, DHCP and NTP are served on IPv4 only:
 //! IPv6 to the gateway's port 53 or 123 is dropped and recorded like any other attempt.
 //! The counters only grow, so each read adds the difference since the previous one.
@@ -53,10 +54,13 @@ fn lease_sets(bound: &BTreeSet<(Ipv4Addr, String)>) -> String {
             format!(" elements = {{ {} }};", v.join(", "))
         }
     };
+    let macs: BTreeSet<String> = bound.iter().map(|(_, m)| m.clone()).collect();
+    let macs: Vec<String> = macs.into_iter().collect();
     format!(
-        "  set leased4 {{ type ipv4_addr;{} }}\n  set lease_macs4 {{ type ipv4_addr . ether_addr;{} }}\n",
+        "  set leased4 {{ type ipv4_addr;{} }}\n  set lease_macs4 {{ type ipv4_addr . ether_addr;{} }}\n  set leased_macs {{ type ether_addr;{} }}\n",
         elements(&ips),
-        elements(&pairs)
+        elements(&pairs),
+        elements(&macs)
     )
 }
 
@@ -65,11 +69,12 @@ fn lease_sets(bound: &BTreeSet<(Ipv4Addr, String)>) -> String {
 pub fn ruleset(iface: &str, binding: &Binding) -> String {
     let leases = lease_sets(binding.bound());
     let slots = slots::ruleset(&binding.slots);
-    // With the DHCP server on, only leases may send; without it, leased addresses only
-    // with their MAC (the owner set the other cameras' addresses by hand).
+    // With the DHCP server on, only leases may send (IPv6 only from a leased MAC);
+    // without it, leased addresses only with their MAC (the owner set the other cameras'
+    // addresses by hand).
     let unleased = if binding.leases_only() {
         format!(
-            "    iifname \"{iface}\" ip saddr != 0.0.0.0 ip saddr . ether saddr != @lease_macs4 counter name spoofed4 drop\n"
+            "    iifname \"{iface}\" ip saddr != 0.0.0.0 ip saddr . ether saddr != @lease_macs4 counter name spoofed drop\n    iifname \"{iface}\" meta nfproto ipv6 ether saddr != @leased_macs counter name spoofed drop\n"
         )
     } else {
         String::new()
@@ -78,7 +83,7 @@ pub fn ruleset(iface: &str, binding: &Binding) -> String {
         r#"table inet {TABLE} {{}}
 delete table inet {TABLE}
 table inet {TABLE} {{
-  counter spoofed4 {{}}
+  counter spoofed {{}}
   set seen4 {{ type ipv4_addr . inet_proto . ipv4_addr . inet_service; size {SEEN_SIZE}; flags dynamic; counter; }}
   set seen6 {{ type ipv6_addr . inet_proto . ipv6_addr . inet_service; size {SEEN_SIZE}; flags dynamic; counter; }}
   set over4 {{ type ipv4_addr; size {OVER_SIZE}; flags dynamic; counter; }}
@@ -98,8 +103,8 @@ table inet {TABLE} {{
   }}
   chain prerouting {{
     type filter hook prerouting priority filter - 10; policy accept;
-    iifname "{iface}" ip saddr != 0.0.0.0 fib saddr . iif oif missing counter name spoofed4 drop
-    iifname "{iface}" ip saddr @leased4 ip saddr . ether saddr != @lease_macs4 counter name spoofed4 drop
+    iifname "{iface}" ip saddr != 0.0.0.0 fib saddr . iif oif missing counter name spoofed drop
+    iifname "{iface}" ip saddr @leased4 ip saddr . ether saddr != @lease_macs4 counter name spoofed drop
 {unleased}    iifname "{iface}" meta pkttype {{ broadcast, multicast }} udp dport != {{ 67, 3702 }} jump record
     iifname "{iface}" fib daddr type != {{ local, broadcast, multicast }} jump record
   }}
@@ -332,7 +337,11 @@ mod tests {
         };
         let leases_only = Binding::new(&[lease], Some("/nonexistent".into()));
         let r = ruleset("cam0", &leases_only);
-        assert_eq!(r.matches("\"cam0\"").count(), 9);
+        assert_eq!(r.matches("\"cam0\"").count(), 10);
+        assert!(
+            r.contains("set leased_macs { type ether_addr; elements = { 02:00:00:00:83:0a }; }"),
+            "{r}"
+        );
         assert!(
             r.contains("elements = { 10.83.0.2 . 02:00:00:00:83:0a }"),
             "{r}"
