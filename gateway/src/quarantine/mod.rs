@@ -9,7 +9,7 @@
 //! TCP/UDP attempt per camera and destination, IPv4 and IPv6, and drops router
 //! advertisements). The cameras' streams are still pulled by the gateway (it opens those
 //! connections) and ONVIF discovery still probes the port (it is a private LAN interface).
-//! `neigh.rs` tallies a camera's IPv6 attempts under its IPv4 address (same MAC).
+//! `neigh.rs` tallies a camera's IPv6 attempts (recorded by MAC) under its IPv4 address.
 //! `counters.rs` keeps the tallies bounded whatever a camera sends; the store keeps the
 //! same tallies (`store/quarantine.rs`); `report.rs` turns them into the phone-home report;
 //! `lockdown.rs` prints rules for the owner's own router where the cameras stay on the LAN.
@@ -362,7 +362,7 @@ async fn record(
                 if !cmds.is_empty() {
                     apply_or_warn(&cmds).await;
                 }
-                tally(gw, iface, d).await;
+                tally(gw, iface, binding.bound(), d).await;
             }
             Err(e) => tracing::warn!("reading the camera port's drop counters: {e:#}"),
         }
@@ -382,10 +382,16 @@ async fn apply_or_warn(cmds: &str) {
     }
 }
 
-/// Adds one reading's new packets to the tallies (IPv6 sources under their IPv4 address).
-async fn tally(gw: &Gateway, iface: &str, d: nft::Reading) {
+/// Adds one reading's new packets to the tallies (IPv6 sources, their MACs, under their
+/// IPv4 address).
+async fn tally(
+    gw: &Gateway,
+    iface: &str,
+    bound: &std::collections::BTreeSet<(Ipv4Addr, String)>,
+    d: nft::Reading,
+) {
     let alias = if d.seen.keys().any(|(s, _)| s.is_ipv6()) || d.over.keys().any(IpAddr::is_ipv6) {
-        neigh::read(iface).await
+        neigh::read(iface, bound).await
     } else {
         HashMap::new()
     };

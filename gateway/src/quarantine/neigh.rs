@@ -1,53 +1,77 @@
-//! One camera, one line in the report, whichever IP version it used: the camera port's
-//! neighbour table (`ip -j neigh show dev IFACE`) gives each address's MAC, and an IPv6
-//! address whose MAC also has an IPv4 address is tallied under that IPv4 address (the one
-//! the camera's URL and fixed lease name).
+//! One camera, one line in the report, whichever IP version it used. IPv6 attempts are
+//! recorded by the MAC they came from (`nft.rs`), written as that MAC's EUI-64 link-local
+//! address ([`mac_address`]); here each such MAC becomes the camera's IPv4 address: its
+//! lease's (bound to the MAC, `leases.rs`) or else the camera port's neighbour table's
+//! (`ip -j neigh show dev IFACE`). A MAC with neither stays as its link-local address.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
 use tokio::process::Command;
 
-/// IPv6 address → the IPv4 address of the same MAC, from `ip -j neigh` output.
+/// `fe80::` + the MAC's modified EUI-64 (`02:00:00:00:79:02` → `fe80::ff:fe00:7902`), for
+/// a checked `aa:bb:cc:dd:ee:ff`.
+pub fn mac_address(mac: &str) -> Option<IpAddr> {
+    if !super::valid_mac(mac) {
+        return None;
+    }
+    let b: Vec<u8> = mac
+        .split(':')
+        .filter_map(|p| u8::from_str_radix(p, 16).ok())
+        .collect();
+    let [a, b1, c, d, e, f] = b.as_slice() else {
+        return None;
+    };
+    let seg = |x: u8, y: u8| u16::from_be_bytes([x, y]);
+    Some(IpAddr::V6(Ipv6Addr::new(
+        0xfe80,
+        0,
+        0,
+        0,
+        seg(a ^ 0x02, *b1),
+        seg(*c, 0xff),
+        seg(0xfe, *d),
+        seg(*e, *f),
+    )))
+}
+
+/// A MAC's link-local address → an IPv4 address of the same MAC, from `ip -j neigh`
+/// output.
 pub fn aliases(json: &str) -> HashMap<IpAddr, IpAddr> {
     let Ok(Value::Array(rows)) = serde_json::from_str::<Value>(json) else {
         return HashMap::new();
     };
-    let pairs: Vec<(IpAddr, String)> = rows
-        .iter()
+    rows.iter()
         .filter_map(|r| {
-            let ip = r.get("dst")?.as_str()?.parse().ok()?;
-            let mac = r.get("lladdr")?.as_str()?.to_ascii_lowercase();
-            Some((ip, mac))
+            let ip: Ipv4Addr = r.get("dst")?.as_str()?.parse().ok()?;
+            let mac = r.get("lladdr")?.as_str()?;
+            Some((mac_address(mac)?, IpAddr::V4(ip)))
         })
-        .collect();
-    let v4_of: HashMap<&str, IpAddr> = pairs
-        .iter()
-        .filter(|(ip, _)| ip.is_ipv4())
-        .map(|(ip, mac)| (mac.as_str(), *ip))
-        .collect();
-    pairs
-        .iter()
-        .filter(|(ip, _)| ip.is_ipv6())
-        .filter_map(|(ip, mac)| Some((*ip, *v4_of.get(mac.as_str())?)))
         .collect()
 }
 
-/// Reads the neighbour table of `iface` (empty on any failure: addresses then stand alone).
-pub async fn read(iface: &str) -> HashMap<IpAddr, IpAddr> {
+/// The aliases for `iface`: the leases in `bound` first, then the neighbour table (empty
+/// on any failure: those addresses then stand alone).
+pub async fn read(iface: &str, bound: &BTreeSet<(Ipv4Addr, String)>) -> HashMap<IpAddr, IpAddr> {
     let out = Command::new("ip")
         .args(["-j", "neigh", "show", "dev", iface])
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .output();
-    match tokio::time::timeout(Duration::from_secs(5), out).await {
+    let mut a = match tokio::time::timeout(Duration::from_secs(5), out).await {
         Ok(Ok(o)) if o.status.success() => aliases(&String::from_utf8_lossy(&o.stdout)),
         _ => HashMap::new(),
+    };
+    for (ip, mac) in bound {
+        if let Some(ll) = mac_address(mac) {
+            a.insert(ll, IpAddr::V4(*ip));
+        }
     }
+    a
 }
 
 #[cfg(test)]
@@ -56,15 +80,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ipv6_addresses_follow_the_ipv4_address_of_their_mac() {
+    fn macs_become_link_local_addresses_and_follow_their_ipv4_address() {
+        let ll = mac_address("02:00:00:00:79:02").unwrap();
+        assert_eq!(ll.to_string(), "fe80::ff:fe00:7902");
+        assert_eq!(
+            mac_address("aa:BB:cc:dd:ee:ff").unwrap().to_string(),
+            "fe80::a8bb:ccff:fedd:eeff"
+        );
+        assert_eq!(mac_address("<script>"), None);
         let json = r#"[{"dst":"10.79.0.2","dev":"cam0","lladdr":"02:00:00:00:79:02","state":["REACHABLE"]},
             {"dst":"2001:db8:79::2","dev":"cam0","lladdr":"02:00:00:00:79:02","state":["STALE"]},
             {"dst":"fe80::9","dev":"cam0","lladdr":"02:00:00:00:79:09","state":["STALE"]},
-            {"dst":"10.79.0.3","dev":"cam0","state":["FAILED"]}]"#;
+            {"dst":"10.79.0.3","dev":"cam0","state":["FAILED"]},
+            {"dst":"10.79.0.4","dev":"cam0","lladdr":"nonsense"}]"#;
         let a = aliases(json);
         assert_eq!(a.len(), 1);
-        let v6: IpAddr = "2001:db8:79::2".parse().unwrap();
-        assert_eq!(a[&v6].to_string(), "10.79.0.2");
+        assert_eq!(a[&ll].to_string(), "10.79.0.2");
         assert!(aliases("not json").is_empty());
     }
 }

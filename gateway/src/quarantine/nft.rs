@@ -19,7 +19,9 @@
 //! cannot fill `over4` or the report's sources, and so is a packet whose address and MAC
 //! are not a lease, or an IPv6 packet from a MAC without a lease (`leases.rs`: one camera
 //! blaming another). Packets that are neither
-//! TCP nor UDP are counted in `over4` too. DNS, DHCP and NTP are served on IPv4 only:
+//! TCP nor UDP are counted in `over4` too. IPv6 attempts are recorded by the MAC they
+//! came from (any camera can pick any IPv6 source address, and answer neighbour
+//! solicitations for another's), which `neigh.rs` turns into the camera's IPv4 address. DNS, DHCP and NTP are served on IPv4 only:
 //! IPv6 to the gateway's port 53 or 123 is dropped and recorded like any other attempt.
 //! The counters only grow, so each read adds the difference since the previous one.
 
@@ -85,15 +87,15 @@ delete table inet {TABLE}
 table inet {TABLE} {{
   counter spoofed {{}}
   set seen4 {{ type ipv4_addr . inet_proto . ipv4_addr . inet_service; size {SEEN_SIZE}; flags dynamic; counter; }}
-  set seen6 {{ type ipv6_addr . inet_proto . ipv6_addr . inet_service; size {SEEN_SIZE}; flags dynamic; counter; }}
+  set seen6 {{ type ether_addr . inet_proto . ipv6_addr . inet_service; size {SEEN_SIZE}; flags dynamic; counter; }}
   set over4 {{ type ipv4_addr; size {OVER_SIZE}; flags dynamic; counter; }}
-  set over6 {{ type ipv6_addr; size {OVER_SIZE}; flags dynamic; counter; }}
+  set over6 {{ type ether_addr; size {OVER_SIZE}; flags dynamic; counter; }}
 {leases}{slots}  chain record {{
     meta nfproto ipv4 ip saddr vmap @slots4
     meta nfproto ipv4 meta l4proto {{ tcp, udp }} update @seen4 {{ ip saddr . meta l4proto . ip daddr . th dport }} drop
-    meta nfproto ipv6 meta l4proto {{ tcp, udp }} update @seen6 {{ ip6 saddr . meta l4proto . ip6 daddr . th dport }} drop
+    meta nfproto ipv6 meta l4proto {{ tcp, udp }} update @seen6 {{ ether saddr . meta l4proto . ip6 daddr . th dport }} drop
     meta nfproto ipv4 update @over4 {{ ip saddr }} drop
-    meta nfproto ipv6 update @over6 {{ ip6 saddr }} drop
+    meta nfproto ipv6 update @over6 {{ ether saddr }} drop
     drop
   }}
   chain forward {{
@@ -185,6 +187,16 @@ pub struct Reading {
     pub over: HashMap<IpAddr, u64>,
 }
 
+/// A record's source: an IPv4 address, or the MAC an IPv6 packet came from (as its
+/// EUI-64 link-local address, [`super::neigh::mac_address`]).
+fn source(s: &str) -> Option<IpAddr> {
+    match s.parse::<IpAddr>() {
+        Ok(IpAddr::V4(a)) => Some(IpAddr::V4(a)),
+        Ok(IpAddr::V6(_)) => None,
+        Err(_) => super::neigh::mac_address(s),
+    }
+}
+
 fn seen_into(elements: Vec<(Value, u64)>, into: &mut HashMap<(IpAddr, Dest), u64>) {
     for (val, packets) in elements {
         let Some(parts) = val.get("concat").and_then(Value::as_array) else {
@@ -194,7 +206,7 @@ fn seen_into(elements: Vec<(Value, u64)>, into: &mut HashMap<(IpAddr, Dest), u64
             continue;
         };
         let (Some(src), Some(proto), Some(dst), Some(port)) = (
-            src.as_str().and_then(|s| s.parse::<IpAddr>().ok()),
+            src.as_str().and_then(source),
             proto.as_str().and_then(Proto::parse),
             dst.as_str().and_then(|s| s.parse::<IpAddr>().ok()),
             port.as_u64().and_then(|p| u16::try_from(p).ok()),
@@ -212,7 +224,7 @@ fn seen_into(elements: Vec<(Value, u64)>, into: &mut HashMap<(IpAddr, Dest), u64
 
 fn over_into(elements: Vec<(Value, u64)>, into: &mut HashMap<IpAddr, u64>) {
     for (val, packets) in elements {
-        if let Some(src) = val.as_str().and_then(|s| s.parse::<IpAddr>().ok()) {
+        if let Some(src) = val.as_str().and_then(source) {
             *into.entry(src).or_default() += packets;
         }
     }
@@ -303,11 +315,24 @@ mod tests {
           {"elem": {"val": {"concat": ["10.78.0.2", "udp", "203.0.113.50", 32100]}, "counter": {"packets": 1, "bytes": 30}}},
           {"elem": {"val": {"concat": ["10.78.0.2", "tcp", "198.51.100.7", 443]}, "counter": {"packets": 2, "bytes": 120}}}
           ]}},
+          {"set": {"name": "seen6", "elem": [
+          {"elem": {"val": {"concat": ["02:00:00:00:79:02", "udp", "2001:db8:50::50", 32100]}, "counter": {"packets": 4, "bytes": 300}}},
+          {"elem": {"val": {"concat": ["2001:db8::1", "udp", "2001:db8:50::50", 32100]}, "counter": {"packets": 5, "bytes": 300}}}
+          ]}},
+          {"set": {"name": "over6", "elem": [{"elem": {"val": "02:00:00:00:79:02", "counter": {"packets": 6, "bytes": 60}}}]}},
           {"set": {"name": "leased4", "elem": ["10.78.0.2"]}},
           {"map": {"name": "slots4", "elem": [["10.78.0.2", {"goto": {"target": "slot3"}}]]}},
           {"set": {"name": "over4", "elem": [{"elem": {"val": "10.78.0.2", "counter": {"packets": 3, "bytes": 60}}}]}}]}"#;
         let a = parse_table(table);
-        assert_eq!(a.seen.len(), 2, "{a:?}");
+        assert_eq!(a.seen.len(), 3, "{a:?}");
+        let mac: IpAddr = "fe80::ff:fe00:7902".parse().unwrap();
+        let p2p6 = Dest {
+            proto: Proto::Udp,
+            addr: "2001:db8:50::50".parse().unwrap(),
+            port: 32100,
+        };
+        assert_eq!(a.seen[&(mac, p2p6)], 4);
+        assert_eq!(a.over[&mac], 6);
         let cam: IpAddr = "10.78.0.2".parse().unwrap();
         let p2p = Dest {
             proto: Proto::Udp,
