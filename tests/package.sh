@@ -2,7 +2,9 @@
 # The Debian package end to end, on this machine, as root (issue 15): build the .deb,
 # `dpkg -i` it, check files, user, group, modes and the unit (systemd-analyze verify, the
 # security score <= 2.0), run the daemon as the unit's user with the unit's directories
-# (no systemd as PID 1 here: setpriv does what the unit says), pair a phone, upgrade to a
+# (no systemd as PID 1 here: setpriv does what the unit says), the camera port's drop-in
+# (shipped, scored, and the daemon's camera port without and with its capabilities in a
+# namespace), pair a phone, upgrade to a
 # higher version (the phone is still admitted), back up, wipe, restore (the phone is
 # admitted again), then remove (state kept) and purge (state deleted, after saying so).
 # Builds with the dev profile to reuse the test build (cargo-deb warns that it prefers
@@ -21,7 +23,8 @@ fail() { echo "package.sh: FAIL: $*" >&2; exit 1; }
 # --- tools
 missing=()
 # man-db: systemd-analyze verify checks the unit's Documentation=man:latchkey(1).
-for p in systemd adduser util-linux passwd binutils dpkg-dev procps man-db; do
+# nftables, dnsmasq-base, iproute2: the camera port run with the drop-in's capabilities.
+for p in systemd adduser util-linux passwd binutils dpkg-dev procps man-db nftables dnsmasq-base iproute2; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
