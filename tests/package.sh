@@ -50,6 +50,7 @@ stop_daemon() {
 }
 cleanup() {
     stop_daemon || true
+    ip netns del lkpkg-camport 2>/dev/null || true
     dpkg-query -W latchkey >/dev/null 2>&1 && dpkg -P latchkey >/dev/null 2>&1 || true
     id lkowner >/dev/null 2>&1 && userdel lkowner || true
     rm -rf "$work"
