@@ -370,7 +370,8 @@ fn listed_and_other(cam: &serde_json::Value) -> (u64, u64) {
 /// shared record (4,096 entries), and from then on every other camera's new attempts were
 /// only "other destinations". Each leased camera now records into a set of its own: the
 /// flooding camera loses only its own detail (its total still exact, the report saying
-/// "detail truncated"), and the other camera's new destination is listed with its count.
+/// "detail truncated"), and the other camera's new destination is listed with its count;
+/// the same over IPv6.
 /// IPv6: DNS and NTP sent to the gateway's IPv6 link-local address are not answered, and
 /// are recorded as front's attempts (IPv6 is recorded by MAC, and front's MAC is leased).
 #[test]
@@ -463,6 +464,74 @@ print("sent")
             .args(["cameras", "report", "back"]),
     );
     assert!(words.contains("detail truncated"), "{words}");
+
+    // The same over IPv6 (recorded by MAC, each leased camera's MAC with its own set):
+    // back to 4,200 more destinations, then front to a new one 7 times.
+    let (gw, six) = (net.ns("gw"), "2001:db8:83::1");
+    output_ok(Command::new("ip").args([
+        "-n",
+        &gw,
+        "addr",
+        "add",
+        "2001:db8:83::1/64",
+        "dev",
+        "cam0",
+        "nodad",
+    ]));
+    for (dev, addr) in [("eth0", "2001:db8:83::2/64"), ("bad0", "2001:db8:83::3/64")] {
+        let script = format!(
+            "set -e
+ip -n {cam} addr add {addr} dev {dev} nodad
+ip -n {cam} -6 neigh replace {six} lladdr {gw_mac} dev {dev} nud permanent
+ip -n {cam} -6 route add default via {six} dev {dev} metric {}",
+            if dev == "eth0" { 100 } else { 200 }
+        );
+        output_ok(Command::new("sh").args(["-c", &script]));
+    }
+    let flood6 = r#"
+import socket, time
+def sock(dev, addr):
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, dev)
+    s.bind((addr, 0))
+    return s
+s = sock(b"bad0", "2001:db8:83::3")
+for i in range(4200):
+    s.sendto(b"x", ("2001:db8:99::%x" % i, 1000 + i // 250))
+    if i % 100 == 99:
+        time.sleep(0.01)
+f = sock(b"eth0", "2001:db8:83::2")
+for _ in range(7):
+    f.sendto(b"hello", ("2001:db8:77::7", 443))
+print("sent")
+"#;
+    output_ok(Command::new("ip").args(["netns", "exec", &cam, "python3", "-c", flood6]));
+    let settled = latchkey_tests::wait_for(Duration::from_secs(20), || {
+        last = serde_json::from_str(&report(&state)).unwrap();
+        let (back, front) = (camera(&last, "back")?, camera(&last, "front")?);
+        let (listed, other) = listed_and_other(back);
+        (listed + other >= 8400 && listed_and_other(front).0 >= 14).then_some(())
+    });
+    assert!(
+        settled.is_some(),
+        "the IPv6 flood or front's packets missing: {last}"
+    );
+    let front = camera(&last, "front").unwrap();
+    let to_six: u64 = front["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["address"] == "2001:db8:77::7" && d["port"] == 443)
+        .map(|d| d["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(to_six, 7, "front's new IPv6 destination not listed: {last}");
+    assert_eq!(listed_and_other(front), (14, 0), "{last}");
+    let back = camera(&last, "back").unwrap();
+    assert_eq!(
+        listed_and_other(back).0 + listed_and_other(back).1,
+        8400,
+        "{last}"
+    );
 
     // DNS and NTP to the gateway's IPv6 link-local address: no answer, recorded.
     let gw_ll = link_local(&net.ns("gw"), &[(&cam, "eth0")]);

@@ -63,9 +63,8 @@ impl Binding {
             slots: Slots::default(),
         };
         let _ = b.read_file();
-        let addrs: Vec<Ipv4Addr> = b.bound.iter().map(|(a, _)| *a).collect();
-        for a in addrs {
-            b.slots.assign(a, true);
+        for (a, m) in &b.bound {
+            b.slots.assign_lease(*a, m);
         }
         b
     }
@@ -124,8 +123,20 @@ impl Binding {
                 macs.join(", ")
             ));
         }
-        let addrs: Vec<Ipv4Addr> = self.bound.iter().map(|(a, _)| *a).collect();
-        cmds.push_str(&self.assign(table, addrs.into_iter(), true));
+        let (mut four, mut six) = (Vec::new(), Vec::new());
+        for (a, m) in &self.bound {
+            let (f, s) = self.slots.assign_lease(*a, m);
+            four.extend(f);
+            six.extend(s);
+        }
+        for (map, new) in [("slots4", four), ("slots6", six)] {
+            if !new.is_empty() {
+                cmds.push_str(&format!(
+                    "add element inet {table} {map} {{ {} }}\n",
+                    new.join(", ")
+                ));
+            }
+        }
         Some(cmds)
     }
 
@@ -135,18 +146,8 @@ impl Binding {
             IpAddr::V4(a) => Some(a),
             IpAddr::V6(_) => None,
         });
-        let v4: Vec<Ipv4Addr> = v4.collect();
-        self.assign(table, v4.into_iter(), false)
-    }
-
-    fn assign(
-        &mut self,
-        table: &str,
-        addrs: impl Iterator<Item = Ipv4Addr>,
-        leased: bool,
-    ) -> String {
-        let new: Vec<String> = addrs
-            .filter_map(|a| Some(slots::element(a, self.slots.assign(a, leased)?)))
+        let new: Vec<String> = v4
+            .filter_map(|a| Some(slots::element(a, self.slots.assign(a, false)?)))
             .collect();
         if new.is_empty() {
             String::new()
@@ -188,7 +189,16 @@ mod tests {
         assert!(cmds.contains("flush set inet t lease_macs4"), "{cmds}");
         assert!(cmds.contains("10.83.0.150 . 02:00:00:00:83:02"), "{cmds}");
         assert!(cmds.contains("10.83.0.2 . 02:00:00:00:83:0a"), "{cmds}");
-        assert!(cmds.contains("10.83.0.150 : goto slot1"), "{cmds}");
+        assert!(
+            cmds.contains("slots4 { 10.83.0.150 : goto slot1, 10.83.0.153 : goto slot2 }"),
+            "{cmds}"
+        );
+        assert!(
+            cmds.contains(
+                "slots6 { 02:00:00:00:83:02 : goto slot1, 02:00:00:00:83:05 : goto slot2 }"
+            ),
+            "{cmds}"
+        );
         assert!(
             cmds.contains(
                 "leased_macs { 02:00:00:00:83:02, 02:00:00:00:83:05, 02:00:00:00:83:0a }"

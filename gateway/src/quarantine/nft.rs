@@ -92,6 +92,7 @@ table inet {TABLE} {{
   set over6 {{ type ether_addr; size {OVER_SIZE}; flags dynamic; counter; }}
 {leases}{slots}  chain record {{
     meta nfproto ipv4 ip saddr vmap @slots4
+    meta nfproto ipv6 ether saddr vmap @slots6
     meta nfproto ipv4 meta l4proto {{ tcp, udp }} update @seen4 {{ ip saddr . meta l4proto . ip daddr . th dport }} drop
     meta nfproto ipv6 meta l4proto {{ tcp, udp }} update @seen6 {{ ether saddr . meta l4proto . ip6 daddr . th dport }} drop
     meta nfproto ipv4 update @over4 {{ ip saddr }} drop
@@ -372,6 +373,10 @@ mod tests {
             "{r}"
         );
         assert!(r.contains("elements = { 10.83.0.2 : goto slot0 }"), "{r}");
+        assert!(
+            r.contains("elements = { 02:00:00:00:83:0a : goto slot0 }"),
+            "{r}"
+        );
         assert!(r.contains("nd-router-advert drop"));
         assert!(r.contains("meta nfproto ipv4 udp dport { 53, 67, 123 } accept"));
     }

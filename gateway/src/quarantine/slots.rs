@@ -2,9 +2,10 @@
 //! destinations fills only its own record, and every other camera's attempts are still
 //! listed one by one.
 //!
-//! The camera port's table holds [`SLOTS`] small sets (`seen4_0` ...), each with its own
-//! [`SLOT_SIZE`], and a verdict map `slots4` from a camera's IPv4 address to the chain
-//! that records into its set. A camera gets a slot when its lease is known (fixed or
+//! The camera port's table holds [`SLOTS`] pairs of small sets (`seen4_0`, `seen6_0` ...),
+//! each with its own [`SLOT_SIZE`], and verdict maps from a camera's IPv4 address
+//! (`slots4`) and from its lease's MAC (`slots6`, for IPv6, recorded by MAC) to the chain
+//! that records into its sets. A camera gets a slot when its lease is known (fixed or
 //! from dnsmasq) or, without a lease (the owner set its address by hand), when the first
 //! read shows it; unleased addresses get at most half the slots, so a camera taking many
 //! addresses cannot take the leased cameras' slots. When a camera's set is full its
@@ -24,10 +25,11 @@ pub const SLOT_SIZE: u32 = 256;
 /// Slots an address without a lease can take.
 const UNLEASED: usize = SLOTS / 2;
 
-/// Which address records into which slot.
+/// Which address (and the MAC of its lease) records into which slot.
 #[derive(Debug, Default, Clone)]
 pub struct Slots {
     by_addr: HashMap<Ipv4Addr, usize>,
+    by_mac: HashMap<String, usize>,
     unleased: usize,
 }
 
@@ -46,6 +48,20 @@ impl Slots {
         Some(n)
     }
 
+    /// Gives a lease's `addr` a slot as [`Slots::assign`] does, and its `mac` (a checked
+    /// MAC, for IPv6) the address's slot if the MAC has none; the new map elements.
+    pub fn assign_lease(&mut self, addr: Ipv4Addr, mac: &str) -> (Option<String>, Option<String>) {
+        let four = self.assign(addr, true).map(|n| element(addr, n));
+        let six = match (self.by_addr.get(&addr), self.by_mac.contains_key(mac)) {
+            (Some(&n), false) => {
+                self.by_mac.insert(mac.to_string(), n);
+                Some(element(mac, n))
+            }
+            _ => None,
+        };
+        (four, six)
+    }
+
     /// `10.83.0.2 : goto slot0, ...` (empty when no slot is taken).
     pub fn elements(&self) -> String {
         let mut v: Vec<(&Ipv4Addr, &usize)> = self.by_addr.iter().collect();
@@ -53,33 +69,49 @@ impl Slots {
         let items: Vec<String> = v.iter().map(|(a, n)| element(**a, **n)).collect();
         items.join(", ")
     }
+
+    /// `02:00:00:00:83:02 : goto slot0, ...` (empty when no MAC has a slot).
+    pub fn mac_elements(&self) -> String {
+        let mut v: Vec<(&String, &usize)> = self.by_mac.iter().collect();
+        v.sort_by_key(|(_, n)| **n);
+        let items: Vec<String> = v.iter().map(|(m, n)| element(m, **n)).collect();
+        items.join(", ")
+    }
 }
 
-/// One element of the `slots4` map.
-pub fn element(addr: Ipv4Addr, slot: usize) -> String {
-    format!("{addr} : goto slot{slot}")
+/// One element of the `slots4` (an address) or `slots6` (a MAC) map.
+pub fn element(key: impl std::fmt::Display, slot: usize) -> String {
+    format!("{key} : goto slot{slot}")
 }
 
-/// The sets, the chains and the map (with `slots`' elements), for the camera port's table.
-pub fn ruleset(slots: &Slots) -> String {
-    let mut out = String::new();
-    let elements = slots.elements();
-    let elements = if elements.is_empty() {
+/// ` elements = { ... };` for a map's `elements`, or nothing.
+fn listed(elements: &str) -> String {
+    if elements.is_empty() {
         String::new()
     } else {
         format!(" elements = {{ {elements} }};")
-    };
+    }
+}
+
+/// The sets, the chains and the maps (with `slots`' elements), for the camera port's table.
+pub fn ruleset(slots: &Slots) -> String {
+    let mut out = String::new();
     let _ = writeln!(
         out,
-        "  map slots4 {{ type ipv4_addr : verdict; size {SLOTS};{elements} }}"
+        "  map slots4 {{ type ipv4_addr : verdict; size {SLOTS};{} }}\n  map slots6 {{ type ether_addr : verdict; size {SLOTS};{} }}",
+        listed(&slots.elements()),
+        listed(&slots.mac_elements())
     );
     for n in 0..SLOTS {
         let _ = writeln!(
             out,
             "  set seen4_{n} {{ type ipv4_addr . inet_proto . ipv4_addr . inet_service; size {SLOT_SIZE}; flags dynamic; counter; }}
+  set seen6_{n} {{ type ether_addr . inet_proto . ipv6_addr . inet_service; size {SLOT_SIZE}; flags dynamic; counter; }}
   chain slot{n} {{
-    meta l4proto {{ tcp, udp }} update @seen4_{n} {{ ip saddr . meta l4proto . ip daddr . th dport }} drop
-    update @over4 {{ ip saddr }} drop
+    meta nfproto ipv4 meta l4proto {{ tcp, udp }} update @seen4_{n} {{ ip saddr . meta l4proto . ip daddr . th dport }} drop
+    meta nfproto ipv6 meta l4proto {{ tcp, udp }} update @seen6_{n} {{ ether saddr . meta l4proto . ip6 daddr . th dport }} drop
+    meta nfproto ipv4 update @over4 {{ ip saddr }} drop
+    meta nfproto ipv6 update @over6 {{ ether saddr }} drop
     drop
   }}"
         );
@@ -109,6 +141,16 @@ mod tests {
         let r = ruleset(&s);
         assert_eq!(r.matches("chain slot").count(), SLOTS);
         assert!(r.contains(&format!("set seen4_{} ", SLOTS - 1)));
-        assert!(ruleset(&Slots::default()).contains("size 32; }"));
+        assert!(
+            ruleset(&Slots::default())
+                .contains("map slots6 { type ether_addr : verdict; size 32; }")
+        );
+        let (four, six) = s.assign_lease(a(2), "02:00:00:00:83:02");
+        assert_eq!(
+            (four, six.as_deref()),
+            (None, Some("02:00:00:00:83:02 : goto slot0"))
+        );
+        assert_eq!(s.assign_lease(a(2), "02:00:00:00:83:02"), (None, None));
+        assert!(ruleset(&s).contains("elements = { 02:00:00:00:83:02 : goto slot0 }"));
     }
 }
