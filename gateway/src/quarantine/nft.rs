@@ -10,20 +10,21 @@
 //!
 //! Recording without a packet capture or NFLOG: dynamic sets keyed by
 //! `source . protocol . destination . port` with a counter per element
-//! (`update @seen4 { ... }`), read back with one `nft -j list table`. Each camera with a
-//! slot records into a set of its own (`slots.rs`); the others share `seen4`. The kernel
-//! bounds each set (its `size`); when it is full the `update` fails, the rule does not
-//! match, and the packet is counted per source in the small `over4` set instead ("other
-//! destinations", detail truncated); a source the camera port does not route back to (a
-//! spoofed address) is dropped and counted (`spoofed`) first, so spoofed addresses
-//! cannot fill `over4` or the report's sources, and so is a packet whose address and MAC
-//! are not a lease, or an IPv6 packet from a MAC without a lease (`leases.rs`: one camera
-//! blaming another). Packets that are neither
-//! TCP nor UDP are counted in `over4` too. IPv6 attempts are recorded by the MAC they
-//! came from (any camera can pick any IPv6 source address, and answer neighbour
-//! solicitations for another's), which `neigh.rs` turns into the camera's IPv4 address. DNS, DHCP and NTP are served on IPv4 only:
-//! IPv6 to the gateway's port 53 or 123 is dropped and recorded like any other attempt.
-//! The counters only grow, so each read adds the difference since the previous one.
+//! (`update @seen4 { ... }`), read back with one `nft -j list table`. IPv6 attempts are
+//! keyed by the MAC they came from instead of their source address (any camera can pick
+//! any IPv6 source address, and answer neighbour solicitations for another's), which
+//! `neigh.rs` turns into the camera's IPv4 address. Each camera with a slot records into
+//! sets of its own (`slots.rs`); the others share `seen4` and `seen6`. The kernel bounds
+//! each set (its `size`); when it is full the `update` fails, the rule does not match,
+//! and the packet is counted per source in the small `over4`/`over6` sets instead ("other
+//! destinations", detail truncated). Packets that are neither TCP nor UDP are counted
+//! there too. A source the camera port does not route back to (a spoofed address) is
+//! dropped and counted (`spoofed`) first, so spoofed addresses cannot fill `over4` or the
+//! report's sources, and so is a packet whose address and MAC are not a lease, or an
+//! IPv6 packet from a MAC without a lease (`leases.rs`: one camera blaming another).
+//! DNS, DHCP and NTP are served on IPv4 only: IPv6 to the gateway's port 53 or 123 is
+//! dropped and recorded like any other attempt. The counters only grow, so each read
+//! adds the difference since the previous one.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr};

@@ -9,9 +9,9 @@
 //! from dnsmasq) or, without a lease (the owner set its address by hand), when the first
 //! read shows it; unleased addresses get at most half the slots, so a camera taking many
 //! addresses cannot take the leased cameras' slots. When a camera's set is full its
-//! further new destinations are counted in its own `over4` element ("detail truncated"
-//! in the report), so its totals stay exact. Addresses past the slots share `seen4`, the
-//! record as it was before slots.
+//! further new destinations are counted in its own `over4`/`over6` element ("detail
+//! truncated" in the report), so its totals stay exact. Addresses past the slots share
+//! `seen4` and `seen6`, the record as it was before slots.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
