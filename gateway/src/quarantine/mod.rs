@@ -262,7 +262,7 @@ fn dhcp_range(cfg: &PortConfig, gw: Ipv4Addr, prefix: u8) -> anyhow::Result<(Ipv
 /// LAN, the WAN of a box that routes), and those would be answered and put in the report.
 async fn bind_udp(addr: SocketAddr, iface: &str, what: &str) -> anyhow::Result<UdpSocket> {
     let sock = UdpSocket::bind(addr).await.with_context(|| {
-        format!("binding the camera port's {what} server on {addr} (the gateway needs CAP_NET_BIND_SERVICE{}, and nothing else may serve it there)", SERVICE_HINT)
+        format!("binding the camera port's {what} server on {addr} (nothing else may serve it there, and the gateway needs CAP_NET_BIND_SERVICE{})", SERVICE_HINT)
     })?;
     sock.bind_device(Some(iface.as_bytes())).with_context(|| {
         format!("binding the camera port's {what} server to {iface} (the gateway needs Linux 5.7 or CAP_NET_RAW{})", SERVICE_HINT)
