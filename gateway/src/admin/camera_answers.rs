@@ -3,9 +3,14 @@
 //! the phone's [`CameraInfo`](latchkey_pairing::api_types::CameraInfo) plus where it is
 //! configured; passwords never appear, only `has_password`.
 
+use latchkey_pairing::api_types::{OnvifFound, OnvifInspection};
 use serde::{Deserialize, Serialize};
 
 use crate::camera::CameraStatus;
+
+/// Cameras that answered ONVIF discovery (`discover`), each with the ids it was already
+/// added as: the shared [`OnvifFound`].
+pub type Discovered = Vec<OnvifFound>;
 
 /// Where a camera is configured.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -39,7 +44,7 @@ pub struct CameraListing {
 /// The `onvif` field of a stored camera: present (maybe `null`) for stored cameras only.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Onvif(pub Option<serde_json::Value>);
+pub struct Onvif(pub Option<OnvifInspection>);
 
 /// What a test connection saw: the first picture's codec and size.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -63,7 +68,7 @@ pub struct CameraSaved {
     pub test: Option<TestResult>,
     /// What ONVIF found, for a camera added with `onvif-add`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub onvif: Option<serde_json::Value>,
+    pub onvif: Option<OnvifInspection>,
 }
 
 /// A camera removed (`remove`).

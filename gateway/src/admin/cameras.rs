@@ -46,10 +46,10 @@ pub struct CameraInput {
     /// Save without a test connection.
     #[serde(default)]
     pub skip_test: bool,
-    /// What ONVIF reported (JSON), when added from ONVIF. Set only by the gateway's own
-    /// ONVIF flow, never taken from a request.
+    /// What ONVIF reported, when added from ONVIF. Set only by the gateway's own ONVIF
+    /// flow, never taken from a request.
     #[serde(skip)]
-    pub onvif: Option<Value>,
+    pub onvif: Option<Box<crate::camera::onvif::Inspection>>,
 }
 
 impl std::fmt::Debug for CameraInput {
@@ -163,7 +163,7 @@ fn apply(cam: &mut StoredCamera, input: &CameraInput) -> Result<CameraSource, Ac
         cam.password = (!pass.is_empty()).then(|| pass.clone());
     }
     if let Some(onvif) = &input.onvif {
-        cam.onvif = Some(onvif.to_string());
+        cam.onvif = serde_json::to_string(onvif).ok();
     }
     let source = source_of(cam).map_err(|e| invalid(format!("camera {}: {e}", cam.id)))?;
     if cam.username.is_some() && !matches!(source, CameraSource::Rtsp { .. }) {
@@ -472,12 +472,12 @@ pub async fn handle(
         CameraRequest::Edit { id, changes } => value(edit(gw, &id, changes, by).await),
         CameraRequest::Remove { id } => value(remove(gw, &id, by).await),
         CameraRequest::Test { id } => value(test(gw, &id).await),
-        CameraRequest::Discover { addresses, wait_ms } => {
-            super::cameras_onvif::discover(gw, &addresses, Duration::from_millis(wait_ms)).await
+        CameraRequest::Discover { addresses, wait_ms } => value(
+            super::cameras_onvif::discover(gw, &addresses, Duration::from_millis(wait_ms)).await,
+        ),
+        CameraRequest::OnvifInspect { target } => {
+            value(super::cameras_onvif::inspect(&target).await)
         }
-        CameraRequest::OnvifInspect { target } => super::cameras_onvif::inspect(&target)
-            .await
-            .map(|i| serde_json::to_value(i).unwrap_or(Value::Null)),
         CameraRequest::OnvifAdd {
             id,
             target,

@@ -12,11 +12,11 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use latchkey_pairing::Role;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use super::auth::{self, AuthError, Gate};
 use super::{Authed, Peer, Web, json_error};
 use crate::admin::actions::{self, ActionError, PairRequest};
+use crate::admin::answers::{WebAuditPage, WebOk, WebPairAnswer, WebSession};
 use crate::api::{Output, Watcher, serve_camera};
 use crate::store::AuditFilter;
 use crate::store::AuditKind;
@@ -143,7 +143,7 @@ async fn login(
                 "owner logged in to the admin UI",
             )
             .await;
-            let mut r = Json(json!({ "ok": true })).into_response();
+            let mut r = Json(WebOk { ok: true }).into_response();
             r.headers_mut()
                 .insert(header::SET_COOKIE, super::session_cookie::set(&id));
             r
@@ -219,7 +219,7 @@ async fn setup(
     match done {
         Ok(Ok(true)) => {
             let (id, _) = web.auth.new_session(web.gw.clock.instant());
-            let mut r = Json(json!({ "ok": true })).into_response();
+            let mut r = Json(WebOk { ok: true }).into_response();
             r.headers_mut()
                 .insert(header::SET_COOKIE, super::session_cookie::set(&id));
             r
@@ -239,18 +239,18 @@ async fn setup(
 
 async fn logout(State(web): WebState, Extension(authed): Extension<Authed>) -> Response {
     web.auth.end_session(&authed.session_id);
-    let mut r = Json(json!({ "ok": true })).into_response();
+    let mut r = Json(WebOk { ok: true }).into_response();
     r.headers_mut()
         .insert(header::SET_COOKIE, super::session_cookie::clear());
     r
 }
 
-async fn session(State(web): WebState, Extension(authed): Extension<Authed>) -> Json<Value> {
-    Json(json!({
-        "name": web.gw.config.name,
-        "fingerprint": web.fingerprint,
-        "csrf": authed.csrf,
-    }))
+async fn session(State(web): WebState, Extension(authed): Extension<Authed>) -> Json<WebSession> {
+    Json(WebSession {
+        csrf: authed.csrf,
+        fingerprint: web.fingerprint.clone(),
+        name: web.gw.config.name.clone(),
+    })
 }
 
 async fn devices(State(web): WebState) -> Response {
@@ -338,14 +338,14 @@ async fn pair(State(web): WebState, body: Result<Json<PairBody>, JsonRejection>)
     )
     .await;
     match offer {
-        Ok(o) => Json(json!({
-            "uri": o.uri,
-            "svg": qr_svg(&o.uri),
-            "expires_in_secs": o.expires_in_secs,
-            "expires_at": o.expires_at,
-        }))
+        Ok(o) => Json(WebPairAnswer {
+            svg: qr_svg(&o.uri),
+            expires_at: o.expires_at,
+            expires_in_secs: o.expires_in_secs,
+            uri: o.uri,
+        })
         .into_response(),
-        Err(e) => answer::<Value>(Err(e)),
+        Err(e) => answer::<WebPairAnswer>(Err(e)),
     }
 }
 
@@ -443,14 +443,14 @@ async fn audit(State(web): WebState, q: Result<Query<AuditQuery>, QueryRejection
     let q = q.map(|q| q.0).unwrap_or_default();
     let offset = (q.page() - 1).saturating_mul(PER_PAGE);
     match actions::audit(&web.gw, q.filter(), offset, PER_PAGE).await {
-        Ok(p) => Json(json!({
-            "rows": p.rows,
-            "total": p.total,
-            "page": q.page(),
-            "per_page": PER_PAGE,
-        }))
+        Ok(p) => Json(WebAuditPage {
+            page: q.page(),
+            per_page: PER_PAGE,
+            rows: p.rows,
+            total: p.total,
+        })
         .into_response(),
-        Err(e) => answer::<Value>(Err(e)),
+        Err(e) => answer::<WebAuditPage>(Err(e)),
     }
 }
 
