@@ -24,11 +24,12 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use latchkey_pairing::text::escape;
 use latchkey_pairing::{
-    Action, DeviceRecord, DeviceSummary, ErrorCode, GatewayInfo, InvitationRequest, Role,
+    Action, DeviceId, DeviceRecord, DeviceSummary, ErrorCode, GatewayInfo, InvitationRequest, Role,
 };
 use serde::Deserialize;
 
 use crate::admin::actions::{self, ActionError, PairRequest};
+use crate::admin::device_ref::DeviceRef;
 use crate::api_error::{self, error, no_such_camera};
 use crate::camera::hub::{Unavailable, Watch};
 use crate::camera::{CameraSource, CameraStatus, Frame};
@@ -45,7 +46,7 @@ pub const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(15);
 #[derive(Clone, Debug)]
 pub struct DeviceContext {
     /// Device id.
-    pub id: String,
+    pub id: DeviceId,
     /// Where the session comes from.
     pub peer: SocketAddr,
     /// Cancelling it ends the session (a stream whose viewer stopped reading does).
@@ -337,7 +338,7 @@ async fn gateway_info(
         name: gw.config.name.clone(),
         addresses: gw.addresses(),
         device: DeviceSummary {
-            id: device.id.0.clone(),
+            id: device.id.clone(),
             name: device.name.clone(),
             role: device.role,
             cameras: device.cameras.to_string(),
@@ -402,7 +403,7 @@ async fn owner_revoke(
     Extension(ctx): Extension<DeviceContext>,
     id: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let Ok(Path(id)) = id else {
+    let Some(id) = device_in_path(id) else {
         return api_error::bad_path();
     };
     let what = format!("revoke {id}");
@@ -413,13 +414,18 @@ async fn owner_revoke(
     answer(actions::revoke(&gw, &id, &by).await)
 }
 
+/// A device path's `{id}`: its id or name; `None` when it is neither (a 400).
+fn device_in_path(id: Result<Path<String>, PathRejection>) -> Option<DeviceRef> {
+    DeviceRef::parse(&id.ok()?.0).ok()
+}
+
 async fn owner_confirm(
     State(gw): State<Arc<Gateway>>,
     Extension(device): Extension<DeviceRecord>,
     Extension(ctx): Extension<DeviceContext>,
     id: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let Ok(Path(id)) = id else {
+    let Some(id) = device_in_path(id) else {
         return api_error::bad_path();
     };
     let what = format!("confirm {id}");

@@ -315,7 +315,7 @@ async fn session(
     let cut = CancellationToken::new();
     let (noise, proven) = FirstRead::new(NoiseStream::with_clock(stream, session, since));
     let ctx = DeviceContext {
-        id: record.id.0.clone(),
+        id: record.id.clone(),
         peer,
         cut: cut.clone(),
     };
@@ -338,12 +338,12 @@ async fn session(
     // Proven: only now is this a session (log, last-seen, replay guard on disk).
     if gw.should_record_session(&record.id.0, peer, now) {
         let store = gw.store.clone();
-        let (id, a) = (record.id.0.clone(), peer.to_string());
+        let (id, a) = (record.id.clone(), peer.to_string());
         tokio::task::spawn_blocking(move || {
             if let Err(e) = store.touch(&id, &a, now) {
                 tracing::warn!("recording last-seen: {e}");
             }
-            if let Err(e) = store.record_hellos(&[(id, hello_ms)]) {
+            if let Err(e) = store.record_hellos(&[(id.0, hello_ms)]) {
                 tracing::warn!("saving the session replay guard: {e}");
             }
         });

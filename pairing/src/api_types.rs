@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::allowlist::{DeviceState, Role, UnixTime};
+use crate::device_id::DeviceId;
 
 /// A camera in `GET /v1/cameras`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -110,7 +111,7 @@ impl CameraState {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DeviceSummary {
     /// The device id.
-    pub id: String,
+    pub id: DeviceId,
     /// The owner's name for it, else the phone's own.
     pub name: String,
     /// Owner, viewer or guest.
@@ -184,7 +185,7 @@ impl ListedState {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DeviceInfo {
     /// The device id.
-    pub id: String,
+    pub id: DeviceId,
     /// The owner's name for it, else the phone's own.
     pub name: String,
     /// Owner, viewer or guest.
@@ -215,7 +216,7 @@ pub struct DeviceInfo {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Revoked {
     /// The device id.
-    pub id: String,
+    pub id: DeviceId,
     /// Always `revoked`.
     pub state: ListedState,
     /// Live sessions cut.
@@ -226,7 +227,7 @@ pub struct Revoked {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Confirmed {
     /// The device id.
-    pub id: String,
+    pub id: DeviceId,
     /// Its state now (`active`).
     pub state: ListedState,
 }
@@ -287,7 +288,7 @@ pub struct AuditRow {
     pub kind: String,
     /// The device concerned, if any.
     #[serde(default)]
-    pub device: Option<String>,
+    pub device: Option<DeviceId>,
     /// `IP:port`, if any.
     #[serde(default)]
     pub addr: Option<String>,

@@ -5,10 +5,10 @@
 //!
 //! Answers a phone also sees (device listing, confirm, revoke, audit rows) are the shared
 //! types of `latchkey_pairing::api_types`, re-exported here, so each shape is defined once.
-//! Device ids are `String` here because this is the edge: JSON text on the wire.
+//! Device ids are the core's `DeviceId` here too: text on the wire, typed inside.
 
-use latchkey_pairing::UnixTime;
 pub use latchkey_pairing::api_types::{Confirmed, DeviceInfo, ListedState, Revoked};
+use latchkey_pairing::{DeviceId, UnixTime};
 use serde::{Deserialize, Serialize};
 
 use crate::store::{AuditRow, DeviceRow, PairingWindowRow};
@@ -29,7 +29,7 @@ pub struct PairAnswer {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GrantsChanged {
     /// The device.
-    pub id: String,
+    pub id: DeviceId,
     /// `all` or a comma list.
     pub cameras: String,
     /// Access end, seconds since the epoch; `None` = never.

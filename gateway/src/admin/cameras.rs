@@ -15,11 +15,11 @@ use serde_json::Value;
 
 use super::actions::ActionError;
 use super::camera_answers::{CameraListing, CameraRemoved, CameraSaved, Onvif, Origin, TestResult};
+use crate::Gateway;
 use crate::camera::{CameraOpener as _, CameraSource, Frame, RealOpener, jpeg_dimensions};
 use crate::config::{CameraConfig, valid_camera_id};
 use crate::store::cameras::StoredCamera;
 use crate::store::{Store, StoreError};
-use crate::{Gateway, unix_now};
 
 /// How long a test connection may take to deliver a first picture.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(15);
@@ -259,8 +259,9 @@ pub async fn add(
     };
     let saved = cam.clone();
     let by_owned = by.to_string();
+    let now = gw.clock.unix_now();
     let inserted = blocking(gw, "saving the camera", move |s| {
-        s.insert_camera(&saved, unix_now(), &by_owned)
+        s.insert_camera(&saved, now, &by_owned)
     })
     .await?;
     if !inserted || !gw.cameras.add(&CameraConfig { id, source }) {
@@ -309,8 +310,9 @@ pub async fn edit(
         Some(test_source(&source).await?)
     };
     let (old, saved, by_owned) = (id.to_string(), cam.clone(), by.to_string());
+    let now = gw.clock.unix_now();
     let updated = blocking(gw, "saving the camera", move |s| {
-        s.update_camera(&old, &saved, unix_now(), &by_owned)
+        s.update_camera(&old, &saved, now, &by_owned)
     })
     .await?;
     if !updated
@@ -347,8 +349,9 @@ pub async fn remove(gw: &Arc<Gateway>, id: &str, by: &str) -> Result<CameraRemov
         )));
     }
     let (owned, by_owned) = (id.to_string(), by.to_string());
+    let now = gw.clock.unix_now();
     let deleted = blocking(gw, "removing the camera", move |s| {
-        s.delete_camera(&owned, unix_now(), &by_owned)
+        s.delete_camera(&owned, now, &by_owned)
     })
     .await?;
     if !deleted {

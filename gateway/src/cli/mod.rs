@@ -42,8 +42,8 @@ pub fn at_or_dash(t: Option<u64>) -> String {
 /// Text from outside (a phone, a camera, a router) for a terminal: escaped
 /// (`latchkey_pairing::text::escape`), so no control, bidi or invisible character
 /// reaches the owner's terminal raw.
-pub fn text(s: &str) -> String {
-    latchkey_pairing::text::escape(s).into_owned()
+pub fn text<S: AsRef<str> + ?Sized>(s: &S) -> String {
+    latchkey_pairing::text::escape(s.as_ref()).into_owned()
 }
 
 /// Text from outside for a terminal, escaped like [`text`]; `None` is `-`.

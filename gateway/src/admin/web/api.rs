@@ -17,10 +17,10 @@ use super::auth::{self, AuthError, Gate};
 use super::{Authed, Peer, Web, json_error};
 use crate::admin::actions::{self, ActionError, PairRequest};
 use crate::admin::answers::{WebAuditPage, WebOk, WebPairAnswer, WebSession};
+use crate::admin::device_ref::{BadDeviceRef, DeviceRef};
 use crate::api::{Output, Watcher, serve_camera};
 use crate::store::AuditFilter;
 use crate::store::AuditKind;
-use crate::unix_now;
 
 /// Who the audit log names for actions taken in the web UI.
 const BY: &str = "owner (web)";
@@ -208,11 +208,11 @@ async fn setup(
         );
     }
     let store = web.gw.store.clone();
-    let password = body.password;
+    let (password, at) = (body.password, web.gw.clock.unix_now());
     let done = tokio::task::spawn_blocking(move || {
         let phc = auth::hash_password(&password).map_err(|e| e.to_string())?;
         store
-            .set_admin_password(&phc, true, unix_now(), "owner (setup link)")
+            .set_admin_password(&phc, true, at, "owner (setup link)")
             .map_err(|e| e.to_string())
     })
     .await;
@@ -257,16 +257,30 @@ async fn devices(State(web): WebState) -> Response {
     answer(actions::devices(&web.gw).await)
 }
 
+/// A device path's `{id}` that is neither an id nor a name: 400, saying so.
+fn bad_device(e: &BadDeviceRef) -> Response {
+    json_error(StatusCode::BAD_REQUEST, &e.to_string())
+}
+
 async fn confirm(State(web): WebState, Path(id): Path<String>) -> Response {
-    answer(actions::confirm(&web.gw, &id, BY).await)
+    match DeviceRef::parse(&id) {
+        Ok(d) => answer(actions::confirm(&web.gw, &d, BY).await),
+        Err(e) => bad_device(&e),
+    }
 }
 
 async fn reject(State(web): WebState, Path(id): Path<String>) -> Response {
-    answer(actions::reject(&web.gw, &id, BY).await)
+    match DeviceRef::parse(&id) {
+        Ok(d) => answer(actions::reject(&web.gw, &d, BY).await),
+        Err(e) => bad_device(&e),
+    }
 }
 
 async fn revoke(State(web): WebState, Path(id): Path<String>) -> Response {
-    answer(actions::revoke(&web.gw, &id, BY).await)
+    match DeviceRef::parse(&id) {
+        Ok(d) => answer(actions::revoke(&web.gw, &d, BY).await),
+        Err(e) => bad_device(&e),
+    }
 }
 
 /// `{"cameras": "all" | "a,b", "expires_secs": N | null}`.
@@ -286,7 +300,11 @@ async fn grants(
         Ok(Json(b)) => b,
         Err(r) => return bad_json(&r),
     };
-    answer(actions::set_grants(&web.gw, &id, &body.cameras, body.expires_secs, BY).await)
+    let device = match DeviceRef::parse(&id) {
+        Ok(d) => d,
+        Err(e) => return bad_device(&e),
+    };
+    answer(actions::set_grants(&web.gw, &device, &body.cameras, body.expires_secs, BY).await)
 }
 
 /// The pairing form.
