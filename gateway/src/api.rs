@@ -403,8 +403,9 @@ async fn owner_revoke(
     Extension(ctx): Extension<DeviceContext>,
     id: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let Some(id) = device_in_path(id) else {
-        return api_error::bad_path();
+    let id = match device_in_path(id) {
+        Ok(id) => id,
+        Err(r) => return *r,
     };
     let what = format!("revoke {id}");
     let by = match owner_only(&gw, &device, &ctx, Action::Revoke, &what).await {
@@ -414,9 +415,14 @@ async fn owner_revoke(
     answer(actions::revoke(&gw, &id, &by).await)
 }
 
-/// A device path's `{id}`: its id or name; `None` when it is neither (a 400).
-fn device_in_path(id: Result<Path<String>, PathRejection>) -> Option<DeviceRef> {
-    DeviceRef::parse(&id.ok()?.0).ok()
+/// A device path's `{id}`: its id or name, or the refusal to send (`bad_request` saying
+/// what is wrong with it).
+fn device_in_path(id: Result<Path<String>, PathRejection>) -> Result<DeviceRef, Box<Response>> {
+    let Ok(Path(id)) = id else {
+        return Err(Box::new(api_error::bad_path()));
+    };
+    DeviceRef::parse(&id)
+        .map_err(|e| Box::new(api_error::action(&ActionError::Invalid(e.to_string()))))
 }
 
 async fn owner_confirm(
@@ -425,8 +431,9 @@ async fn owner_confirm(
     Extension(ctx): Extension<DeviceContext>,
     id: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let Some(id) = device_in_path(id) else {
-        return api_error::bad_path();
+    let id = match device_in_path(id) {
+        Ok(id) => id,
+        Err(r) => return *r,
     };
     let what = format!("confirm {id}");
     let by = match owner_only(&gw, &device, &ctx, Action::Invite, &what).await {
