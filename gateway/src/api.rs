@@ -373,7 +373,7 @@ async fn owner_only(
                 device.role,
                 escape(what)
             );
-            actions::audit_refusal(gw, &device.id.0, &ctx.peer.to_string(), &detail).await;
+            actions::audit_refusal(gw, &device.id, &ctx.peer.to_string(), &detail).await;
             Err(api_error::denied(denied))
         }
     }

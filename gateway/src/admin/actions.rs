@@ -340,9 +340,9 @@ pub async fn audit(
 
 /// Records a refused owner action (and logs it), rate-limited and aggregated per device
 /// (`audit_flood`): a flood of refusals costs a few rows and one summary.
-pub async fn audit_refusal(gw: &Arc<Gateway>, device: &str, addr: &str, what: &str) {
+pub async fn audit_refusal(gw: &Arc<Gateway>, device: &DeviceId, addr: &str, what: &str) {
     let what = latchkey_pairing::text::escape(what);
-    tracing::debug!(device, addr, "refused owner action: {what}");
+    tracing::debug!(device = %device, addr, "refused owner action: {what}");
     let row = crate::audit_flood::Row {
         kind: AuditKind::OwnerActionRefused,
         device: Some(device),

@@ -28,12 +28,12 @@ impl Store {
         &self,
         now: UnixTime,
         kind: AuditKind,
-        device: Option<&str>,
+        device: Option<&DeviceId>,
         addr: Option<&str>,
         detail: &str,
     ) -> Result<(), StoreError> {
         self.with("writing audit log", |c| {
-            audit_in(c, now, kind, device, addr, detail)
+            audit_in(c, now, kind, device.map(DeviceId::as_str), addr, detail)
         })
     }
 
