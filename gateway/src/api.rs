@@ -97,7 +97,7 @@ async fn authorize(
     if gw.sessions.is_blocked(&record.id.0) {
         return api_error::denied(latchkey_pairing::Denied::Revoked);
     }
-    if let Err(denied) = record.admit(unix_now()) {
+    if let Err(denied) = record.admit(gw.clock.unix_now()) {
         return api_error::denied(denied);
     }
     req.extensions_mut().insert(record);
@@ -108,7 +108,7 @@ async fn cameras(
     State(gw): State<Arc<Gateway>>,
     Extension(device): Extension<DeviceRecord>,
 ) -> Json<Vec<CameraStatus>> {
-    let now = unix_now();
+    let now = gw.clock.unix_now();
     Json(
         gw.cameras
             .statuses()
@@ -211,11 +211,11 @@ pub async fn serve_camera(
 }
 
 async fn audit_watch(gw: &Gateway, camera: &str, w: Watcher) {
-    let store = gw.store.clone();
+    let (store, now) = (gw.store.clone(), gw.clock.unix_now());
     let cam = camera.to_string();
     let done = tokio::task::spawn_blocking(move || {
         store.audit_camera(
-            unix_now(),
+            now,
             AuditKind::CameraWatched,
             w.device.as_deref(),
             &cam,
@@ -238,7 +238,7 @@ async fn device_camera(
     id: String,
     output: Output,
 ) -> Response {
-    if device.may_view(&id, unix_now()).is_err() || gw.cameras.source(&id).is_none() {
+    if device.may_view(&id, gw.clock.unix_now()).is_err() || gw.cameras.source(&id).is_none() {
         return no_such_camera();
     }
     // Counted per device before anything is held for it (PROTOCOL.md "Limits").
@@ -358,7 +358,7 @@ async fn owner_only(
     action: Action,
     what: &str,
 ) -> Result<String, Response> {
-    match device.may(action, unix_now()) {
+    match device.may(action, gw.clock.unix_now()) {
         Ok(()) => Ok(format!(
             "owner phone {} ({})",
             device.id.0,
