@@ -403,26 +403,24 @@ async fn owner_revoke(
     Extension(ctx): Extension<DeviceContext>,
     id: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let id = match device_in_path(id) {
-        Ok(id) => id,
-        Err(r) => return *r,
+    let Ok(Path(id)) = id else {
+        return api_error::bad_path();
     };
     let what = format!("revoke {id}");
     let by = match owner_only(&gw, &device, &ctx, Action::Revoke, &what).await {
         Ok(by) => by,
         Err(r) => return r,
     };
-    answer(actions::revoke(&gw, &id, &by).await)
+    match device_in_path(&id) {
+        Ok(id) => answer(actions::revoke(&gw, &id, &by).await),
+        Err(e) => answer::<()>(Err(e)),
+    }
 }
 
-/// A device path's `{id}`: its id or name, or the refusal to send (`bad_request` saying
-/// what is wrong with it).
-fn device_in_path(id: Result<Path<String>, PathRejection>) -> Result<DeviceRef, Box<Response>> {
-    let Ok(Path(id)) = id else {
-        return Err(Box::new(api_error::bad_path()));
-    };
-    DeviceRef::parse(&id)
-        .map_err(|e| Box::new(api_error::action(&ActionError::Invalid(e.to_string()))))
+/// A device path's `{id}`, read once the role check passed: its id or name, or a
+/// `bad_request` saying what is wrong with it.
+fn device_in_path(id: &str) -> Result<DeviceRef, ActionError> {
+    DeviceRef::parse(id).map_err(|e| ActionError::Invalid(e.to_string()))
 }
 
 async fn owner_confirm(
@@ -431,16 +429,18 @@ async fn owner_confirm(
     Extension(ctx): Extension<DeviceContext>,
     id: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let id = match device_in_path(id) {
-        Ok(id) => id,
-        Err(r) => return *r,
+    let Ok(Path(id)) = id else {
+        return api_error::bad_path();
     };
     let what = format!("confirm {id}");
     let by = match owner_only(&gw, &device, &ctx, Action::Invite, &what).await {
         Ok(by) => by,
         Err(r) => return r,
     };
-    answer(actions::confirm(&gw, &id, &by).await)
+    match device_in_path(&id) {
+        Ok(id) => answer(actions::confirm(&gw, &id, &by).await),
+        Err(e) => answer::<()>(Err(e)),
+    }
 }
 
 async fn owner_invite(

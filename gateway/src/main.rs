@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use latchkey_gateway::admin::device_ref::DeviceRef;
 use latchkey_gateway::admin::socket;
 use latchkey_gateway::config::{self, Config, DEFAULT_ADMIN_PORT, DEFAULT_NOISE_PORT};
 use latchkey_gateway::service_cli;
@@ -71,7 +70,7 @@ enum Command {
     /// Confirm a pending device after comparing its short code.
     Confirm {
         /// Device id or name.
-        device: DeviceRef,
+        device: String,
     },
     /// List devices.
     Devices {
@@ -82,7 +81,7 @@ enum Command {
     /// Revoke a device; its live sessions close within a second.
     Revoke {
         /// Device id or name.
-        device: DeviceRef,
+        device: String,
     },
     /// List cameras; add, change, remove, test or discover them.
     Cameras {

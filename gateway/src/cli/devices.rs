@@ -75,14 +75,16 @@ pub async fn pair(state: &Path, a: PairArgs) -> anyhow::Result<()> {
 }
 
 /// `latchkey confirm DEVICE`.
-pub async fn confirm(state: &Path, device: DeviceRef) -> anyhow::Result<()> {
+pub async fn confirm(state: &Path, device: String) -> anyhow::Result<()> {
+    let device = DeviceRef::parse(&device)?;
     let r: Confirmed = socket::call(state, &AdminRequest::Confirm { device }).await?;
     println!("device {} confirmed", text(&r.id));
     Ok(())
 }
 
 /// `latchkey revoke DEVICE`.
-pub async fn revoke(state: &Path, device: DeviceRef) -> anyhow::Result<()> {
+pub async fn revoke(state: &Path, device: String) -> anyhow::Result<()> {
+    let device = DeviceRef::parse(&device)?;
     let r: Revoked = socket::call(state, &AdminRequest::Revoke { device }).await?;
     println!(
         "device {} revoked ({} live sessions closed)",
