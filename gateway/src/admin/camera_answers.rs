@@ -79,3 +79,58 @@ pub struct CameraRemoved {
     /// Live streams of it that ended.
     pub streams_ended: usize,
 }
+
+#[cfg(test)]
+mod tests {
+    use latchkey_pairing::api_types::{OnvifDevice, OnvifProfile, OnvifStream};
+    use serde_json::json;
+
+    use super::*;
+
+    /// The typed `onvif` of an ONVIF add is the object the gateway used to build by hand,
+    /// and a stored one reads back as the same type.
+    #[test]
+    fn an_onvif_add_answers_the_object_it_always_did() {
+        let profile = OnvifProfile {
+            token: "p0".into(),
+            name: "Main".into(),
+            encoding: "H264".into(),
+            width: 1920,
+            height: 1080,
+        };
+        let found = OnvifInspection {
+            address: "http://10.0.0.5/onvif/device_service".into(),
+            clock_offset_secs: -3,
+            device: OnvifDevice {
+                maker: Some("Acme".into()),
+                ..OnvifDevice::default()
+            },
+            profiles: vec![profile.clone()],
+            main: OnvifStream {
+                profile,
+                uri: "rtsp://10.0.0.5/main".into(),
+            },
+            sub: None,
+            snapshot_uri: None,
+        };
+        let old = json!({
+            "address": found.address,
+            "device": found.device,
+            "clock_offset_secs": found.clock_offset_secs,
+            "main": found.main,
+            "sub": found.sub,
+            "snapshot_uri": found.snapshot_uri,
+            "profiles": found.profiles,
+        });
+        let saved = CameraSaved {
+            id: "front".into(),
+            url: "rtsp://10.0.0.5/main".into(),
+            test: None,
+            onvif: Some(found.clone()),
+        };
+        let answer = serde_json::to_value(&saved).unwrap();
+        assert_eq!(answer["onvif"].to_string(), old.to_string());
+        let stored: OnvifInspection = serde_json::from_str(&old.to_string()).unwrap();
+        assert_eq!(stored, found);
+    }
+}
