@@ -161,11 +161,6 @@ async fn admit(
     }
 }
 
-/// Runs blocking store work off the async threads.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-    tokio::task::spawn_blocking(f).await.ok()
-}
-
 /// Serves `router` over HTTP/2 inside an established Noise channel until the phone
 /// goes away. The gateway's one way of running HTTP/2 (the relay benchmark measures it).
 /// Flow-control windows, streams per session, send buffers and header sizes are the
@@ -215,17 +210,15 @@ struct Accepted {
 async fn check_session(peer: SocketAddr, gw: &Arc<Gateway>, m1: &[u8]) -> Option<Accepted> {
     let responder = SessionResponder::read_hello(&gw.keys, m1, &mut OsRng).ok()?;
     let key = responder.remote_key();
-    let store = gw.store.clone();
-    let looked_up = blocking(move || {
+    let looked_up = gw.store.run(move |store| {
         let found = store.device_by_key(&key)?;
         let stored = match &found {
             Some((record, _)) => store.last_hello(&record.id.0)?,
             None => 0,
         };
-        Ok::<_, crate::store::StoreError>((found, stored))
-    })
-    .await?;
-    let (found, stored) = match looked_up {
+        Ok((found, stored))
+    });
+    let (found, stored) = match looked_up.await {
         Ok(f) => f,
         Err(e) => {
             tracing::error!(%peer, "session refused, the store is unreadable: {e}");
