@@ -4,8 +4,9 @@
 //! malformed one with one line) to where it goes out; on the wire it is that text.
 //!
 //! Reading an id the gateway wrote (`Deserialize`) is lenient, as every reader of the
-//! API's answers is: a newer gateway's id is kept as it came. Requests that take an id
-//! from outside use [`strict`], which checks it.
+//! API's answers is: a newer gateway's id is kept as it came. Where an id comes from
+//! outside, the gateway parses it (its admin requests take a `DeviceRef`, id or name,
+//! that does).
 
 use std::fmt;
 
@@ -81,20 +82,6 @@ impl PartialEq<str> for DeviceId {
     }
 }
 
-/// `#[serde(deserialize_with = "strict::deserialize")]`: a request's device id, checked
-/// with [`DeviceId::parse`].
-pub mod strict {
-    use serde::{Deserialize, Deserializer};
-
-    use super::DeviceId;
-
-    /// Reads and checks one id.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DeviceId, D::Error> {
-        let text = String::deserialize(d)?;
-        DeviceId::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,13 +112,5 @@ mod tests {
         assert_eq!(serde_json::to_string(&id).unwrap(), r#""0123456789abcdef""#);
         let lenient: DeviceId = serde_json::from_str(r#""anything""#).unwrap();
         assert_eq!(lenient.as_str(), "anything");
-        #[derive(Deserialize)]
-        struct Req {
-            #[serde(deserialize_with = "strict::deserialize")]
-            device: DeviceId,
-        }
-        let ok: Req = serde_json::from_str(r#"{"device":"0123456789abcdef"}"#).unwrap();
-        assert_eq!(ok.device, id);
-        assert!(serde_json::from_str::<Req>(r#"{"device":"nope"}"#).is_err());
     }
 }
