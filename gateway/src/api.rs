@@ -24,11 +24,12 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use latchkey_pairing::text::escape;
 use latchkey_pairing::{
-    Action, DeviceRecord, DeviceSummary, ErrorCode, GatewayInfo, InvitationRequest, Role,
+    Action, DeviceId, DeviceRecord, DeviceSummary, ErrorCode, GatewayInfo, InvitationRequest, Role,
 };
 use serde::Deserialize;
 
 use crate::admin::actions::{self, ActionError, PairRequest};
+use crate::admin::device_ref::DeviceRef;
 use crate::api_error::{self, error, no_such_camera};
 use crate::camera::hub::{Unavailable, Watch};
 use crate::camera::{CameraSource, CameraStatus, Frame};
@@ -45,7 +46,7 @@ pub const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(15);
 #[derive(Clone, Debug)]
 pub struct DeviceContext {
     /// Device id.
-    pub id: String,
+    pub id: DeviceId,
     /// Where the session comes from.
     pub peer: SocketAddr,
     /// Cancelling it ends the session (a stream whose viewer stopped reading does).
@@ -96,7 +97,7 @@ async fn authorize(
     if gw.sessions.is_blocked(&record.id.0) {
         return api_error::denied(latchkey_pairing::Denied::Revoked);
     }
-    if let Err(denied) = record.admit(unix_now()) {
+    if let Err(denied) = record.admit(gw.clock.unix_now()) {
         return api_error::denied(denied);
     }
     req.extensions_mut().insert(record);
@@ -107,7 +108,7 @@ async fn cameras(
     State(gw): State<Arc<Gateway>>,
     Extension(device): Extension<DeviceRecord>,
 ) -> Json<Vec<CameraStatus>> {
-    let now = unix_now();
+    let now = gw.clock.unix_now();
     Json(
         gw.cameras
             .statuses()
@@ -210,11 +211,11 @@ pub async fn serve_camera(
 }
 
 async fn audit_watch(gw: &Gateway, camera: &str, w: Watcher) {
-    let store = gw.store.clone();
+    let (store, now) = (gw.store.clone(), gw.clock.unix_now());
     let cam = camera.to_string();
     let done = tokio::task::spawn_blocking(move || {
         store.audit_camera(
-            unix_now(),
+            now,
             AuditKind::CameraWatched,
             w.device.as_deref(),
             &cam,
@@ -237,7 +238,7 @@ async fn device_camera(
     id: String,
     output: Output,
 ) -> Response {
-    if device.may_view(&id, unix_now()).is_err() || gw.cameras.source(&id).is_none() {
+    if device.may_view(&id, gw.clock.unix_now()).is_err() || gw.cameras.source(&id).is_none() {
         return no_such_camera();
     }
     // Counted per device before anything is held for it (PROTOCOL.md "Limits").
@@ -337,7 +338,7 @@ async fn gateway_info(
         name: gw.config.name.clone(),
         addresses: gw.addresses(),
         device: DeviceSummary {
-            id: device.id.0.clone(),
+            id: device.id.clone(),
             name: device.name.clone(),
             role: device.role,
             cameras: device.cameras.to_string(),
@@ -357,7 +358,7 @@ async fn owner_only(
     action: Action,
     what: &str,
 ) -> Result<String, Response> {
-    match device.may(action, unix_now()) {
+    match device.may(action, gw.clock.unix_now()) {
         Ok(()) => Ok(format!(
             "owner phone {} ({})",
             device.id.0,
@@ -372,7 +373,7 @@ async fn owner_only(
                 device.role,
                 escape(what)
             );
-            actions::audit_refusal(gw, &device.id.0, &ctx.peer.to_string(), &detail).await;
+            actions::audit_refusal(gw, &device.id, &ctx.peer.to_string(), &detail).await;
             Err(api_error::denied(denied))
         }
     }
@@ -410,7 +411,16 @@ async fn owner_revoke(
         Ok(by) => by,
         Err(r) => return r,
     };
-    answer(actions::revoke(&gw, &id, &by).await)
+    match device_in_path(&id) {
+        Ok(id) => answer(actions::revoke(&gw, &id, &by).await),
+        Err(e) => answer::<()>(Err(e)),
+    }
+}
+
+/// A device path's `{id}`, read once the role check passed: its id or name, or a
+/// `bad_request` saying what is wrong with it.
+fn device_in_path(id: &str) -> Result<DeviceRef, ActionError> {
+    DeviceRef::parse(id).map_err(|e| ActionError::Invalid(e.to_string()))
 }
 
 async fn owner_confirm(
@@ -427,7 +437,10 @@ async fn owner_confirm(
         Ok(by) => by,
         Err(r) => return r,
     };
-    answer(actions::confirm(&gw, &id, &by).await)
+    match device_in_path(&id) {
+        Ok(id) => answer(actions::confirm(&gw, &id, &by).await),
+        Err(e) => answer::<()>(Err(e)),
+    }
 }
 
 async fn owner_invite(

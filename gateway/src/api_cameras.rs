@@ -75,7 +75,7 @@ async fn owner(
         return Ok(format!("owner phone {} ({})", device.name, device.id.0));
     }
     let detail = format!("{} ({:?}) asked to {what}", device.name, device.role);
-    actions::audit_refusal(gw, &device.id.0, &ctx.peer.to_string(), &detail).await;
+    actions::audit_refusal(gw, &device.id, &ctx.peer.to_string(), &detail).await;
     Err(api_error::error(
         ErrorCode::OwnerOnly,
         "only an owner's phone may manage cameras",

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use latchkey_pairing::UnixTime;
+use latchkey_pairing::{DeviceId, UnixTime};
 
 use crate::Gateway;
 use crate::store::AuditKind;
@@ -30,7 +30,7 @@ struct Window {
     last: UnixTime,
     addr: String,
     kind: String,
-    device: Option<String>,
+    device: Option<DeviceId>,
 }
 
 /// What to do with one routine row.
@@ -66,7 +66,7 @@ pub struct Summary {
     /// Their kind.
     pub kind: String,
     /// The device concerned, if any.
-    pub device: Option<String>,
+    pub device: Option<DeviceId>,
 }
 
 impl RoutineAudit {
@@ -89,7 +89,7 @@ impl RoutineAudit {
         w.last = now;
         w.addr = row.addr.to_string();
         w.kind = row.kind.to_string();
-        w.device = row.device.map(String::from);
+        w.device = row.device.cloned();
         if w.suppressed == 1 {
             w.first = now;
             return Decision::Count { flush: true };
@@ -123,7 +123,7 @@ pub struct Row<'a> {
     /// Kind.
     pub kind: AuditKind,
     /// Device concerned.
-    pub device: Option<&'a str>,
+    pub device: Option<&'a DeviceId>,
     /// Peer address.
     pub addr: &'a str,
     /// Detail.
@@ -135,7 +135,7 @@ pub async fn limited(gw: &Arc<Gateway>, key: &str, row: Row<'_>) {
     let now = gw.clock.unix_now();
     match gw.routine_audit.decide(key, &row, now) {
         Decision::Write => {
-            let (d, a) = (row.device.map(String::from), row.addr.to_string());
+            let (d, a) = (row.device.cloned(), row.addr.to_string());
             gw.store
                 .audit_async(now, row.kind, d, Some(a), row.detail.to_string())
                 .await;
@@ -177,10 +177,11 @@ mod tests {
 
     #[test]
     fn a_flood_is_written_ten_at_a_time_and_summed_up() {
+        let v = DeviceId("v".into());
         let r = RoutineAudit::default();
         let row = Row {
             kind: AuditKind::CameraWatched,
-            device: Some("v"),
+            device: Some(&v),
             addr: "a",
             detail: "d",
         };
@@ -209,6 +210,7 @@ mod tests {
     /// real clock this takes a minute, so it was only checked piecewise above).
     #[tokio::test]
     async fn a_flood_window_ends_and_is_summed_up_on_simulated_time() -> anyhow::Result<()> {
+        let v = DeviceId("v".into());
         const T0: UnixTime = 1_800_000_000;
         let dir = tempfile::tempdir()?;
         let clock = crate::clock::Clock::simulated(T0);
@@ -226,7 +228,7 @@ mod tests {
         )?;
         let row = Row {
             kind: AuditKind::OwnerActionRefused,
-            device: Some("v"),
+            device: Some(&v),
             addr: "192.0.2.1",
             detail: "d",
         };

@@ -2,8 +2,9 @@
 //! for expiry and audit rows), monotonic time (for windows and deadlines) and sleeping,
 //! from the system ([`Clock::real`]) or simulated ([`Clock::simulated`]), where time
 //! moves only when a test advances it or something sleeps on it: a sleep returns at once,
-//! having moved the clock by its length. Tests of expiry, rate-limit windows and other
-//! timed behaviour run on simulated time instead of waiting.
+//! having moved the clock by its length, while [`Clock::sleep_until`] waits for others
+//! (a test) to move it past the deadline. Tests of expiry, rate-limit windows, rekeying
+//! and lease renewal run on simulated time instead of waiting.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -24,6 +25,8 @@ struct Simulated {
     origin: Instant,
     /// Time advanced so far.
     elapsed: Duration,
+    /// Tells [`Clock::sleep_until`] waiters that time moved.
+    moved: tokio::sync::watch::Sender<Duration>,
 }
 
 impl Clock {
@@ -39,6 +42,7 @@ impl Clock {
                 unix_start,
                 origin: Instant::now(),
                 elapsed: Duration::ZERO,
+                moved: tokio::sync::watch::Sender::new(Duration::ZERO),
             }))),
         }
     }
@@ -60,6 +64,20 @@ impl Clock {
             })
     }
 
+    /// Wall time in milliseconds since the epoch (session hello timestamps).
+    pub fn unix_now_ms(&self) -> u64 {
+        self.with_sim(|s| {
+            let start = s.unix_start.saturating_mul(1000);
+            start.saturating_add(u64::try_from(s.elapsed.as_millis()).unwrap_or(u64::MAX))
+        })
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+                .unwrap_or(0)
+        })
+    }
+
     /// Monotonic time.
     pub fn instant(&self) -> Instant {
         self.with_sim(|s| s.origin + s.elapsed)
@@ -68,7 +86,31 @@ impl Clock {
 
     /// Moves a simulated clock forward by `by`; the real clock cannot be moved.
     pub fn advance(&self, by: Duration) {
-        self.with_sim(|s| s.elapsed = s.elapsed.saturating_add(by));
+        self.with_sim(|s| {
+            s.elapsed = s.elapsed.saturating_add(by);
+            s.moved.send_replace(s.elapsed);
+        });
+    }
+
+    /// The time since `origin` (an [`Clock::instant`] of this clock), as the protocol
+    /// core's `now` values are measured: a function for a session to read it by.
+    pub fn since(&self, origin: Instant) -> impl Fn() -> Duration + Send + Sync + 'static {
+        let clock = self.clone();
+        move || clock.instant().saturating_duration_since(origin)
+    }
+
+    /// Waits until `deadline` (an [`Clock::instant`] of this clock): really, or on a
+    /// simulated clock until something advances it that far (this does not move it).
+    pub async fn sleep_until(&self, deadline: Instant) {
+        let Some(mut moved) = self.with_sim(|s| s.moved.subscribe()) else {
+            tokio::time::sleep_until(deadline.into()).await;
+            return;
+        };
+        while self.instant() < deadline {
+            if moved.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// Waits `d`: really, or on a simulated clock by advancing it (then yielding once).
@@ -97,5 +139,28 @@ mod tests {
         assert_eq!(c.instant() - m0, Duration::from_secs(3630));
         let real = Clock::real();
         assert!(real.unix_now() > 1_600_000_000);
+    }
+
+    #[tokio::test]
+    async fn a_deadline_passes_when_simulated_time_reaches_it() {
+        let c = Clock::simulated(1_000);
+        let deadline = c.instant() + Duration::from_secs(30);
+        let waiter = tokio::spawn({
+            let c = c.clone();
+            async move { c.sleep_until(deadline).await }
+        });
+        c.advance(Duration::from_secs(29));
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!waiter.is_finished(), "1 s early");
+        c.advance(Duration::from_secs(1));
+        tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .unwrap()
+            .unwrap();
+        let since = c.since(deadline);
+        c.advance(Duration::from_secs(5));
+        assert_eq!(since(), Duration::from_secs(5));
     }
 }

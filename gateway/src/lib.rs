@@ -159,6 +159,7 @@ impl Gateway {
             noise_addr.port(),
             &config.name,
             cameras.configs(),
+            clock.clone(),
         ));
         let quarantine = quarantine::Quarantine::new(store.clone());
         Ok(Arc::new(Self {
@@ -228,7 +229,7 @@ pub async fn run(
     if !web.has_password() {
         // First run: no default password, ever. The owner sets one through this link,
         // valid 15 minutes and once; the token rides in the fragment, never sent in logs.
-        let token = web.auth.new_setup_token(std::time::Instant::now());
+        let token = web.auth.new_setup_token(gateway.clock.instant());
         let host = net::reachable_addresses(admin_addr)
             .first()
             .copied()

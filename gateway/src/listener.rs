@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::DeviceContext;
 use crate::first_message::FirstRead;
 use crate::preauth::{Pending, PreAuth};
-use crate::{Gateway, limits, net, refuse, unix_now};
+use crate::{Gateway, limits, net, refuse};
 
 mod pairing;
 
@@ -82,7 +82,10 @@ async fn handle(
     shutdown: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
-    let origin = Instant::now();
+    // The refusal hold is socket timing and stays on the system clock; the handshake's
+    // and session's time (rekeying, expiry) is the gateway's clock.
+    let accepted_at = Instant::now();
+    let origin = gw.clock.instant();
     let evicted = pending.evicted.clone();
     let admission = tokio::select! {
         a = admit(&mut stream, peer, &gw, origin, preauth) => a,
@@ -93,7 +96,7 @@ async fn handle(
         }
     };
     match admission {
-        Admission::Refused => refuse::hold_then_close(stream, origin, &evicted).await,
+        Admission::Refused => refuse::hold_then_close(stream, accepted_at, &evicted).await,
         Admission::Paired(paired) => {
             if paired {
                 preauth.refund(peer.ip());
@@ -138,7 +141,7 @@ async fn admit(
             return Admission::Refused;
         }
     };
-    if !preauth.allow(peer.ip(), Instant::now()) {
+    if !preauth.allow(peer.ip(), gw.clock.instant()) {
         tracing::debug!(%peer, "refused: handshake rate limit for this source");
         return Admission::Refused;
     }
@@ -156,11 +159,6 @@ async fn admit(
             Admission::Refused
         }
     }
-}
-
-/// Runs blocking store work off the async threads.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-    tokio::task::spawn_blocking(f).await.ok()
 }
 
 /// Serves `router` over HTTP/2 inside an established Noise channel until the phone
@@ -206,31 +204,21 @@ struct Accepted {
     psk: SessionPsk,
 }
 
-/// Milliseconds since the Unix epoch, from the system clock.
-fn unix_now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
 /// Checks a session hello (message 1): a key on the allow-list, a device that may
 /// connect now, a timestamp newer than the last one accepted (remembered across
 /// restarts) and not too far ahead. Writes nothing to the peer.
 async fn check_session(peer: SocketAddr, gw: &Arc<Gateway>, m1: &[u8]) -> Option<Accepted> {
     let responder = SessionResponder::read_hello(&gw.keys, m1, &mut OsRng).ok()?;
     let key = responder.remote_key();
-    let store = gw.store.clone();
-    let looked_up = blocking(move || {
+    let looked_up = gw.store.run(move |store| {
         let found = store.device_by_key(&key)?;
         let stored = match &found {
             Some((record, _)) => store.last_hello(&record.id.0)?,
             None => 0,
         };
-        Ok::<_, crate::store::StoreError>((found, stored))
-    })
-    .await?;
-    let (found, stored) = match looked_up {
+        Ok((found, stored))
+    });
+    let (found, stored) = match looked_up.await {
         Ok(f) => f,
         Err(e) => {
             tracing::error!(%peer, "session refused, the store is unreadable: {e}");
@@ -245,12 +233,12 @@ async fn check_session(peer: SocketAddr, gw: &Arc<Gateway>, m1: &[u8]) -> Option
         tracing::info!(%peer, device = %record.id, "session refused: revoked (not yet saved to disk)");
         return None;
     }
-    if let Err(denied) = record.admit(unix_now()) {
+    if let Err(denied) = record.admit(gw.clock.unix_now()) {
         tracing::info!(%peer, device = %record.id, "session refused: {denied}");
         return None;
     }
     {
-        let now_ms = unix_now_ms();
+        let now_ms = gw.clock.unix_now_ms();
         let hello = responder.hello().timestamp_ms;
         let mut seen = gw.hello_times.lock().unwrap_or_else(|p| p.into_inner());
         let last = seen.entry(record.id.0.clone()).or_insert(0);
@@ -293,7 +281,7 @@ async fn session(
         record,
         psk,
     } = accepted;
-    let now = unix_now();
+    let now = gw.clock.unix_now();
     let hello_ms = responder.hello().timestamp_ms;
     let hello = ServerHello {
         device_id: record.id.0.clone(),
@@ -301,7 +289,8 @@ async fn session(
         addresses: gw.addresses(),
         rekey_after_secs: gw.config.rekey_after_secs,
     };
-    let (m2, session) = responder.accept(&psk, &hello, origin.elapsed()).ok()?;
+    let since = gw.clock.since(origin);
+    let (m2, session) = responder.accept(&psk, &hello, since()).ok()?;
     write_frame(&mut stream, &m2).await.ok()?;
     // Locals of this function live as long as the session: free what it no longer needs.
     drop((m2, hello));
@@ -317,9 +306,9 @@ async fn session(
         tracing::info!(%peer, device = %record.id, closed, "closed the device's oldest session: at most {} per device", limits::MAX_SESSIONS_PER_DEVICE);
     }
     let cut = CancellationToken::new();
-    let (noise, proven) = FirstRead::new(NoiseStream::new(stream, session, origin));
+    let (noise, proven) = FirstRead::new(NoiseStream::with_clock(stream, session, since));
     let ctx = DeviceContext {
-        id: record.id.0.clone(),
+        id: record.id.clone(),
         peer,
         cut: cut.clone(),
     };
@@ -342,12 +331,12 @@ async fn session(
     // Proven: only now is this a session (log, last-seen, replay guard on disk).
     if gw.should_record_session(&record.id.0, peer, now) {
         let store = gw.store.clone();
-        let (id, a) = (record.id.0.clone(), peer.to_string());
+        let (id, a) = (record.id.clone(), peer.to_string());
         tokio::task::spawn_blocking(move || {
             if let Err(e) = store.touch(&id, &a, now) {
                 tracing::warn!("recording last-seen: {e}");
             }
-            if let Err(e) = store.record_hellos(&[(id, hello_ms)]) {
+            if let Err(e) = store.record_hellos(&[(id.0, hello_ms)]) {
                 tracing::warn!("saving the session replay guard: {e}");
             }
         });
@@ -357,13 +346,96 @@ async fn session(
         .expires_at
         .map(|end| Duration::from_secs(end.saturating_sub(now)))
         .unwrap_or(Duration::from_secs(100 * 365 * 24 * 3600));
+    let start = gw.clock.instant();
+    let deadline = start.checked_add(expiry).unwrap_or(start);
     tokio::select! {
         r = conn => if let Err(e) = r { tracing::debug!(%peer, "session ended: {e}") },
         _ = guard.token.cancelled() => tracing::info!(%peer, device = %record.id, "session cut: device revoked or over its session cap"),
         _ = cut.cancelled() => tracing::info!(%peer, device = %record.id, "session cut: a live stream went unread"),
-        _ = tokio::time::sleep(expiry) => tracing::info!(%peer, device = %record.id, "session cut: access expired"),
+        _ = gw.clock.sleep_until(deadline) => tracing::info!(%peer, device = %record.id, "session cut: access expired"),
         _ = shutdown.cancelled() => {},
     }
     drop(guard);
     Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use latchkey_pairing::handshake::split_type;
+    use latchkey_pairing::session::Opened;
+    use latchkey_pairing::{ClientHello, Keypair, Session, SessionInitiator};
+    use tokio::io::{AsyncWriteExt as _, duplex};
+
+    use super::*;
+    use crate::clock::Clock;
+
+    /// A session pair made at `since()` with the gateway's rekey interval of `secs`.
+    fn session_pair(secs: u64, since: &dyn Fn() -> Duration) -> (Session, Session) {
+        let gw = Keypair::generate(&mut OsRng).unwrap();
+        let phone = Keypair::generate(&mut OsRng).unwrap();
+        let psk = SessionPsk::generate(&mut OsRng).unwrap();
+        let hello = ClientHello { timestamp_ms: 1 };
+        let (init, first) =
+            SessionInitiator::start(&gw.public(), &phone, &psk, &hello, &mut OsRng).unwrap();
+        let (_, m1) = split_type(&first).unwrap();
+        let resp = SessionResponder::read_hello(&gw, m1, &mut OsRng).unwrap();
+        let sh = ServerHello {
+            device_id: String::new(),
+            gateway_name: String::new(),
+            addresses: vec![],
+            rekey_after_secs: secs,
+        };
+        let (m2, gw_session) = resp.accept(&psk, &sh, since()).unwrap();
+        let (_, phone_session) = init.read_response(&m2, Duration::ZERO).unwrap();
+        (phone_session, gw_session)
+    }
+
+    /// What the phone finds in the gateway's next message(s): `true` if the gateway
+    /// rotated its key before the data.
+    async fn rotated_before(
+        gw: &mut NoiseStream<tokio::io::DuplexStream>,
+        phone: &mut Session,
+        pipe: &mut tokio::io::DuplexStream,
+    ) -> bool {
+        gw.write_all(b"frame").await.unwrap();
+        gw.flush().await.unwrap();
+        let mut rotated = false;
+        loop {
+            let body = read_frame(pipe, usize::MAX).await.unwrap();
+            let mut out = Vec::new();
+            match phone.open(Duration::ZERO, &body, &mut out).unwrap() {
+                Opened::Rekeyed => rotated = true,
+                Opened::Data(_) => return rotated,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_session_rotates_its_key_at_its_interval_on_the_gateways_clock() {
+        let clock = Clock::simulated(1_000_000);
+        clock.advance(Duration::from_secs(7));
+        let origin = clock.instant();
+        let since = clock.since(origin);
+        let (mut phone, gw_session) = session_pair(120, &since);
+        let (near, mut far) = duplex(1 << 16);
+        let mut gw = NoiseStream::with_clock(near, gw_session, since);
+        assert!(!rotated_before(&mut gw, &mut phone, &mut far).await);
+        clock.advance(Duration::from_secs(119));
+        assert!(
+            !rotated_before(&mut gw, &mut phone, &mut far).await,
+            "1 s before the interval"
+        );
+        clock.advance(Duration::from_secs(1));
+        assert!(
+            rotated_before(&mut gw, &mut phone, &mut far).await,
+            "at 120 s"
+        );
+        clock.advance(Duration::from_secs(60));
+        assert!(!rotated_before(&mut gw, &mut phone, &mut far).await);
+        clock.advance(Duration::from_secs(60));
+        assert!(
+            rotated_before(&mut gw, &mut phone, &mut far).await,
+            "every interval"
+        );
+    }
 }

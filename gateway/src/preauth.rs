@@ -2,7 +2,11 @@
 //! connections (oldest evicted first) and a per-source handshake rate limit.
 //!
 //! Numbers follow WireGuard: about 20 handshakes per second per source with a burst of
-//! 5. A successful handshake gives its token back, so only failures count. IPv6 sources are grouped by /64, because one host can use a whole /64. The pool is
+//! 5. A successful handshake gives its token back, so only failures count. IPv6 sources
+//! are grouped by /64, because one host can use a whole /64. The limit is a GCRA (a token
+//! bucket kept as one "theoretical arrival time"), in whole nanoseconds of the daemon's
+//! [`Clock`](crate::clock::Clock) that callers pass as `now`: a blocked source is let in
+//! again exactly one interval (50 ms) after its bucket ran dry, on real or simulated time. The pool is
 //! bounded so half-open connections cannot exhaust file descriptors or memory, and the
 //! oldest pending connection is dropped to make room, so a flood of idle connections
 //! cannot keep a real phone out: its fresh connection always gets a slot.
@@ -10,7 +14,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
@@ -38,10 +42,25 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// Time one handshake's token takes to come back.
+    fn interval(self) -> Duration {
+        Duration::try_from_secs_f64(1.0 / self.rate_per_sec).unwrap_or(Duration::MAX)
+    }
+
+    /// How far ahead of now a source's arrival time may run: a burst of `burst`.
+    fn tolerance(self) -> Duration {
+        let spare = (self.burst.max(1.0) - 1.0).min(f64::from(u32::MAX));
+        self.interval()
+            .checked_mul(spare as u32)
+            .unwrap_or(Duration::MAX)
+    }
+}
+
+/// One source's GCRA state: when its bucket would be full again.
 #[derive(Debug)]
 struct Bucket {
-    tokens: f64,
-    updated: Instant,
+    tat: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -112,25 +131,18 @@ impl PreAuth {
         let mut inner = self.lock();
         if inner.buckets.len() >= limits.max_sources && !inner.buckets.contains_key(&key) {
             // Forget sources whose buckets have refilled: they are indistinguishable from new.
-            inner
-                .buckets
-                .retain(|_, b| refill(b, now, limits) < limits.burst);
+            inner.buckets.retain(|_, b| b.tat > now);
             if inner.buckets.len() >= limits.max_sources {
                 inner.buckets.clear();
             }
         }
-        let bucket = inner.buckets.entry(key).or_insert(Bucket {
-            tokens: limits.burst,
-            updated: now,
-        });
-        let tokens = refill(bucket, now, limits);
-        if tokens >= 1.0 {
-            bucket.tokens = tokens - 1.0;
-            true
-        } else {
-            bucket.tokens = tokens;
-            false
+        let bucket = inner.buckets.entry(key).or_insert(Bucket { tat: now });
+        let tat = bucket.tat.max(now);
+        if tat.saturating_duration_since(now) > limits.tolerance() {
+            return false;
         }
+        bucket.tat = tat.checked_add(limits.interval()).unwrap_or(tat);
+        true
     }
 }
 
@@ -140,16 +152,12 @@ impl PreAuth {
     pub fn refund(&self, source: IpAddr) {
         let limits = self.limits;
         if let Some(bucket) = self.lock().buckets.get_mut(&source_key(source)) {
-            bucket.tokens = (bucket.tokens + 1.0).min(limits.burst);
+            bucket.tat = bucket
+                .tat
+                .checked_sub(limits.interval())
+                .unwrap_or(bucket.tat);
         }
     }
-}
-
-fn refill(bucket: &mut Bucket, now: Instant, limits: Limits) -> f64 {
-    let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
-    bucket.updated = now;
-    bucket.tokens = (bucket.tokens + elapsed * limits.rate_per_sec).min(limits.burst);
-    bucket.tokens
 }
 
 /// The rate-limit key: the IPv4 address, or the IPv6 /64.
@@ -175,7 +183,7 @@ impl Drop for Pending {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use crate::clock::Clock;
 
     #[test]
     fn the_oldest_pending_connection_makes_room() {
@@ -248,5 +256,39 @@ mod tests {
             pre.allow(IpAddr::from(i.to_be_bytes()), t0);
         }
         assert!(pre.lock().buckets.len() <= 100);
+    }
+
+    #[test]
+    fn a_blocked_source_is_let_in_exactly_one_interval_later() {
+        let pre = PreAuth::new(Limits::default());
+        let clock = Clock::simulated(1_000_000);
+        let one: IpAddr = "203.0.113.9".parse().unwrap();
+        let allowed = (0..10).filter(|_| pre.allow(one, clock.instant())).count();
+        assert_eq!(allowed, 5, "the burst, then blocked");
+        clock.advance(Duration::from_millis(49));
+        assert!(!pre.allow(one, clock.instant()), "still blocked 1 ms early");
+        clock.advance(Duration::from_millis(1));
+        assert!(pre.allow(one, clock.instant()), "released at 50 ms");
+        assert!(
+            !pre.allow(one, clock.instant()),
+            "one handshake per interval"
+        );
+        clock.advance(Duration::from_millis(250));
+        let allowed = (0..10).filter(|_| pre.allow(one, clock.instant())).count();
+        assert_eq!(
+            allowed, 5,
+            "after a quiet spell the whole burst is back, no more"
+        );
+    }
+
+    #[test]
+    fn a_refund_lets_the_next_attempt_in_at_once() {
+        let pre = PreAuth::new(Limits::default());
+        let clock = Clock::simulated(1_000_000);
+        let one: IpAddr = "203.0.113.9".parse().unwrap();
+        while pre.allow(one, clock.instant()) {}
+        pre.refund(one);
+        assert!(pre.allow(one, clock.instant()));
+        assert!(!pre.allow(one, clock.instant()));
     }
 }

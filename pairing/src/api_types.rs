@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::allowlist::{DeviceState, Role, UnixTime};
+use crate::device_id::DeviceId;
 
 /// A camera in `GET /v1/cameras`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -110,7 +111,7 @@ impl CameraState {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DeviceSummary {
     /// The device id.
-    pub id: String,
+    pub id: DeviceId,
     /// The owner's name for it, else the phone's own.
     pub name: String,
     /// Owner, viewer or guest.
@@ -184,7 +185,7 @@ impl ListedState {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DeviceInfo {
     /// The device id.
-    pub id: String,
+    pub id: DeviceId,
     /// The owner's name for it, else the phone's own.
     pub name: String,
     /// Owner, viewer or guest.
@@ -215,7 +216,7 @@ pub struct DeviceInfo {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Revoked {
     /// The device id.
-    pub id: String,
+    pub id: DeviceId,
     /// Always `revoked`.
     pub state: ListedState,
     /// Live sessions cut.
@@ -226,7 +227,7 @@ pub struct Revoked {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Confirmed {
     /// The device id.
-    pub id: String,
+    pub id: DeviceId,
     /// Its state now (`active`).
     pub state: ListedState,
 }
@@ -287,7 +288,7 @@ pub struct AuditRow {
     pub kind: String,
     /// The device concerned, if any.
     #[serde(default)]
-    pub device: Option<String>,
+    pub device: Option<DeviceId>,
     /// `IP:port`, if any.
     #[serde(default)]
     pub addr: Option<String>,
@@ -306,6 +307,93 @@ pub struct AuditPage {
     pub rows: Vec<AuditRow>,
     /// Rows matching the filters in all.
     pub total: u64,
+}
+
+/// Maker, model, firmware and serial as an ONVIF camera reports them (cleaned by the
+/// gateway); part of `POST /v1/cameras/discover` and `onvif/inspect`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OnvifDevice {
+    /// Manufacturer.
+    #[serde(default)]
+    pub maker: Option<String>,
+    /// Model.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Firmware version.
+    #[serde(default)]
+    pub firmware: Option<String>,
+    /// Serial number.
+    #[serde(default)]
+    pub serial: Option<String>,
+}
+
+/// One camera that answered WS-Discovery (`POST /v1/cameras/discover`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OnvifFound {
+    /// The source address of its answer.
+    pub source: std::net::IpAddr,
+    /// The device service address it advertises.
+    #[serde(default)]
+    pub xaddr: Option<String>,
+    /// Its endpoint id (`urn:uuid:…`).
+    pub endpoint: String,
+    /// Maker, model and firmware (scopes, then `GetDeviceInformation`).
+    #[serde(default)]
+    pub device: OnvifDevice,
+    /// Why the advertised address was not asked, or what asking it gave.
+    #[serde(default)]
+    pub note: Option<String>,
+    /// Ids of the cameras already added from this address.
+    #[serde(default)]
+    pub already_added: Vec<String>,
+}
+
+/// One ONVIF media profile.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OnvifProfile {
+    /// Its token (what `--main-profile` names).
+    pub token: String,
+    /// Its name.
+    pub name: String,
+    /// `H264`, `H265`, `JPEG`, …
+    pub encoding: String,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+}
+
+/// A chosen ONVIF stream: its profile and RTSP URI (without credentials).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OnvifStream {
+    /// The profile.
+    pub profile: OnvifProfile,
+    /// The RTSP URI the camera gave for it.
+    pub uri: String,
+}
+
+/// What asking an ONVIF camera learned (`POST /v1/cameras/onvif/inspect`, and the
+/// `onvif` field of a camera added from ONVIF).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OnvifInspection {
+    /// The device service address.
+    pub address: String,
+    /// The camera's clock minus ours, in seconds.
+    pub clock_offset_secs: i64,
+    /// Maker, model, firmware.
+    #[serde(default)]
+    pub device: OnvifDevice,
+    /// Every profile.
+    #[serde(default)]
+    pub profiles: Vec<OnvifProfile>,
+    /// The main stream.
+    pub main: OnvifStream,
+    /// The sub-stream, if the camera has another video profile.
+    #[serde(default)]
+    pub sub: Option<OnvifStream>,
+    /// The snapshot URI of the main profile, if the camera has one.
+    #[serde(default)]
+    pub snapshot_uri: Option<String>,
 }
 
 #[cfg(test)]
@@ -352,5 +440,20 @@ mod tests {
             expires_at: 9,
         };
         assert!(!format!("{i:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn onvif_answers_read_and_write_back_unchanged() {
+        let found = r#"{"source":"192.168.2.30","xaddr":"http://192.168.2.30/onvif/device_service","endpoint":"urn:uuid:1","device":{"maker":"Acme","model":"C1","firmware":null,"serial":null},"note":null,"already_added":["front"]}"#;
+        let parsed: OnvifFound = serde_json::from_str(found).unwrap();
+        assert_eq!(parsed.already_added, ["front"]);
+        assert_eq!(serde_json::to_string(&parsed).unwrap(), found);
+        let p = r#"{"token":"p0","name":"Main","encoding":"H264","width":1920,"height":1080}"#;
+        let inspection = format!(
+            r#"{{"address":"http://10.0.0.5/onvif/device_service","clock_offset_secs":-3,"device":{{"maker":"Acme","model":null,"firmware":"1.0","serial":"9"}},"profiles":[{p}],"main":{{"profile":{p},"uri":"rtsp://10.0.0.5/main"}},"sub":null,"snapshot_uri":null}}"#
+        );
+        let parsed: OnvifInspection = serde_json::from_str(&inspection).unwrap();
+        assert_eq!(parsed.main.profile.width, 1920);
+        assert_eq!(serde_json::to_string(&parsed).unwrap(), inspection);
     }
 }

@@ -163,16 +163,7 @@ secret_type!(
     SessionPsk
 );
 
-/// A device's identity as shown to people and used in the admin CLI: the fingerprint
-/// of its static public key.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct DeviceId(pub String);
-
-impl fmt::Display for DeviceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub use crate::device_id::DeviceId;
 
 #[cfg(test)]
 mod tests {

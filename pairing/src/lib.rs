@@ -18,6 +18,7 @@
 pub mod allowlist;
 pub mod api_error;
 pub mod api_types;
+pub mod device_id;
 pub mod error;
 pub mod frame;
 pub mod handshake;

@@ -429,3 +429,23 @@ fn state_files_are_private_and_the_admin_certificate_persists() {
         out.stderr
     );
 }
+
+#[test]
+fn a_device_that_is_neither_an_id_nor_a_name_is_refused_in_one_line() {
+    let dir = tmp();
+    let g = dir.path().join("G");
+    let _gw = Gateway::start(&g, &[]).unwrap();
+    for bad in ["bad\u{1b}[2Jid", " padded", "ABCDEF0123456789"] {
+        for command in ["revoke", "confirm"] {
+            let out = latchkey(&g, &[command, bad]).unwrap();
+            assert!(!out.ok, "{command} {bad:?} was accepted: {}", out.stdout);
+            let err = out.stderr.trim_end();
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert!(err.contains("latchkey devices"), "{err}");
+            assert!(!err.contains('\u{1b}'), "{err:?}");
+        }
+    }
+    let out = latchkey(&g, &["revoke", "0123456789abcdef"]).unwrap();
+    assert!(!out.ok);
+    assert!(out.stderr.contains("0123456789abcdef"), "{}", out.stderr);
+}

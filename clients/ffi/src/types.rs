@@ -253,7 +253,7 @@ impl From<DeviceInfo> for Device {
         Self {
             role: d.role.as_str().to_string(),
             state: d.state.as_str().to_string(),
-            id: d.id,
+            id: d.id.0,
             name: d.name,
             cameras: d.cameras,
             code: d.code,
@@ -331,7 +331,7 @@ impl From<AuditRow> for AuditEntry {
             id: r.id,
             at: r.at,
             kind: r.kind,
-            device: r.device,
+            device: r.device.map(|d| d.0),
             camera: r.camera,
             detail: r.detail,
         }

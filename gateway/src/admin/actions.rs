@@ -7,12 +7,13 @@
 
 use std::sync::Arc;
 
-use latchkey_pairing::{CameraGrant, DeviceState, PairingSecret, PairingUri, Role};
+use latchkey_pairing::{CameraGrant, DeviceId, DeviceState, PairingSecret, PairingUri, Role};
 use rand::rngs::OsRng;
 
 use latchkey_pairing::api_types::{Invitation, ListedState};
 
 use super::answers::{Confirmed, DeviceInfo, GrantsChanged, PairingStatus, Revoked, listing};
+use super::device_ref::DeviceRef;
 
 use crate::Gateway;
 use crate::portmap::PortmapError;
@@ -56,7 +57,7 @@ pub enum ActionError {
     )]
     NotPersisted {
         /// The device.
-        id: String,
+        id: DeviceId,
         /// Sessions cut.
         cut: usize,
         /// The cause.
@@ -181,11 +182,14 @@ pub async fn open_pairing(
 }
 
 /// Finds a device by exact id, else by unique name.
-pub async fn resolve(gw: &Arc<Gateway>, what: &str) -> Result<String, ActionError> {
+pub async fn resolve(gw: &Arc<Gateway>, what: &DeviceRef) -> Result<DeviceId, ActionError> {
     let devices = blocking(gw, "listing devices", |s| s.devices()).await?;
-    if devices.iter().any(|d| d.id == what) {
-        return Ok(what.to_string());
+    if let DeviceRef::Id(id) = what
+        && devices.iter().any(|d| d.id == *id)
+    {
+        return Ok(id.clone());
     }
+    let what = what.as_str();
     let named: Vec<_> = devices.iter().filter(|d| d.name == what).collect();
     match named.as_slice() {
         [one] => Ok(one.id.clone()),
@@ -198,7 +202,11 @@ pub async fn resolve(gw: &Arc<Gateway>, what: &str) -> Result<String, ActionErro
 }
 
 /// Confirms a pending device.
-pub async fn confirm(gw: &Arc<Gateway>, device: &str, by: &str) -> Result<Confirmed, ActionError> {
+pub async fn confirm(
+    gw: &Arc<Gateway>,
+    device: &DeviceRef,
+    by: &str,
+) -> Result<Confirmed, ActionError> {
     let id = resolve(gw, device).await?;
     let (id2, by, now) = (id.clone(), by.to_string(), gw.clock.unix_now());
     let state = blocking(gw, "confirming a device", move |s| {
@@ -217,7 +225,11 @@ pub async fn confirm(gw: &Arc<Gateway>, device: &str, by: &str) -> Result<Confir
 }
 
 /// Revokes a device durably, then cuts its live sessions.
-pub async fn revoke(gw: &Arc<Gateway>, device: &str, by: &str) -> Result<Revoked, ActionError> {
+pub async fn revoke(
+    gw: &Arc<Gateway>,
+    device: &DeviceRef,
+    by: &str,
+) -> Result<Revoked, ActionError> {
     let id = resolve(gw, device).await?;
     let (id2, by, now) = (id.clone(), by.to_string(), gw.clock.unix_now());
     // Durable first: the answer is only sent once the revocation is on disk.
@@ -226,7 +238,7 @@ pub async fn revoke(gw: &Arc<Gateway>, device: &str, by: &str) -> Result<Revoked
         .run(move |s| s.set_device_state(&id2, DeviceState::Revoked, now, &by))
         .await;
     // Cut even when saving failed: the owner wants this phone out now.
-    let cut = gw.sessions.cut(&id);
+    let cut = gw.sessions.cut(id.as_str());
     match persisted {
         Ok(_) => Ok(Revoked {
             id,
@@ -243,23 +255,27 @@ pub async fn revoke(gw: &Arc<Gateway>, device: &str, by: &str) -> Result<Revoked
 
 /// Rejects a device that is still pending (its key is revoked for good). An active
 /// device is revoked, not rejected: the two words must not be confused in the audit log.
-pub async fn reject(gw: &Arc<Gateway>, device: &str, by: &str) -> Result<Revoked, ActionError> {
+pub async fn reject(
+    gw: &Arc<Gateway>,
+    device: &DeviceRef,
+    by: &str,
+) -> Result<Revoked, ActionError> {
     let id = resolve(gw, device).await?;
     let id2 = id.clone();
     let rows = blocking(gw, "listing devices", |s| s.devices()).await?;
     match rows.iter().find(|d| d.id == id2).map(|d| d.state) {
-        Some(DeviceState::Pending) => revoke(gw, &id, &format!("{by}, rejected")).await,
+        Some(DeviceState::Pending) => revoke(gw, &id.into(), &format!("{by}, rejected")).await,
         Some(_) => Err(ActionError::Conflict(format!(
             "device {id} is not pending; revoke it instead"
         ))),
-        None => Err(ActionError::NoSuchDevice(id)),
+        None => Err(ActionError::NoSuchDevice(id.to_string())),
     }
 }
 
 /// Changes a device's cameras and expiry (`expires_secs` from now; `None` = never).
 pub async fn set_grants(
     gw: &Arc<Gateway>,
-    device: &str,
+    device: &DeviceRef,
     cameras: &str,
     expires_secs: Option<u64>,
     by: &str,
@@ -277,7 +293,7 @@ pub async fn set_grants(
     // Live streams re-check the record per request; an expiry moved into the past takes
     // effect at once for live sessions too.
     if expires_at.is_some_and(|e| e <= gw.clock.unix_now()) {
-        gw.sessions.cut(&id);
+        gw.sessions.cut(id.as_str());
     }
     Ok(GrantsChanged {
         id,
@@ -302,7 +318,7 @@ pub async fn devices(gw: &Arc<Gateway>) -> Result<Vec<DeviceInfo>, ActionError> 
     Ok(rows
         .into_iter()
         .map(|d| {
-            let live = gw.sessions.count(&d.id);
+            let live = gw.sessions.count(d.id.as_str());
             listing(d, live, now)
         })
         .collect())
@@ -324,9 +340,9 @@ pub async fn audit(
 
 /// Records a refused owner action (and logs it), rate-limited and aggregated per device
 /// (`audit_flood`): a flood of refusals costs a few rows and one summary.
-pub async fn audit_refusal(gw: &Arc<Gateway>, device: &str, addr: &str, what: &str) {
+pub async fn audit_refusal(gw: &Arc<Gateway>, device: &DeviceId, addr: &str, what: &str) {
     let what = latchkey_pairing::text::escape(what);
-    tracing::debug!(device, addr, "refused owner action: {what}");
+    tracing::debug!(device = %device, addr, "refused owner action: {what}");
     let row = crate::audit_flood::Row {
         kind: AuditKind::OwnerActionRefused,
         device: Some(device),

@@ -3,9 +3,14 @@
 //! the phone's [`CameraInfo`](latchkey_pairing::api_types::CameraInfo) plus where it is
 //! configured; passwords never appear, only `has_password`.
 
+use latchkey_pairing::api_types::{OnvifFound, OnvifInspection};
 use serde::{Deserialize, Serialize};
 
 use crate::camera::CameraStatus;
+
+/// Cameras that answered ONVIF discovery (`discover`), each with the ids it was already
+/// added as: the shared [`OnvifFound`].
+pub type Discovered = Vec<OnvifFound>;
 
 /// Where a camera is configured.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -39,7 +44,7 @@ pub struct CameraListing {
 /// The `onvif` field of a stored camera: present (maybe `null`) for stored cameras only.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Onvif(pub Option<serde_json::Value>);
+pub struct Onvif(pub Option<OnvifInspection>);
 
 /// What a test connection saw: the first picture's codec and size.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -63,7 +68,7 @@ pub struct CameraSaved {
     pub test: Option<TestResult>,
     /// What ONVIF found, for a camera added with `onvif-add`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub onvif: Option<serde_json::Value>,
+    pub onvif: Option<OnvifInspection>,
 }
 
 /// A camera removed (`remove`).
@@ -73,4 +78,59 @@ pub struct CameraRemoved {
     pub id: String,
     /// Live streams of it that ended.
     pub streams_ended: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use latchkey_pairing::api_types::{OnvifDevice, OnvifProfile, OnvifStream};
+    use serde_json::json;
+
+    use super::*;
+
+    /// The typed `onvif` of an ONVIF add is the object the gateway used to build by hand,
+    /// and a stored one reads back as the same type.
+    #[test]
+    fn an_onvif_add_answers_the_object_it_always_did() {
+        let profile = OnvifProfile {
+            token: "p0".into(),
+            name: "Main".into(),
+            encoding: "H264".into(),
+            width: 1920,
+            height: 1080,
+        };
+        let found = OnvifInspection {
+            address: "http://10.0.0.5/onvif/device_service".into(),
+            clock_offset_secs: -3,
+            device: OnvifDevice {
+                maker: Some("Acme".into()),
+                ..OnvifDevice::default()
+            },
+            profiles: vec![profile.clone()],
+            main: OnvifStream {
+                profile,
+                uri: "rtsp://10.0.0.5/main".into(),
+            },
+            sub: None,
+            snapshot_uri: None,
+        };
+        let old = json!({
+            "address": found.address,
+            "device": found.device,
+            "clock_offset_secs": found.clock_offset_secs,
+            "main": found.main,
+            "sub": found.sub,
+            "snapshot_uri": found.snapshot_uri,
+            "profiles": found.profiles,
+        });
+        let saved = CameraSaved {
+            id: "front".into(),
+            url: "rtsp://10.0.0.5/main".into(),
+            test: None,
+            onvif: Some(found.clone()),
+        };
+        let answer = serde_json::to_value(&saved).unwrap();
+        assert_eq!(answer["onvif"].to_string(), old.to_string());
+        let stored: OnvifInspection = serde_json::from_str(&old.to_string()).unwrap();
+        assert_eq!(stored, found);
+    }
 }

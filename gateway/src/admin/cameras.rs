@@ -15,11 +15,11 @@ use serde_json::Value;
 
 use super::actions::ActionError;
 use super::camera_answers::{CameraListing, CameraRemoved, CameraSaved, Onvif, Origin, TestResult};
+use crate::Gateway;
 use crate::camera::{CameraOpener as _, CameraSource, Frame, RealOpener, jpeg_dimensions};
 use crate::config::{CameraConfig, valid_camera_id};
 use crate::store::cameras::StoredCamera;
 use crate::store::{Store, StoreError};
-use crate::{Gateway, unix_now};
 
 /// How long a test connection may take to deliver a first picture.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(15);
@@ -46,10 +46,10 @@ pub struct CameraInput {
     /// Save without a test connection.
     #[serde(default)]
     pub skip_test: bool,
-    /// What ONVIF reported (JSON), when added from ONVIF. Set only by the gateway's own
-    /// ONVIF flow, never taken from a request.
+    /// What ONVIF reported, when added from ONVIF. Set only by the gateway's own ONVIF
+    /// flow, never taken from a request.
     #[serde(skip)]
-    pub onvif: Option<Value>,
+    pub onvif: Option<Box<crate::camera::onvif::Inspection>>,
 }
 
 impl std::fmt::Debug for CameraInput {
@@ -163,7 +163,7 @@ fn apply(cam: &mut StoredCamera, input: &CameraInput) -> Result<CameraSource, Ac
         cam.password = (!pass.is_empty()).then(|| pass.clone());
     }
     if let Some(onvif) = &input.onvif {
-        cam.onvif = Some(onvif.to_string());
+        cam.onvif = serde_json::to_string(onvif).ok();
     }
     let source = source_of(cam).map_err(|e| invalid(format!("camera {}: {e}", cam.id)))?;
     if cam.username.is_some() && !matches!(source, CameraSource::Rtsp { .. }) {
@@ -259,8 +259,9 @@ pub async fn add(
     };
     let saved = cam.clone();
     let by_owned = by.to_string();
+    let now = gw.clock.unix_now();
     let inserted = blocking(gw, "saving the camera", move |s| {
-        s.insert_camera(&saved, unix_now(), &by_owned)
+        s.insert_camera(&saved, now, &by_owned)
     })
     .await?;
     if !inserted || !gw.cameras.add(&CameraConfig { id, source }) {
@@ -309,8 +310,9 @@ pub async fn edit(
         Some(test_source(&source).await?)
     };
     let (old, saved, by_owned) = (id.to_string(), cam.clone(), by.to_string());
+    let now = gw.clock.unix_now();
     let updated = blocking(gw, "saving the camera", move |s| {
-        s.update_camera(&old, &saved, unix_now(), &by_owned)
+        s.update_camera(&old, &saved, now, &by_owned)
     })
     .await?;
     if !updated
@@ -347,8 +349,9 @@ pub async fn remove(gw: &Arc<Gateway>, id: &str, by: &str) -> Result<CameraRemov
         )));
     }
     let (owned, by_owned) = (id.to_string(), by.to_string());
+    let now = gw.clock.unix_now();
     let deleted = blocking(gw, "removing the camera", move |s| {
-        s.delete_camera(&owned, unix_now(), &by_owned)
+        s.delete_camera(&owned, now, &by_owned)
     })
     .await?;
     if !deleted {
@@ -472,12 +475,12 @@ pub async fn handle(
         CameraRequest::Edit { id, changes } => value(edit(gw, &id, changes, by).await),
         CameraRequest::Remove { id } => value(remove(gw, &id, by).await),
         CameraRequest::Test { id } => value(test(gw, &id).await),
-        CameraRequest::Discover { addresses, wait_ms } => {
-            super::cameras_onvif::discover(gw, &addresses, Duration::from_millis(wait_ms)).await
+        CameraRequest::Discover { addresses, wait_ms } => value(
+            super::cameras_onvif::discover(gw, &addresses, Duration::from_millis(wait_ms)).await,
+        ),
+        CameraRequest::OnvifInspect { target } => {
+            value(super::cameras_onvif::inspect(&target).await)
         }
-        CameraRequest::OnvifInspect { target } => super::cameras_onvif::inspect(&target)
-            .await
-            .map(|i| serde_json::to_value(i).unwrap_or(Value::Null)),
         CameraRequest::OnvifAdd {
             id,
             target,

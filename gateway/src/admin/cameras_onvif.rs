@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use super::actions::ActionError;
 use super::cameras::{self, CameraInput};
 use crate::Gateway;
 use crate::camera::CameraSource;
 use crate::camera::onvif::{self, Credentials, Inspection, OnvifError, discovery};
+use latchkey_pairing::api_types::OnvifFound;
 
 /// A password in a request: `Debug` never shows it.
 #[derive(Clone, Default, Serialize, Deserialize)]
@@ -78,7 +78,7 @@ pub async fn discover(
     gw: &Arc<Gateway>,
     addresses: &[String],
     wait: Duration,
-) -> Result<Value, ActionError> {
+) -> Result<Vec<OnvifFound>, ActionError> {
     let mut unicast = Vec::new();
     for a in addresses {
         let ip: IpAddr = a.trim().parse().map_err(|_| {
@@ -91,23 +91,26 @@ pub async fn discover(
     }
     let found = discovery::discover(&unicast, wait.min(MAX_WAIT)).await;
     let configs = gw.cameras.configs();
-    let out: Vec<Value> = found
+    let out = found
         .into_iter()
         .map(|f| {
             let source = f.source.to_string();
-            let added: Vec<String> = configs
+            let already_added = configs
                 .iter()
                 .filter(|c| source_host(&c.source).as_deref() == Some(source.as_str()))
                 .map(|c| c.id.clone())
                 .collect();
-            let mut v = serde_json::to_value(&f).unwrap_or(Value::Null);
-            if let Value::Object(map) = &mut v {
-                map.insert("already_added".into(), json!(added));
+            OnvifFound {
+                source: f.source,
+                xaddr: f.xaddr,
+                endpoint: f.endpoint,
+                device: f.device,
+                note: f.note,
+                already_added,
             }
-            v
         })
         .collect();
-    Ok(Value::Array(out))
+    Ok(out)
 }
 
 /// Asks the camera for its clock, identity and profiles, and says what would be chosen.
@@ -141,24 +144,15 @@ pub async fn add(
         )));
     }
     let found = inspect(target).await?;
-    let onvif = json!({
-        "address": found.address,
-        "device": found.device,
-        "clock_offset_secs": found.clock_offset_secs,
-        "main": found.main,
-        "sub": found.sub,
-        "snapshot_uri": found.snapshot_uri,
-        "profiles": found.profiles,
-    });
     let input = CameraInput {
         id: Some(id),
         url: Some(found.main.uri.clone()),
         username: Some(target.username.clone()),
         password: Some(target.password.0.clone()),
         skip_test,
-        onvif: Some(onvif.clone()),
+        onvif: Some(Box::new(found.clone())),
     };
     let mut result = cameras::add(gw, input, by).await?;
-    result.onvif = Some(onvif);
+    result.onvif = Some(found);
     Ok(result)
 }

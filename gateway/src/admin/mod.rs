@@ -7,6 +7,7 @@ pub mod answers;
 pub mod camera_answers;
 pub mod cameras;
 pub mod cameras_onvif;
+pub mod device_ref;
 pub mod https;
 pub mod quarantine;
 pub mod socket;

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::actions::{self, ActionError, PairRequest};
 use super::answers::PairAnswer;
+use super::device_ref::DeviceRef;
 use crate::Gateway;
 use crate::store::AuditFilter;
 
@@ -56,13 +57,13 @@ pub enum AdminRequest {
     },
     /// Confirm a pending device.
     Confirm {
-        /// Id or unique name.
-        device: String,
+        /// Id or unique name (refused when it is neither).
+        device: DeviceRef,
     },
     /// Revoke a device and cut its sessions.
     Revoke {
-        /// Id or unique name.
-        device: String,
+        /// Id or unique name (refused when it is neither).
+        device: DeviceRef,
     },
     /// List devices.
     Devices,

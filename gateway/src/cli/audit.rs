@@ -5,6 +5,7 @@ use std::path::Path;
 
 use latchkey_gateway::admin::answers::AuditRows;
 use latchkey_gateway::admin::socket::AdminRequest;
+use latchkey_pairing::DeviceId;
 
 use super::{ask, at, text};
 
@@ -15,13 +16,13 @@ pub async fn run(state: &Path, limit: u32, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     for a in &rows {
-        let opt = |v: &Option<String>| v.as_deref().map_or_else(|| "-".to_string(), text);
+        let opt = |v: Option<&str>| v.map_or_else(|| "-".to_string(), text);
         println!(
             "{} {:<18} {:<17} {:<22} {}",
             at(a.at),
             text(&a.kind),
-            opt(&a.device),
-            opt(&a.addr),
+            opt(a.device.as_ref().map(DeviceId::as_str)),
+            opt(a.addr.as_deref()),
             text(&a.detail)
         );
     }

@@ -5,12 +5,15 @@ use std::io::BufRead as _;
 use std::path::Path;
 
 use clap::Subcommand;
+use latchkey_gateway::admin::camera_answers::{
+    CameraListing, CameraRemoved, CameraSaved, Discovered, Origin, TestResult,
+};
 use latchkey_gateway::admin::cameras::{CameraInput, CameraRequest};
 use latchkey_gateway::admin::cameras_onvif::{OnvifTarget, Secret};
-use latchkey_gateway::admin::socket::{self, AdminRequest};
-use serde_json::Value;
+use latchkey_gateway::admin::socket::AdminRequest;
+use latchkey_pairing::api_types::{OnvifFound, OnvifInspection, OnvifProfile};
 
-use super::s;
+use super::{ask, or_dash, text};
 
 /// What to do with cameras.
 #[derive(Subcommand, Debug)]
@@ -106,15 +109,14 @@ pub enum CamerasCommand {
 
 /// Text from a camera, safe for a terminal (discovery already cleaned it; this keeps the
 /// table aligned and shows a dash for nothing).
-fn cell(v: &Value, key: &str) -> String {
-    s(v, key)
+fn cell(v: Option<&str>) -> String {
+    or_dash(v)
         .chars()
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()
 }
 
-fn print_discovered(result: &Value) {
-    let all = result.as_array().map(Vec::as_slice).unwrap_or_default();
+fn print_discovered(all: &[OnvifFound]) {
     if all.is_empty() {
         println!("no ONVIF camera answered; check that it is on this LAN, or try --address IP");
         return;
@@ -124,71 +126,61 @@ fn print_discovered(result: &Value) {
         "ADDRESS", "MAKER", "MODEL", "FIRMWARE", "ADDED AS"
     );
     for f in all {
-        let d = f.get("device").unwrap_or(&Value::Null);
-        let added: Vec<&str> = f
-            .get("already_added")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
+        let d = &f.device;
         println!(
             "{:<16} {:<24} {:<16} {:<24} {:<10} {}",
-            cell(f, "source"),
-            cell(d, "maker"),
-            cell(d, "model"),
-            cell(d, "firmware"),
-            if added.is_empty() {
+            f.source,
+            cell(d.maker.as_deref()),
+            cell(d.model.as_deref()),
+            cell(d.firmware.as_deref()),
+            if f.already_added.is_empty() {
                 "-".to_string()
             } else {
-                added.join(",")
+                text(&f.already_added.join(","))
             },
-            cell(f, "xaddr"),
+            cell(f.xaddr.as_deref()),
         );
-        if let Some(note) = f.get("note").and_then(Value::as_str) {
-            println!(
-                "{:<16} note: {}",
-                "",
-                cell(&serde_json::json!({ "n": note }), "n")
-            );
+        if let Some(note) = &f.note {
+            println!("{:<16} note: {}", "", cell(Some(note)));
         }
     }
 }
 
-fn print_onvif_choice(o: &Value) {
-    let d = o.get("device").unwrap_or(&Value::Null);
+fn describe(p: &OnvifProfile) -> String {
+    format!(
+        "profile {} ({}) {} {}x{}",
+        cell(Some(&p.token)),
+        cell(Some(&p.name)),
+        cell(Some(&p.encoding)),
+        p.width,
+        p.height
+    )
+}
+
+fn print_onvif_choice(o: &OnvifInspection) {
+    let d = &o.device;
     println!(
         "ONVIF camera: {} {} firmware {} (clock {} s from ours)",
-        cell(d, "maker"),
-        cell(d, "model"),
-        cell(d, "firmware"),
-        s(o, "clock_offset_secs")
+        cell(d.maker.as_deref()),
+        cell(d.model.as_deref()),
+        cell(d.firmware.as_deref()),
+        o.clock_offset_secs
     );
-    let describe = |p: &Value| {
-        format!(
-            "profile {} ({}) {} {}x{}",
-            cell(p, "token"),
-            cell(p, "name"),
-            cell(p, "encoding"),
-            s(p, "width"),
-            s(p, "height")
-        )
-    };
-    for (label, key) in [("main stream", "main"), ("sub-stream ", "sub")] {
-        match o.get(key).filter(|v| !v.is_null()) {
+    for (label, stream) in [
+        ("main stream", Some(&o.main)),
+        ("sub-stream ", o.sub.as_ref()),
+    ] {
+        match stream {
             Some(st) => println!(
                 "  {label}: {} at {}",
-                describe(st.get("profile").unwrap_or(&Value::Null)),
-                cell(st, "uri")
+                describe(&st.profile),
+                cell(Some(&st.uri))
             ),
             None => println!("  {label}: none"),
         }
     }
-    println!("  snapshot   : {}", cell(o, "snapshot_uri"));
-    for p in o
-        .get("profiles")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    println!("  snapshot   : {}", cell(o.snapshot_uri.as_deref()));
+    for p in &o.profiles {
         println!("  available  : {}", describe(p));
     }
     println!("  (choose others with --main-profile TOKEN / --sub-profile TOKEN)");
@@ -208,17 +200,10 @@ fn password_from_stdin() -> anyhow::Result<String> {
     Ok(pass)
 }
 
-fn tested(result: &Value) -> String {
-    let t = result.get("test").unwrap_or(&Value::Null);
-    if t.is_null() {
-        "not tested".to_string()
-    } else {
-        format!(
-            "streams {} {}x{}",
-            s(t, "codec"),
-            s(t, "width"),
-            s(t, "height")
-        )
+fn tested(test: Option<&TestResult>) -> String {
+    match test {
+        None => "not tested".to_string(),
+        Some(t) => format!("streams {} {}x{}", text(&t.codec), t.width, t.height),
     }
 }
 
@@ -315,75 +300,84 @@ pub async fn run(state: &Path, command: CamerasCommand) -> anyhow::Result<()> {
     {
         let wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
         let action = CameraRequest::Discover { addresses, wait_ms };
-        let result = socket::request(state, &AdminRequest::Camera { action }).await?;
-        if json {
-            println!("{}", serde_json::to_string_pretty(&result)?);
-        } else {
-            print_discovered(&result);
+        let found: Discovered = ask(state, &AdminRequest::Camera { action }, json).await?;
+        if !json {
+            print_discovered(&found);
         }
         return Ok(());
     }
     let action = build(command)?;
-    let op = match &action {
-        CameraRequest::Add { .. } => "added",
-        CameraRequest::Edit { .. } => "changed",
-        CameraRequest::Remove { .. } => "removed",
-        CameraRequest::Test { .. } => "tested",
-        _ => "added",
-    };
-    let result = socket::request(state, &AdminRequest::Camera { action }).await?;
-    match op {
-        "removed" => println!(
-            "camera {} removed ({} live streams ended)",
-            s(&result, "id"),
-            s(&result, "streams_ended")
-        ),
-        "tested" => println!("{}", tested(&serde_json::json!({ "test": result }))),
-        _ => {
-            if let Some(o) = result.get("onvif") {
+    let req = AdminRequest::Camera { action };
+    match &req {
+        AdminRequest::Camera {
+            action: CameraRequest::Remove { .. },
+        } => {
+            let r: CameraRemoved = ask(state, &req, false).await?;
+            println!(
+                "camera {} removed ({} live streams ended)",
+                text(&r.id),
+                r.streams_ended
+            );
+        }
+        AdminRequest::Camera {
+            action: CameraRequest::Test { .. },
+        } => {
+            let r: TestResult = ask(state, &req, false).await?;
+            println!("{}", tested(Some(&r)));
+        }
+        AdminRequest::Camera { action } => {
+            let op = if matches!(action, CameraRequest::Edit { .. }) {
+                "changed"
+            } else {
+                "added"
+            };
+            let r: CameraSaved = ask(state, &req, false).await?;
+            if let Some(o) = &r.onvif {
                 print_onvif_choice(o);
             }
             println!(
                 "camera {} {op}: {} ({})",
-                s(&result, "id"),
-                s(&result, "url"),
-                tested(&result)
+                text(&r.id),
+                text(&r.url),
+                tested(r.test.as_ref())
             );
         }
+        _ => anyhow::bail!("internal: not a camera change"),
     }
     Ok(())
 }
 
 /// `latchkey cameras [--json]`: every camera's live status.
 pub async fn list(state: &Path, json: bool) -> anyhow::Result<()> {
-    let result = socket::request(state, &AdminRequest::Cameras).await?;
+    let cameras: Vec<CameraListing> = ask(state, &AdminRequest::Cameras, json).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
         return Ok(());
     }
     println!(
         "{:<16} {:<9} {:<7} {:<10} {:<6} {:<10} {:<7} {:<8} ERROR",
         "ID", "KIND", "FROM", "STATE", "CODEC", "SIZE", "VIEWERS", "UPSTREAM"
     );
-    for c in result.as_array().into_iter().flatten() {
-        let size = match (
-            c.get("width").and_then(Value::as_u64),
-            c.get("height").and_then(Value::as_u64),
-        ) {
+    for c in &cameras {
+        let st = &c.status;
+        let size = match (st.width, st.height) {
             (Some(w), Some(h)) => format!("{w}x{h}"),
             _ => "-".to_string(),
         };
+        let origin = match c.origin {
+            Origin::Config => "config",
+            Origin::Store => "store",
+        };
         println!(
             "{:<16} {:<9} {:<7} {:<10} {:<6} {:<10} {:<7} {:<8} {}",
-            s(c, "id"),
-            s(c, "kind"),
-            s(c, "origin"),
-            s(c, "state"),
-            s(c, "codec"),
+            text(&st.id),
+            text(&st.kind),
+            origin,
+            st.state.as_str(),
+            or_dash(st.codec.as_deref()),
             size,
-            s(c, "viewers"),
-            s(c, "upstream_sessions"),
-            s(c, "error")
+            st.viewers,
+            st.upstream_sessions,
+            or_dash(st.error.as_deref())
         );
     }
     Ok(())

@@ -6,7 +6,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use latchkey_gateway::admin::answers::{Confirmed, DeviceInfo, PairAnswer, PairingStatus, Revoked};
+use latchkey_gateway::admin::device_ref::DeviceRef;
 use latchkey_gateway::admin::socket::{self, AdminRequest};
+use latchkey_pairing::DeviceId;
 use latchkey_pairing::Role;
 use latchkey_pairing::text::cell;
 
@@ -74,6 +76,7 @@ pub async fn pair(state: &Path, a: PairArgs) -> anyhow::Result<()> {
 
 /// `latchkey confirm DEVICE`.
 pub async fn confirm(state: &Path, device: String) -> anyhow::Result<()> {
+    let device = DeviceRef::parse(&device)?;
     let r: Confirmed = socket::call(state, &AdminRequest::Confirm { device }).await?;
     println!("device {} confirmed", text(&r.id));
     Ok(())
@@ -81,6 +84,7 @@ pub async fn confirm(state: &Path, device: String) -> anyhow::Result<()> {
 
 /// `latchkey revoke DEVICE`.
 pub async fn revoke(state: &Path, device: String) -> anyhow::Result<()> {
+    let device = DeviceRef::parse(&device)?;
     let r: Revoked = socket::call(state, &AdminRequest::Revoke { device }).await?;
     println!(
         "device {} revoked ({} live sessions closed)",
@@ -141,7 +145,7 @@ pub async fn list(state: &Path, json: bool) -> anyhow::Result<()> {
 /// to confirm that the phone shows the same one (the defence against a photographed QR).
 async fn wait_and_confirm(state: &Path, auto_confirm: bool) -> anyhow::Result<()> {
     let before: Vec<DeviceInfo> = socket::call(state, &AdminRequest::Devices).await?;
-    let known: Vec<String> = before.into_iter().map(|d| d.id).collect();
+    let known: Vec<DeviceId> = before.into_iter().map(|d| d.id).collect();
     println!("Waiting for the phone... (Ctrl-C to stop waiting; the code stays valid)");
     let device = loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -167,7 +171,7 @@ async fn wait_and_confirm(state: &Path, auto_confirm: bool) -> anyhow::Result<()
     std::io::Write::flush(&mut std::io::stdout())?;
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer)?;
-    let device = device.id;
+    let device = DeviceRef::Id(device.id);
     if answer.trim().eq_ignore_ascii_case("yes") || answer.trim().eq_ignore_ascii_case("y") {
         let _: Confirmed = socket::call(state, &AdminRequest::Confirm { device }).await?;
         println!("device {id} confirmed");

@@ -9,7 +9,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use latchkey_gateway::admin::socket::{self, AdminRequest};
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 
 pub mod audit;
 pub mod cameras;
@@ -43,17 +42,13 @@ pub fn at_or_dash(t: Option<u64>) -> String {
 /// Text from outside (a phone, a camera, a router) for a terminal: escaped
 /// (`latchkey_pairing::text::escape`), so no control, bidi or invisible character
 /// reaches the owner's terminal raw.
-pub fn text(s: &str) -> String {
-    latchkey_pairing::text::escape(s).into_owned()
+pub fn text<S: AsRef<str> + ?Sized>(s: &S) -> String {
+    latchkey_pairing::text::escape(s.as_ref()).into_owned()
 }
 
-/// `v[key]` as text for a terminal, escaped like [`text`]; absent or null is `-`.
-pub fn s(v: &Value, key: &str) -> String {
-    match v.get(key) {
-        Some(Value::String(s)) => text(s),
-        Some(Value::Null) | None => "-".to_string(),
-        Some(other) => other.to_string(),
-    }
+/// Text from outside for a terminal, escaped like [`text`]; `None` is `-`.
+pub fn or_dash(v: Option<&str>) -> String {
+    v.map_or_else(|| "-".to_string(), text)
 }
 
 /// Prints `uri` as a QR code for the terminal.

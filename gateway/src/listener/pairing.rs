@@ -13,9 +13,9 @@ use latchkey_pairing::{PairResult, PairingResponder, SessionPsk};
 use rand::rngs::OsRng;
 use tokio::net::TcpStream;
 
-use super::{HANDSHAKE_DEADLINE, blocking};
+use super::HANDSHAKE_DEADLINE;
 use crate::store::{AuditKind, Candidate, NewDevice, PairingClaim};
-use crate::{Gateway, audit_flood, unix_now};
+use crate::{Gateway, audit_flood};
 
 /// Runs a pairing: `None` when refused before message 2 (the peer got nothing), else
 /// whether a phone was paired.
@@ -46,12 +46,15 @@ pub(super) async fn run(
         tracing::info!(%peer, "pairing abandoned by the phone");
         return Some(false);
     };
-    let phone = match responder.read_request(&m3, origin.elapsed()) {
+    let since = gw.clock.since(origin);
+    let phone = match responder.read_request(&m3, since()) {
         Ok(p) => p,
         Err(e) => {
-            let store = gw.store.clone();
-            let why = format!("bad pairing message 3: {e}");
-            blocking(move || store.pairing_failed(unix_now(), &addr, &why)).await;
+            let (why, now) = (format!("bad pairing message 3: {e}"), gw.clock.unix_now());
+            let failed = gw.store.run(move |s| s.pairing_failed(now, &addr, &why));
+            if let Err(e) = failed.await {
+                tracing::error!("recording a failed pairing: {e}");
+            }
             return Some(false);
         }
     };
@@ -69,7 +72,7 @@ pub(super) async fn run(
         gateway_name: gw.config.name.clone(),
         addresses: gw.addresses(),
     };
-    if let Ok(wire) = phone.finish(&result, origin.elapsed()) {
+    if let Ok(wire) = phone.finish(&result, since()) {
         use tokio::io::AsyncWriteExt as _;
         let _ = stream.write_all(&wire).await;
         let _ = stream.shutdown().await;
@@ -85,16 +88,14 @@ async fn accept(
     m1: &[u8],
     addr: &str,
 ) -> Option<(PairingResponder, Vec<u8>, i64)> {
-    let store = gw.store.clone();
-    let candidates: Vec<Candidate> =
-        match blocking(move || store.pairing_candidates(unix_now())).await {
-            Some(Ok(c)) => c,
-            Some(Err(e)) => {
-                tracing::error!("pairing refused: {e}");
-                return None;
-            }
-            None => return None,
-        };
+    let now = gw.clock.unix_now();
+    let candidates: Vec<Candidate> = match gw.store.run(move |s| s.pairing_candidates(now)).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("pairing refused: {e}");
+            return None;
+        }
+    };
     if candidates.is_empty() {
         tracing::debug!(%peer, "pairing attempt while no pairing code is open");
         return None;
@@ -102,12 +103,11 @@ async fn accept(
     let secrets: Vec<&latchkey_pairing::PairingSecret> =
         candidates.iter().map(|c| &c.secret).collect();
     let Ok((responder, m2)) = PairingResponder::accept(&gw.keys, m1, &secrets, &mut OsRng) else {
-        let store = gw.store.clone();
         let a = addr.to_string();
-        if let Some(Ok(Some((n, closed)))) =
-            blocking(move || store.pairing_failed(unix_now(), &a, "the pairing code did not match"))
-                .await
-        {
+        let failed = gw
+            .store
+            .run(move |s| s.pairing_failed(now, &a, "the pairing code did not match"));
+        if let Ok(Some((n, closed))) = failed.await {
             tracing::warn!(%peer, failures = n, closed, "failed pairing attempt");
         }
         return None;
@@ -138,7 +138,7 @@ async fn record(
     window: i64,
     addr: String,
 ) -> Option<NewDevice> {
-    let store = gw.store.clone();
+    let now = gw.clock.unix_now();
     let (key, name, code, psk2, a) = (
         phone.public_key,
         phone.request.name.clone(),
@@ -146,7 +146,7 @@ async fn record(
         psk.clone(),
         addr.clone(),
     );
-    let added = blocking(move || {
+    let added = gw.store.run(move |store| {
         let claim = PairingClaim {
             window,
             public_key: &key,
@@ -155,25 +155,17 @@ async fn record(
             code: &code,
             addr: &a,
         };
-        store.complete_pairing(&claim, unix_now())
-    })
-    .await;
-    match added? {
+        store.complete_pairing(&claim, now)
+    });
+    match added.await {
         Ok(d) => Some(d),
         Err(e) => {
             tracing::warn!(%peer, "pairing not recorded: {e}");
-            let store = gw.store.clone();
             let detail = format!("pairing refused: {e}");
-            blocking(move || {
-                store.audit(
-                    unix_now(),
-                    AuditKind::PairingRefused,
-                    None,
-                    Some(&addr),
-                    &detail,
-                )
-            })
-            .await;
+            let kind = AuditKind::PairingRefused;
+            gw.store
+                .audit_async(now, kind, None, Some(addr), detail)
+                .await;
             None
         }
     }

@@ -21,6 +21,7 @@ mod owner;
 pub mod pcp;
 pub mod pinhole;
 pub mod report;
+mod rounds;
 pub mod upnp;
 mod v6;
 
@@ -31,13 +32,13 @@ use std::time::Duration;
 use igd_next::PortMappingProtocol;
 use igd_next::aio::Gateway as IgdGateway;
 use igd_next::aio::tokio::Tokio;
-use tokio::time::Instant;
+use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::Clock;
 use crate::config::CameraConfig;
 use crate::store::AuditKind;
 use crate::store::{RemoteApproval, Store};
-use crate::unix_now;
 use diagnosis::is_cgnat;
 pub use error::PortmapError;
 use upnp::Router;
@@ -79,6 +80,8 @@ pub struct PortMapper {
     live: tokio::sync::Mutex<Live>,
     published: std::sync::Mutex<Vec<SocketAddr>>,
     wake: tokio::sync::Notify,
+    /// Where lease times, renewal rounds and audit rows take their time from.
+    clock: Clock,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -88,19 +91,20 @@ async fn blocking<T: Send + 'static>(
     store.run(f).await.map_err(PortmapError::from)
 }
 
-fn audit(store: &Store, kind: AuditKind, detail: &str) {
-    if let Err(e) = store.audit(unix_now(), kind, None, None, detail) {
+fn audit(store: &Store, clock: &Clock, kind: AuditKind, detail: &str) {
+    if let Err(e) = store.audit(clock.unix_now(), kind, None, None, detail) {
         tracing::error!("writing the audit log: {e}");
     }
 }
 
 impl PortMapper {
-    /// A manager for the Noise listener on `noise_port`.
+    /// A manager for the Noise listener on `noise_port`, on `clock`.
     pub fn new(
         store: Store,
         noise_port: u16,
         gateway_name: &str,
         cameras: Vec<CameraConfig>,
+        clock: Clock,
     ) -> Self {
         Self {
             store,
@@ -110,6 +114,7 @@ impl PortMapper {
             live: tokio::sync::Mutex::default(),
             published: std::sync::Mutex::default(),
             wake: tokio::sync::Notify::new(),
+            clock,
         }
     }
 
@@ -150,7 +155,7 @@ impl PortMapper {
     /// longer approved), as the lease planner (lease.rs) says, and sets the next round.
     async fn apply(&self, live: &mut Live, approval: Option<&RemoteApproval>) {
         let approved = approval.map(Approved::from);
-        let now = unix_now();
+        let now = self.clock.unix_now();
         let lease = approved.map_or(MIN_LEASE_SECS, |a| a.lease_secs);
         let held = Holding {
             v4: live.v4.is_some(),
@@ -187,8 +192,9 @@ impl PortMapper {
             v6: live.v6.is_some(),
         };
         let granted = live.v6.as_ref().map(|h| h.lease_secs);
-        live.next_due =
-            lease::next_round(approved.as_ref(), granted, ok, held).map(|d| Instant::now() + d);
+        let start = self.clock.instant();
+        live.next_due = lease::next_round(approved.as_ref(), granted, ok, held)
+            .and_then(|d| start.checked_add(d));
         self.publish(live);
     }
 
@@ -232,6 +238,7 @@ impl PortMapper {
             tracing::info!(%ext, %internal, lease, "IPv4 port mapping added");
             audit(
                 &self.store,
+                &self.clock,
                 AuditKind::RemoteMapped,
                 &format!(
                     "router {} maps TCP {ext} to {internal}, lease {lease} s{perm}",
@@ -242,6 +249,7 @@ impl PortMapper {
             tracing::warn!(%ext, "the router had lost the approved mapping; re-added");
             audit(
                 &self.store,
+                &self.clock,
                 AuditKind::RemoteRepaired,
                 &format!(
                     "router {} had lost TCP {ext} -> {internal}; re-added, lease {lease} s",
@@ -272,6 +280,7 @@ impl PortMapper {
         match &result {
             Ok(true) => audit(
                 &self.store,
+                &self.clock,
                 AuditKind::RemoteUnmapped,
                 &format!(
                     "TCP port {} -> {} removed; the router's table no longer lists it",
@@ -285,6 +294,7 @@ impl PortMapper {
                 );
                 audit(
                     &self.store,
+                    &self.clock,
                     AuditKind::RemoteUnmapFailed,
                     &format!("the router still lists TCP port {}", m.external_port),
                 );
@@ -293,6 +303,7 @@ impl PortMapper {
                 tracing::error!("removing the IPv4 mapping: {e}");
                 audit(
                     &self.store,
+                    &self.clock,
                     AuditKind::RemoteUnmapFailed,
                     &format!(
                         "TCP port {}: {e}; it ends with its lease ({} s){}",
@@ -336,20 +347,7 @@ impl PortMapper {
             tracing::info!("remote access is approved: restoring the router mappings");
             self.tick().await;
         }
-        loop {
-            let due = self.live.lock().await.next_due;
-            let sleep = async {
-                match due {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = self.wake.notified() => continue,
-                _ = sleep => self.tick().await,
-            }
-        }
+        rounds::run(&self.clock, self.as_ref(), &self.wake, &shutdown).await;
         let mut live = self.live.lock().await;
         if live.v4.is_some() || live.v6.is_some() {
             tracing::info!("shutting down: removing the router mappings (the approval stands)");

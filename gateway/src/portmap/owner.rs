@@ -4,7 +4,6 @@
 use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use igd_next::PortMappingProtocol;
-use tokio::time::Instant;
 
 use super::diagnosis::{Facts, diagnose, is_cgnat};
 use super::report::{
@@ -13,7 +12,6 @@ use super::report::{
 use super::v6::{Opening, V6Hole};
 use super::{Live, PortMapper, PortmapError, blocking, lease, pcp, pinhole, upnp};
 use crate::store::AuditKind;
-use crate::unix_now;
 
 impl PortMapper {
     fn mappings(&self, live: &Live) -> Vec<Mapping> {
@@ -192,9 +190,9 @@ impl PortMapper {
         by: &str,
     ) -> Result<Status, PortmapError> {
         let lease = lease::clamp_lease(lease_secs);
-        let by = by.to_string();
+        let (by, now) = (by.to_string(), self.clock.unix_now());
         let approval = blocking(&self.store, move |s| {
-            s.approve_remote(ipv4, ipv6, lease, unix_now(), &by)
+            s.approve_remote(ipv4, ipv6, lease, now, &by)
         })
         .await?;
         {
@@ -209,7 +207,8 @@ impl PortMapper {
     /// and checks the router's table.
     pub async fn close(&self, by: &str) -> Result<Closed, PortmapError> {
         let by = by.to_string();
-        let ended = blocking(&self.store, move |s| s.end_remote_approval(unix_now(), &by)).await?;
+        let now = self.clock.unix_now();
+        let ended = blocking(&self.store, move |s| s.end_remote_approval(now, &by)).await?;
         let mut live = self.live.lock().await;
         let v4 = self.remove_v4(&mut live).await;
         let v6 = self.remove_v6(&mut live).await;
@@ -233,7 +232,9 @@ impl PortMapper {
             v4: live.v4.is_some(),
             v6: live.v6.is_some(),
         };
-        live.next_due = lease::next_round(None, None, true, held).map(|d| Instant::now() + d);
+        let start = self.clock.instant();
+        live.next_due =
+            lease::next_round(None, None, true, held).and_then(|d| start.checked_add(d));
         self.publish(&live);
         drop(live);
         self.wake.notify_one();
@@ -277,7 +278,12 @@ impl PortMapper {
                 target.entry.internal_port,
                 target.entry.description
             );
-            super::audit(&self.store, AuditKind::RouterMappingRemoved, &detail);
+            super::audit(
+                &self.store,
+                &self.clock,
+                AuditKind::RouterMappingRemoved,
+                &detail,
+            );
             removed = Some(detail);
         }
         let table = classify(router.table().await?);

@@ -3,7 +3,7 @@
 
 use std::net::{SocketAddr, SocketAddrV6};
 
-use tokio::time::Instant;
+use std::time::Instant;
 
 use super::pinhole::{self, GlobalV6, Renewed};
 use super::{Live, PortMapper, PortmapError, audit, pcp};
@@ -117,6 +117,7 @@ impl PortMapper {
         tracing::info!(%to, id, lease, "IPv6 pinhole opened via UPnP");
         audit(
             &self.store,
+            &self.clock,
             AuditKind::RemotePinhole,
             &format!(
                 "router {} lets TCP in to {to} (UPnP pinhole {id}), lease {lease} s",
@@ -158,6 +159,7 @@ impl PortMapper {
                 tracing::warn!(%to, "the router had lost the approved pinhole; reopened");
                 audit(
                     &self.store,
+                    &self.clock,
                     AuditKind::RemoteRepaired,
                     &format!(
                         "router {} had lost the IPv6 pinhole to {to}; reopened (UPnP pinhole {id}), lease {lease} s",
@@ -200,7 +202,7 @@ impl PortMapper {
         let hole = V6Hole {
             via: Opening::Pcp {
                 mapping: Box::new(mapping),
-                seen: Instant::now(),
+                seen: self.clock.instant(),
             },
             to,
             lease_secs: granted,
@@ -211,6 +213,7 @@ impl PortMapper {
         tracing::info!(%ext, granted, "IPv6 pinhole opened via PCP");
         audit(
             &self.store,
+            &self.clock,
             AuditKind::RemotePinhole,
             &format!(
                 "router {} lets TCP in to {ext} (PCP MAP; UPnP offers no IPv6 firewall control), lease {granted} s",
@@ -242,7 +245,10 @@ impl PortMapper {
             Ok(m) => {
                 let restarted = pcp::router_restarted(
                     old.gateway_epoch(),
-                    seen.elapsed().as_secs(),
+                    self.clock
+                        .instant()
+                        .saturating_duration_since(seen)
+                        .as_secs(),
                     m.gateway_epoch(),
                 );
                 // The same-nonce MAP has already re-made what a restart dropped.
@@ -266,7 +272,7 @@ impl PortMapper {
         live.v6 = Some(V6Hole {
             via: Opening::Pcp {
                 mapping: Box::new(mapping),
-                seen: Instant::now(),
+                seen: self.clock.instant(),
             },
             to,
             lease_secs: granted,
@@ -277,6 +283,7 @@ impl PortMapper {
                 tracing::warn!(%to, "{why}; the IPv6 PCP mapping was re-made");
                 audit(
                     &self.store,
+                    &self.clock,
                     AuditKind::RemoteRepaired,
                     &format!(
                         "router {router}: {why}; the IPv6 pinhole to {to} was re-made over PCP, lease {granted} s"
@@ -306,11 +313,13 @@ impl PortMapper {
         match &result {
             Ok(true) => audit(
                 &self.store,
+                &self.clock,
                 AuditKind::RemotePinholeClosed,
                 &format!("{what} deleted; the router no longer knows it"),
             ),
             Ok(false) => audit(
                 &self.store,
+                &self.clock,
                 AuditKind::RemoteUnmapFailed,
                 &format!("{what} still known to the router"),
             ),
@@ -318,6 +327,7 @@ impl PortMapper {
                 tracing::error!("removing the {what}: {e}");
                 audit(
                     &self.store,
+                    &self.clock,
                     AuditKind::RemoteUnmapFailed,
                     &format!("{what}: {e}; it ends with its lease"),
                 );

@@ -1,6 +1,6 @@
 //! The audit log: rows, filtered pages, and the one insert every writer goes through.
 
-use latchkey_pairing::UnixTime;
+use latchkey_pairing::{DeviceId, UnixTime};
 use rusqlite::{Connection, params};
 
 use super::AuditKind;
@@ -28,12 +28,12 @@ impl Store {
         &self,
         now: UnixTime,
         kind: AuditKind,
-        device: Option<&str>,
+        device: Option<&DeviceId>,
         addr: Option<&str>,
         detail: &str,
     ) -> Result<(), StoreError> {
         self.with("writing audit log", |c| {
-            audit_in(c, now, kind, device, addr, detail)
+            audit_in(c, now, kind, device.map(DeviceId::as_str), addr, detail)
         })
     }
 
@@ -89,7 +89,7 @@ impl Store {
                         id: r.get(0)?,
                         at: from_ts(r.get(1)?),
                         kind: r.get(2)?,
-                        device: r.get(3)?,
+                        device: r.get::<_, Option<String>>(3)?.map(DeviceId),
                         addr: r.get(4)?,
                         detail: r.get(5)?,
                         camera: r.get(6)?,

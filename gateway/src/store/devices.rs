@@ -14,7 +14,7 @@ use super::{Store, StoreError, audit_in, from_ts, ts};
 #[derive(Clone, Debug, Serialize)]
 pub struct DeviceRow {
     /// Device id.
-    pub id: String,
+    pub id: DeviceId,
     /// Name.
     pub name: String,
     /// Role.
@@ -39,7 +39,7 @@ impl Store {
     /// Changes a device's camera grant and expiry durably, with its audit row.
     pub fn set_device_grants(
         &self,
-        id: &str,
+        id: &DeviceId,
         cameras: &CameraGrant,
         expires_at: Option<UnixTime>,
         now: UnixTime,
@@ -50,7 +50,7 @@ impl Store {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let n = tx.execute(
                 "UPDATE devices SET cameras = ?1, expires_at = ?2 WHERE id = ?3",
-                params![grant, expires_at.map(ts), id],
+                params![grant, expires_at.map(ts), id.as_str()],
             )?;
             if n > 0 {
                 let until = expires_at.map_or_else(|| "never".to_string(), |e| e.to_string());
@@ -58,7 +58,7 @@ impl Store {
                     &tx,
                     now,
                     AuditKind::DeviceGrantsChanged,
-                    Some(id),
+                    Some(id.as_str()),
                     None,
                     &format!("by {by}: cameras {grant}, expires {until}"),
                 )?;
@@ -114,11 +114,13 @@ impl Store {
     }
 
     /// Looks a device up by id (for per-request checks).
-    pub fn device_record(&self, id: &str) -> Result<Option<DeviceRecord>, StoreError> {
+    pub fn device_record(&self, id: &DeviceId) -> Result<Option<DeviceRecord>, StoreError> {
         let key: Option<Vec<u8>> = self.with("looking up a device", |c| {
-            c.query_row("SELECT public_key FROM devices WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
+            c.query_row(
+                "SELECT public_key FROM devices WHERE id = ?1",
+                [id.as_str()],
+                |r| r.get(0),
+            )
             .optional()
         })?;
         let Some(key) = key else { return Ok(None) };
@@ -128,11 +130,11 @@ impl Store {
     }
 
     /// Records a session start.
-    pub fn touch(&self, id: &str, addr: &str, now: UnixTime) -> Result<(), StoreError> {
+    pub fn touch(&self, id: &DeviceId, addr: &str, now: UnixTime) -> Result<(), StoreError> {
         self.with("recording a session", |c| {
             c.execute(
                 "UPDATE devices SET last_seen = ?1, last_addr = ?2 WHERE id = ?3",
-                params![ts(now), addr, id],
+                params![ts(now), addr, id.as_str()],
             )
             .map(|_| ())
         })
@@ -164,7 +166,7 @@ impl Store {
             .map(
                 |(id, name, role, cameras, state, expires, code, created, seen, addr)| {
                     Ok(DeviceRow {
-                        id,
+                        id: DeviceId(id),
                         name,
                         role: role.parse().map_err(|e: String| self.corrupt(e))?,
                         cameras,
@@ -183,7 +185,7 @@ impl Store {
     /// Moves a device to `state` durably (with its audit row) before returning.
     pub fn set_device_state(
         &self,
-        id: &str,
+        id: &DeviceId,
         state: DeviceState,
         now: UnixTime,
         by: &str,
@@ -191,9 +193,11 @@ impl Store {
         let result = self.with("changing a device", |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let old: Option<String> = tx
-                .query_row("SELECT state FROM devices WHERE id = ?1", [id], |r| {
-                    r.get(0)
-                })
+                .query_row(
+                    "SELECT state FROM devices WHERE id = ?1",
+                    [id.as_str()],
+                    |r| r.get(0),
+                )
                 .optional()?;
             let Some(old) = old else { return Ok(None) };
             if old == "revoked" {
@@ -203,14 +207,14 @@ impl Store {
             }
             tx.execute(
                 "UPDATE devices SET state = ?1 WHERE id = ?2",
-                params![state.as_str(), id],
+                params![state.as_str(), id.as_str()],
             )?;
             let kind = match state {
                 DeviceState::Revoked => AuditKind::DeviceRevoked,
                 DeviceState::Active => AuditKind::DeviceConfirmed,
                 DeviceState::Pending => AuditKind::DevicePending,
             };
-            audit_in(&tx, now, kind, Some(id), None, &format!("by {by}"))?;
+            audit_in(&tx, now, kind, Some(id.as_str()), None, &format!("by {by}"))?;
             tx.commit()?;
             Ok(Some(state.as_str().to_string()))
         })?;

@@ -3,7 +3,7 @@
 //! clone-and-`spawn_blocking` dance, and [`Store::audit_async`] for the common
 //! "write an audit row, log if that fails" case.
 
-use latchkey_pairing::UnixTime;
+use latchkey_pairing::{DeviceId, UnixTime};
 
 use super::{AuditKind, Store, StoreError};
 
@@ -26,12 +26,12 @@ impl Store {
         &self,
         now: UnixTime,
         kind: AuditKind,
-        device: Option<String>,
+        device: Option<DeviceId>,
         addr: Option<String>,
         detail: String,
     ) {
         let written = self
-            .run(move |s| s.audit(now, kind, device.as_deref(), addr.as_deref(), &detail))
+            .run(move |s| s.audit(now, kind, device.as_ref(), addr.as_deref(), &detail))
             .await;
         if let Err(e) = written {
             tracing::error!("writing the audit log: {e}");

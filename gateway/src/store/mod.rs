@@ -327,7 +327,9 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use latchkey_pairing::{CameraGrant, DeviceState, PairingSecret, PublicKey, Role, SessionPsk};
+    use latchkey_pairing::{
+        CameraGrant, DeviceId, DeviceState, PairingSecret, PublicKey, Role, SessionPsk,
+    };
     use rand::rngs::OsRng;
 
     fn claim<'a>(window: i64, public_key: &'a PublicKey, psk: &'a SessionPsk) -> PairingClaim<'a> {
@@ -427,7 +429,7 @@ mod tests {
         let dev = store
             .complete_pairing(&claim(window, &key, &psk), 101)
             .unwrap();
-        let id = dev.record.id.0;
+        let id = dev.record.id;
         assert_eq!(
             store
                 .set_device_state(&id, DeviceState::Revoked, 102, "test")
@@ -441,7 +443,7 @@ mod tests {
             DeviceState::Revoked
         );
         assert!(matches!(
-            store.set_device_state("nope", DeviceState::Revoked, 103, "t"),
+            store.set_device_state(&DeviceId("nope".into()), DeviceState::Revoked, 103, "t"),
             Err(StoreError::NoSuchDevice(_))
         ));
         let window = store.open_pairing(&params(104), &secret, 104).unwrap();

@@ -142,14 +142,20 @@ mod tests {
             .audit(1, AuditKind::PairingReused, None, Some("x"), "ALARM")
             .unwrap();
         store
-            .audit(1, AuditKind::DevicePaired, Some("d"), Some("x"), "paired")
+            .audit(
+                1,
+                AuditKind::DevicePaired,
+                Some(&latchkey_pairing::DeviceId("d".into())),
+                Some("x"),
+                "paired",
+            )
             .unwrap();
         for i in 0..(ROUTINE_CAP + 3000) {
             store
                 .audit(
                     2,
                     AuditKind::OwnerActionRefused,
-                    Some("v"),
+                    Some(&latchkey_pairing::DeviceId("v".into())),
                     None,
                     &format!("{i}"),
                 )

@@ -65,7 +65,7 @@ fn protocol_error(e: ProtocolError) -> io::Error {
 pub struct NoiseStream<S> {
     inner: S,
     session: Session,
-    origin: Instant,
+    now: SessionClock,
     /// Ciphertext read from `inner`: bytes `cipher_start..cipher_end` are not opened
     /// yet. The vector's length is how much of it is initialised, reused without
     /// zeroing it again.
@@ -99,14 +99,33 @@ const WRITE_BUDGET: usize = 4 * MAX_PLAINTEXT;
 /// Slices shorter than this are gathered into one message with their neighbours.
 const SMALL_SLICE: usize = 1024;
 
+/// Where a stream's `now` (time since the handshake's origin) comes from: the system's
+/// monotonic clock, or one the caller injects (the gateway's simulated clock in tests).
+pub struct SessionClock(Box<dyn Fn() -> Duration + Send + Sync>);
+
+impl std::fmt::Debug for SessionClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionClock")
+    }
+}
+
 impl<S> NoiseStream<S> {
     /// Wraps an established session. `origin` is the clock origin the session's `now`
     /// values were measured from at the handshake.
     pub fn new(inner: S, session: Session, origin: Instant) -> Self {
+        Self::with_clock(inner, session, move || origin.elapsed())
+    }
+
+    /// Like [`NoiseStream::new`], with `now` giving the time since the handshake's origin.
+    pub fn with_clock(
+        inner: S,
+        session: Session,
+        now: impl Fn() -> Duration + Send + Sync + 'static,
+    ) -> Self {
         Self {
             inner,
             session,
-            origin,
+            now: SessionClock(Box::new(now)),
             cipher_in: Vec::new(),
             cipher_start: 0,
             cipher_end: 0,
@@ -134,7 +153,7 @@ impl<S> NoiseStream<S> {
     }
 
     fn now(&self) -> Duration {
-        self.origin.elapsed()
+        (self.now.0)()
     }
 
     /// Gives empty buffers back to the allocator once their direction has gone quiet:

@@ -12,15 +12,15 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use latchkey_pairing::Role;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use super::auth::{self, AuthError, Gate};
 use super::{Authed, Peer, Web, json_error};
 use crate::admin::actions::{self, ActionError, PairRequest};
+use crate::admin::answers::{WebAuditPage, WebOk, WebPairAnswer, WebSession};
+use crate::admin::device_ref::{BadDeviceRef, DeviceRef};
 use crate::api::{Output, Watcher, serve_camera};
 use crate::store::AuditFilter;
 use crate::store::AuditKind;
-use crate::unix_now;
 
 /// Who the audit log names for actions taken in the web UI.
 const BY: &str = "owner (web)";
@@ -143,7 +143,7 @@ async fn login(
                 "owner logged in to the admin UI",
             )
             .await;
-            let mut r = Json(json!({ "ok": true })).into_response();
+            let mut r = Json(WebOk { ok: true }).into_response();
             r.headers_mut()
                 .insert(header::SET_COOKIE, super::session_cookie::set(&id));
             r
@@ -208,18 +208,18 @@ async fn setup(
         );
     }
     let store = web.gw.store.clone();
-    let password = body.password;
+    let (password, at) = (body.password, web.gw.clock.unix_now());
     let done = tokio::task::spawn_blocking(move || {
         let phc = auth::hash_password(&password).map_err(|e| e.to_string())?;
         store
-            .set_admin_password(&phc, true, unix_now(), "owner (setup link)")
+            .set_admin_password(&phc, true, at, "owner (setup link)")
             .map_err(|e| e.to_string())
     })
     .await;
     match done {
         Ok(Ok(true)) => {
             let (id, _) = web.auth.new_session(web.gw.clock.instant());
-            let mut r = Json(json!({ "ok": true })).into_response();
+            let mut r = Json(WebOk { ok: true }).into_response();
             r.headers_mut()
                 .insert(header::SET_COOKIE, super::session_cookie::set(&id));
             r
@@ -239,34 +239,48 @@ async fn setup(
 
 async fn logout(State(web): WebState, Extension(authed): Extension<Authed>) -> Response {
     web.auth.end_session(&authed.session_id);
-    let mut r = Json(json!({ "ok": true })).into_response();
+    let mut r = Json(WebOk { ok: true }).into_response();
     r.headers_mut()
         .insert(header::SET_COOKIE, super::session_cookie::clear());
     r
 }
 
-async fn session(State(web): WebState, Extension(authed): Extension<Authed>) -> Json<Value> {
-    Json(json!({
-        "name": web.gw.config.name,
-        "fingerprint": web.fingerprint,
-        "csrf": authed.csrf,
-    }))
+async fn session(State(web): WebState, Extension(authed): Extension<Authed>) -> Json<WebSession> {
+    Json(WebSession {
+        csrf: authed.csrf,
+        fingerprint: web.fingerprint.clone(),
+        name: web.gw.config.name.clone(),
+    })
 }
 
 async fn devices(State(web): WebState) -> Response {
     answer(actions::devices(&web.gw).await)
 }
 
+/// A device path's `{id}` that is neither an id nor a name: 400, saying so.
+fn bad_device(e: &BadDeviceRef) -> Response {
+    json_error(StatusCode::BAD_REQUEST, &e.to_string())
+}
+
 async fn confirm(State(web): WebState, Path(id): Path<String>) -> Response {
-    answer(actions::confirm(&web.gw, &id, BY).await)
+    match DeviceRef::parse(&id) {
+        Ok(d) => answer(actions::confirm(&web.gw, &d, BY).await),
+        Err(e) => bad_device(&e),
+    }
 }
 
 async fn reject(State(web): WebState, Path(id): Path<String>) -> Response {
-    answer(actions::reject(&web.gw, &id, BY).await)
+    match DeviceRef::parse(&id) {
+        Ok(d) => answer(actions::reject(&web.gw, &d, BY).await),
+        Err(e) => bad_device(&e),
+    }
 }
 
 async fn revoke(State(web): WebState, Path(id): Path<String>) -> Response {
-    answer(actions::revoke(&web.gw, &id, BY).await)
+    match DeviceRef::parse(&id) {
+        Ok(d) => answer(actions::revoke(&web.gw, &d, BY).await),
+        Err(e) => bad_device(&e),
+    }
 }
 
 /// `{"cameras": "all" | "a,b", "expires_secs": N | null}`.
@@ -286,7 +300,11 @@ async fn grants(
         Ok(Json(b)) => b,
         Err(r) => return bad_json(&r),
     };
-    answer(actions::set_grants(&web.gw, &id, &body.cameras, body.expires_secs, BY).await)
+    let device = match DeviceRef::parse(&id) {
+        Ok(d) => d,
+        Err(e) => return bad_device(&e),
+    };
+    answer(actions::set_grants(&web.gw, &device, &body.cameras, body.expires_secs, BY).await)
 }
 
 /// The pairing form.
@@ -338,14 +356,14 @@ async fn pair(State(web): WebState, body: Result<Json<PairBody>, JsonRejection>)
     )
     .await;
     match offer {
-        Ok(o) => Json(json!({
-            "uri": o.uri,
-            "svg": qr_svg(&o.uri),
-            "expires_in_secs": o.expires_in_secs,
-            "expires_at": o.expires_at,
-        }))
+        Ok(o) => Json(WebPairAnswer {
+            svg: qr_svg(&o.uri),
+            expires_at: o.expires_at,
+            expires_in_secs: o.expires_in_secs,
+            uri: o.uri,
+        })
         .into_response(),
-        Err(e) => answer::<Value>(Err(e)),
+        Err(e) => answer::<WebPairAnswer>(Err(e)),
     }
 }
 
@@ -443,14 +461,14 @@ async fn audit(State(web): WebState, q: Result<Query<AuditQuery>, QueryRejection
     let q = q.map(|q| q.0).unwrap_or_default();
     let offset = (q.page() - 1).saturating_mul(PER_PAGE);
     match actions::audit(&web.gw, q.filter(), offset, PER_PAGE).await {
-        Ok(p) => Json(json!({
-            "rows": p.rows,
-            "total": p.total,
-            "page": q.page(),
-            "per_page": PER_PAGE,
-        }))
+        Ok(p) => Json(WebAuditPage {
+            page: q.page(),
+            per_page: PER_PAGE,
+            rows: p.rows,
+            total: p.total,
+        })
         .into_response(),
-        Err(e) => answer::<Value>(Err(e)),
+        Err(e) => answer::<WebAuditPage>(Err(e)),
     }
 }
 

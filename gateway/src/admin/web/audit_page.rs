@@ -9,6 +9,7 @@ use axum::Extension;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::response::Html;
+use latchkey_pairing::DeviceId;
 use maud::{Markup, html};
 
 use super::api::{AuditQuery, PER_PAGE};
@@ -49,7 +50,7 @@ fn filters(q: &AuditQuery, devices: &[DeviceRow], cameras: &[String]) -> Markup 
             label { "Device " select name="device" {
                 option value="" { "any" }
                 @for d in devices {
-                    option value=(d.id) selected[selected(&q.device, &d.id)] { (d.name) " (" (d.id) ")" }
+                    option value=(d.id) selected[selected(&q.device, d.id.as_str())] { (d.name) " (" (d.id) ")" }
                 }
             } }
             label { "Camera " select name="camera" {
@@ -81,7 +82,7 @@ fn rows(p: &AuditPage, devices: &[DeviceRow]) -> Markup {
                         td { (r.id) }
                         td { (when(Some(r.at))) }
                         td { (r.kind) }
-                        td { @if let Some(d) = r.device.as_deref() { (names.get(d).copied().unwrap_or(d)) } }
+                        td { @if let Some(d) = r.device.as_ref().map(DeviceId::as_str) { (names.get(d).copied().unwrap_or(d)) } }
                         td { (r.camera.as_deref().unwrap_or("")) }
                         td { (r.addr.as_deref().unwrap_or("")) }
                         td { (r.detail) }

@@ -266,6 +266,7 @@ pub fn backoff(count: u32) -> Duration {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use crate::clock::Clock;
 
     #[test]
     fn backoff_grows_and_is_capped() {
@@ -279,7 +280,7 @@ mod tests {
     #[test]
     fn failures_gate_only_their_address() {
         let auth = Auth::default();
-        let now = Instant::now();
+        let now = Clock::simulated(1_000_000).instant();
         let a: IpAddr = "192.168.1.5".parse().unwrap();
         let b: IpAddr = "192.168.1.6".parse().unwrap();
         for _ in 0..3 {
@@ -295,7 +296,7 @@ mod tests {
     #[test]
     fn setup_token_is_single_use_and_expires() {
         let auth = Auth::default();
-        let now = Instant::now();
+        let now = Clock::simulated(1_000_000).instant();
         let t = auth.new_setup_token(now);
         assert!(!auth.take_setup_token("wrong", now));
         assert!(!auth.take_setup_token(&t, now + SETUP_TTL));
@@ -316,7 +317,7 @@ mod tests {
     #[test]
     fn sessions_expire_when_idle_and_end() {
         let auth = Auth::default();
-        let now = Instant::now();
+        let now = Clock::simulated(1_000_000).instant();
         let (id, s) = auth.new_session(now);
         assert_eq!(auth.session(&id, now).unwrap().csrf, s.csrf);
         assert!(auth.session("other", now).is_none());
@@ -324,5 +325,18 @@ mod tests {
         let (id, _) = auth.new_session(now);
         auth.end_session(&id);
         assert!(auth.session(&id, now).is_none());
+    }
+
+    #[test]
+    fn a_backed_off_address_may_try_again_exactly_when_its_wait_ends() {
+        let (auth, clock) = (Auth::default(), Clock::simulated(1_000_000));
+        let a: IpAddr = "192.168.1.5".parse().unwrap();
+        let waits: Vec<Duration> = (0..4).map(|_| auth.failed(a, clock.instant())).collect();
+        assert_eq!(waits.last(), Some(&Duration::from_secs(2)));
+        clock.advance(Duration::from_millis(1999));
+        let left = Duration::from_millis(1);
+        assert_eq!(auth.gate(a, clock.instant()), Gate::Wait(left));
+        clock.advance(left);
+        assert_eq!(auth.gate(a, clock.instant()), Gate::Try);
     }
 }

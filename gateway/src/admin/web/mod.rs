@@ -31,9 +31,9 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
-use serde_json::json;
 
 use crate::Gateway;
+use crate::admin::answers::WebError;
 
 /// Largest request body (forms and JSON are small; nothing is uploaded).
 pub const MAX_BODY: usize = 16 * 1024;
@@ -133,7 +133,9 @@ async fn refuse_large_bodies(req: Request, next: middleware::Next) -> axum::resp
     (
         axum::http::StatusCode::PAYLOAD_TOO_LARGE,
         [(axum::http::header::CONNECTION, "close")],
-        axum::Json(serde_json::json!({ "error": format!("the request body is larger than {MAX_BODY} bytes") })),
+        axum::Json(WebError {
+            error: format!("the request body is larger than {MAX_BODY} bytes"),
+        }),
     )
         .into_response()
 }
@@ -217,7 +219,10 @@ fn same_origin(headers: &HeaderMap, host: &str) -> bool {
 
 /// A JSON error `{"error": ...}`.
 pub fn json_error(status: StatusCode, message: &str) -> Response {
-    (status, axum::Json(json!({ "error": message }))).into_response()
+    let body = WebError {
+        error: message.to_string(),
+    };
+    (status, axum::Json(body)).into_response()
 }
 
 /// The gatekeeper described in the module docs.

@@ -255,7 +255,7 @@ async fn devices(State(web): State<Arc<Web>>, Extension(a): Extension<Authed>) -
                 th { "Last seen" } th { "From" } th { "Live" } th {}
             } }
             tbody {
-                @for d in &rows { (device_row(d, web.gw.sessions.count(&d.id), web.gw.clock.unix_now())) }
+                @for d in &rows { (device_row(d, web.gw.sessions.count(d.id.as_str()), web.gw.clock.unix_now())) }
             }
         }
         @if rows.is_empty() {
@@ -355,7 +355,7 @@ mod tests {
     #[test]
     fn a_hostile_device_name_is_text_in_every_attribute_and_cell() {
         let d = DeviceRow {
-            id: "dev\"1".into(),
+            id: latchkey_pairing::DeviceId("dev\"1".into()),
             name: "<img src=x onerror=alert(1)>'\"&".into(),
             role: Role::Viewer,
             cameras: "all\"><script>".into(),

@@ -13,7 +13,6 @@ pub mod soap;
 pub mod xml;
 
 use rand::RngCore as _;
-use serde::Serialize;
 
 pub use soap::Credentials;
 use xml::{NS_DEVICE, NS_MEDIA, NS_SCHEMA, XmlError, child, children, clean, escape, text_at};
@@ -74,70 +73,18 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Maker, model and firmware as the camera reports them (cleaned).
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-pub struct DeviceInfo {
-    /// Manufacturer.
-    pub maker: Option<String>,
-    /// Model.
-    pub model: Option<String>,
-    /// Firmware version.
-    pub firmware: Option<String>,
-    /// Serial number.
-    pub serial: Option<String>,
+/// The answer shapes are the shared ones of PROTOCOL.md §7 (`latchkey_pairing::api_types`).
+pub use latchkey_pairing::api_types::{
+    OnvifDevice as DeviceInfo, OnvifInspection as Inspection, OnvifProfile as Profile,
+    OnvifStream as Stream,
+};
+
+fn is_video(p: &Profile) -> bool {
+    matches!(p.encoding.as_str(), "H264" | "H265")
 }
 
-/// One media profile.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Profile {
-    /// Its token (what `--profile` names).
-    pub token: String,
-    /// Its name.
-    pub name: String,
-    /// `H264`, `H265`, `JPEG`, …
-    pub encoding: String,
-    /// Width in pixels.
-    pub width: u32,
-    /// Height in pixels.
-    pub height: u32,
-}
-
-impl Profile {
-    fn is_video(&self) -> bool {
-        matches!(self.encoding.as_str(), "H264" | "H265")
-    }
-
-    fn pixels(&self) -> u64 {
-        u64::from(self.width) * u64::from(self.height)
-    }
-}
-
-/// A chosen stream: its profile and RTSP URI (without credentials).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Stream {
-    /// The profile.
-    pub profile: Profile,
-    /// The RTSP URI the camera gave for it.
-    pub uri: String,
-}
-
-/// What [`inspect`] learned.
-#[derive(Debug, Clone, Serialize)]
-pub struct Inspection {
-    /// The device service address.
-    pub address: String,
-    /// The camera's clock minus ours, in seconds.
-    pub clock_offset_secs: i64,
-    /// Maker, model, firmware.
-    pub device: DeviceInfo,
-    /// Every profile.
-    pub profiles: Vec<Profile>,
-    /// The main stream.
-    pub main: Stream,
-    /// The sub-stream, if the camera has another video profile.
-    pub sub: Option<Stream>,
-    /// The snapshot URI of the main profile, if the camera has one.
-    pub snapshot_uri: Option<String>,
+fn pixels(p: &Profile) -> u64 {
+    u64::from(p.width) * u64::from(p.height)
 }
 
 /// The device service URL for what the owner typed: `10.0.0.5`, `10.0.0.5:8080` or a
@@ -323,16 +270,16 @@ pub fn choose<'a>(
         Some(t) => by_token(t)?,
         None => profiles
             .iter()
-            .filter(|p| p.is_video())
-            .max_by_key(|p| (p.pixels(), p.encoding == "H264"))
+            .filter(|p| is_video(p))
+            .max_by_key(|p| (pixels(p), p.encoding == "H264"))
             .ok_or("the camera has no H.264 or H.265 profile")?,
     };
     let sub = match sub {
         Some(t) => Some(by_token(t)?),
         None => profiles
             .iter()
-            .filter(|p| p.is_video() && p.token != main.token && p.pixels() <= main.pixels())
-            .max_by_key(|p| p.pixels()),
+            .filter(|p| is_video(p) && p.token != main.token && pixels(p) <= pixels(main))
+            .max_by_key(|p| pixels(p)),
     };
     Ok((main, sub))
 }
