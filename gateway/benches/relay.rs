@@ -17,6 +17,8 @@
     clippy::panic
 )]
 
+#[path = "relay/bulk.rs"]
+mod bulk;
 #[path = "relay/camera.rs"]
 mod camera;
 #[path = "relay/daemon.rs"]
@@ -359,72 +361,9 @@ fn main() -> anyhow::Result<()> {
         .collect::<anyhow::Result<_>>()?;
 
     // --- Bulk throughput -----------------------------------------------------------
-    let mut tunnel = f64::NAN;
-    let mut crypto = f64::NAN;
+    let (mut tunnel, mut crypto) = (f64::NAN, f64::NAN);
     if want("bulk") {
-        println!(
-            "\nbulk: {} MiB per transfer, median of {}",
-            plan.bulk >> 20,
-            plan.repeats
-        );
-        let bulk_listener = gw_rt.block_on(TcpListener::bind("127.0.0.1:0"))?;
-        let bulk_addr = bulk_listener.local_addr()?;
-        gw_rt.spawn(bulk_server(bulk_listener, g.gw.clone()));
-        let sender = tcp_sender()?;
-        let ssh = match ssh_tunnel(sender) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                eprintln!("warning: no SSH reference: {e:#}");
-                None
-            }
-        };
-        let (mut noise, mut sshv, mut tcp) = (Vec::new(), Vec::new(), Vec::new());
-        let mut cpu_per_gib = Vec::new();
-        for _ in 0..plan.repeats {
-            let conn = cl_rt.block_on(devices[0].connect(bulk_addr))?;
-            let (gw0, cl0) = (threads_cpu("lk-gw"), threads_cpu("lk-client"));
-            noise.push(cl_rt.block_on(pull_channel(&conn, plan.bulk))?);
-            let gib = plan.bulk as f64 / (1u64 << 30) as f64;
-            cpu_per_gib.push((
-                (threads_cpu("lk-gw") - gw0).as_secs_f64() / gib,
-                (threads_cpu("lk-client") - cl0).as_secs_f64() / gib,
-            ));
-            drop(conn);
-            if let Some(s) = &ssh {
-                sshv.push(pull_tcp(s.local, plan.bulk)?);
-            }
-            tcp.push(pull_tcp(sender, plan.bulk)?);
-        }
-        drop(ssh);
-        let resolver_bytes = if quick { 256 << 20 } else { 2 << 30 };
-        let ring = resolver_speed(ring_resolver, resolver_bytes);
-        let rust = resolver_speed(default_resolver, resolver_bytes);
-        println!(
-            "  snow resolver, seal+open per CPU-second: ring {ring:.0} MiB/s, default {rust:.0} MiB/s (ring x{:.2})",
-            ring / rust
-        );
-        crypto = crypto_limit(if quick { 1 } else { 3 })?;
-        tunnel = median(noise.clone());
-        t.add(
-            "tunnel_mib_s",
-            tunnel,
-            format!("Latchkey channel, runs {noise:.0?}; CPU-s per GiB (gateway, client) {cpu_per_gib:.2?}"),
-        );
-        t.add(
-            "ssh_tunnel_mib_s",
-            median(sshv.clone()),
-            format!("ssh -L chacha20-poly1305, runs {sshv:.0?}"),
-        );
-        t.add(
-            "tcp_mib_s",
-            median(tcp.clone()),
-            format!("plain loopback, runs {tcp:.0?}"),
-        );
-        t.add(
-            "crypto_limit_mib_s",
-            crypto,
-            "openssl speed, 1 core, 16 KiB",
-        );
+        (tunnel, crypto) = bulk::run(&plan, quick, &gw_rt, &cl_rt, &g, &devices[0], &mut t)?;
     }
 
     // --- Handshakes ------------------------------------------------------------------
