@@ -18,7 +18,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use latchkey_tests::{Gateway, bin};
-use support::camera_net::{Net, report, second_camera};
+use support::camera_net::{Net, dhcp_camera, lease_bound, mac_of, report, second_camera};
 use support::{Proc, output_ok, until};
 
 /// One DNS question for `name` and one SNTP request, sent from namespace `ns` to the
@@ -747,4 +747,204 @@ print("sent")
         .find_map(|o| o["counter"]["packets"].as_u64())
         .unwrap();
     assert!(packets >= 9, "spoofed packets not counted: {counter}");
+}
+
+/// The camera port with the gateway's DHCP server on and front's fixed lease (10.83.0.2,
+/// eth0's MAC).
+const FRONT_AND_DHCP: &str = "[camera_port]\ninterface = \"cam0\"\n\
+     [[camera_port.lease]]\nmac = \"02:00:00:00:83:02\"\naddress = \"10.83.0.2\"\ncamera = \"front\"\n";
+
+/// Starts the gateway in `net` with [`FRONT_AND_DHCP`]; the hostile camera `bad0` on the
+/// wire; returns the gateway, its state directory and the camera port's MAC.
+fn dhcp_port(net: &Net, dir: &std::path::Path) -> (Gateway, std::path::PathBuf, String) {
+    for p in ["dnsmasq", "busybox"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {p}")])
+            .output()
+            .unwrap();
+        assert!(
+            found.status.success(),
+            "{p} is missing: run tests/run-all.sh (it installs the test peers)"
+        );
+    }
+    let config = dir.join("latchkey.toml");
+    std::fs::write(&config, FRONT_AND_DHCP).unwrap();
+    let state = dir.join("gateway");
+    let gateway = Gateway::start_in_netns(
+        &net.ns("gw"),
+        &state,
+        &["--config", config.to_str().unwrap()],
+    )
+    .unwrap();
+    second_camera(&net.ns("cam"), None);
+    let gw_mac = mac_of(&net.ns("gw"), "cam0");
+    (gateway, state, gw_mac)
+}
+
+/// Runs `dhcp_churn.py` on `bad0` in the camera namespace with `args`.
+fn churn(cam: &str, gw_mac: &str, args: &[&str]) -> String {
+    output_ok(
+        Command::new("ip")
+            .args(["netns", "exec", cam, "timeout", "180", "python3"])
+            .arg(support::peer_script("dhcp_churn.py"))
+            .args(["bad0", gw_mac])
+            .args(args),
+    )
+}
+
+/// Sends one UDP packet from `dev` (bound to `src`) to `dst`:`port`, and one DNS
+/// question for `name` to the camera port.
+fn send_from(cam: &str, dev: &str, src: &str, dst: &str, port: &str, name: &str) {
+    let script = r#"
+import socket, struct, sys
+dev, src, dst, port, name = sys.argv[1:6]
+q = struct.pack(">HHHHHH", 0x4246, 0x0100, 1, 0, 0, 0)
+for l in name.split("."):
+    q += bytes([len(l)]) + l.encode()
+q += b"\0" + struct.pack(">HH", 1, 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, dev.encode())
+s.bind((src, 0))
+s.sendto(b"x", (dst, int(port)))
+s.sendto(q, ("10.83.0.1", 53))
+print("sent")
+"#;
+    output_ok(Command::new("ip").args([
+        "netns", "exec", cam, "python3", "-c", script, dev, src, dst, port, name,
+    ]));
+}
+
+/// ATTACKS 46: a camera cycling MACs through one slotted address. Every MAC that held a
+/// slotted address kept an element in the table's MAC-to-slot map (32 elements at most);
+/// the 33rd made every later lease update fail as one transaction, so no lease dnsmasq
+/// handed out afterwards was ever bound: a new camera's attempts were all dropped as
+/// `spoofed`, never in the report. The maps are now rebuilt from the current leases on
+/// every change.
+#[test]
+fn a_camera_cycling_macs_cannot_stop_new_leases_from_being_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::up("atk3f");
+    let (cam, gw) = (net.ns("cam"), net.ns("gw"));
+    let (_gateway, state, gw_mac) = dhcp_port(&net, dir.path());
+    let out = churn(&cam, &gw_mac, &["churn", "10.83.0.150", "36"]);
+    assert!(out.contains("done 36"), "{out}");
+    // Each MAC got the address the one before released (a release is sent from the lease,
+    // so it is dropped as `spoofed` once leases are no longer bound).
+    assert_eq!(out.matches("10.83.0.150").count(), 36, "{out}");
+    // A camera plugged in after the churn.
+    let late_mac = "02:00:00:00:83:04";
+    let ip = dhcp_camera(&cam, "late0", late_mac);
+    until(
+        "the new camera's lease bound to its MAC",
+        Duration::from_secs(10),
+        || lease_bound(&gw, &ip, late_mac),
+    );
+    send_from(
+        &cam,
+        "late0",
+        &ip,
+        "203.0.113.201",
+        "7001",
+        "late-cam.example",
+    );
+    let mut last = String::new();
+    until(
+        "the new camera's attempts in the report",
+        Duration::from_secs(15),
+        || {
+            last = report(&state);
+            let r: serde_json::Value = serde_json::from_str(&last).unwrap();
+            let row = r["cameras"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["address"] == ip.as_str())
+                .cloned();
+            row.is_some_and(|c| {
+                let s = c.to_string();
+                s.contains("203.0.113.201") && s.contains("late-cam.example")
+            })
+        },
+    );
+}
+
+/// ATTACKS 47: a camera holding dozens of leases (a MAC each) took every one of the
+/// report's per-source rows (64), and a named camera's first attempt afterwards went to
+/// "other cameras": the owner could not see what front tried. The cameras the owner named
+/// (a fixed lease, a camera's address) now always have a row of their own; only unnamed
+/// sources share "other cameras" past the cap.
+#[test]
+fn a_camera_holding_many_leases_cannot_push_a_named_camera_out_of_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::up("atk3g");
+    let cam = net.ns("cam");
+    let (_gateway, state, gw_mac) = dhcp_port(&net, dir.path());
+    let out = churn(&cam, &gw_mac, &["hold", "72"]);
+    assert!(out.contains("done 72"), "{out}");
+    let mut last = String::new();
+    until(
+        "the hostile camera's 72 packets in the report",
+        Duration::from_secs(15),
+        || {
+            last = report(&state);
+            let r: serde_json::Value = serde_json::from_str(&last).unwrap();
+            let packets: u64 = r["cameras"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| {
+                    let (a, b) = listed_and_other(c);
+                    a + b
+                })
+                .sum();
+            packets >= 72
+        },
+    );
+    let r: serde_json::Value = serde_json::from_str(&last).unwrap();
+    // ATTACKS 48: the gateway's own DHCP answers (broadcast, as these requests ask) looped
+    // back to it are not recorded as a camera's attempts from its address.
+    assert!(
+        !r["cameras"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["address"] == "10.83.0.1"),
+        "the gateway's own packets in the report: {last}"
+    );
+    assert!(
+        r["cameras"].as_array().unwrap().len() > 64,
+        "the hostile camera's leases did not fill the report's rows: {last}"
+    );
+    send_from(
+        &cam,
+        "eth0",
+        "10.83.0.2",
+        "203.0.113.200",
+        "7000",
+        "front-late.example",
+    );
+    until(
+        "front's attempts under its name",
+        Duration::from_secs(15),
+        || {
+            last = report(&state);
+            let r: serde_json::Value = serde_json::from_str(&last).unwrap();
+            camera(&r, "front").is_some_and(|c| {
+                let s = c.to_string();
+                s.contains("203.0.113.200") && s.contains("front-late.example")
+            })
+        },
+    );
+    let r: serde_json::Value = serde_json::from_str(&last).unwrap();
+    let other = r["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["address"] == "other")
+        .map(|c| c.to_string())
+        .unwrap_or_default();
+    assert!(
+        !other.contains("203.0.113.200") && !other.contains("front-late"),
+        "front's attempts in other cameras: {other}"
+    );
 }

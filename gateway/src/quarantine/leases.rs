@@ -63,9 +63,7 @@ impl Binding {
             slots: Slots::default(),
         };
         let _ = b.read_file();
-        for (a, m) in &b.bound {
-            b.slots.assign_lease(*a, m);
-        }
+        b.slots.bind(&b.bound);
         b
     }
 
@@ -91,7 +89,10 @@ impl Binding {
             return false;
         }
         self.stamp = stamp;
-        let text = std::fs::read_to_string(file).unwrap_or_default();
+        // Lossy: a byte dnsmasq copied from a camera's DHCP hostname cannot unbind every
+        // lease in the file.
+        let text = std::fs::read(file).unwrap_or_default();
+        let text = String::from_utf8_lossy(&text);
         let mut bound = self.fixed.clone();
         bound.extend(parse(&text));
         let changed = bound != self.bound;
@@ -123,17 +124,17 @@ impl Binding {
                 macs.join(", ")
             ));
         }
-        let (mut four, mut six) = (Vec::new(), Vec::new());
-        for (a, m) in &self.bound {
-            let (f, s) = self.slots.assign_lease(*a, m);
-            four.extend(f);
-            six.extend(s);
-        }
-        for (map, new) in [("slots4", four), ("slots6", six)] {
-            if !new.is_empty() {
+        // The slot maps are rewritten whole in the same transaction: a failed update
+        // leaves nothing behind that the next one would have to know about.
+        self.slots.bind(&self.bound);
+        for (map, elements) in [
+            ("slots4", self.slots.elements()),
+            ("slots6", self.slots.mac_elements()),
+        ] {
+            cmds.push_str(&format!("flush map inet {table} {map}\n"));
+            if !elements.is_empty() {
                 cmds.push_str(&format!(
-                    "add element inet {table} {map} {{ {} }}\n",
-                    new.join(", ")
+                    "add element inet {table} {map} {{ {elements} }}\n"
                 ));
             }
         }
@@ -190,12 +191,14 @@ mod tests {
         assert!(cmds.contains("10.83.0.150 . 02:00:00:00:83:02"), "{cmds}");
         assert!(cmds.contains("10.83.0.2 . 02:00:00:00:83:0a"), "{cmds}");
         assert!(
-            cmds.contains("slots4 { 10.83.0.150 : goto slot1, 10.83.0.153 : goto slot2 }"),
+            cmds.contains(
+                "flush map inet t slots4\nadd element inet t slots4 { 10.83.0.2 : goto slot0, 10.83.0.150 : goto slot1, 10.83.0.153 : goto slot2 }"
+            ),
             "{cmds}"
         );
         assert!(
             cmds.contains(
-                "slots6 { 02:00:00:00:83:02 : goto slot1, 02:00:00:00:83:05 : goto slot2 }"
+                "slots6 { 02:00:00:00:83:0a : goto slot0, 02:00:00:00:83:02 : goto slot1, 02:00:00:00:83:05 : goto slot2 }"
             ),
             "{cmds}"
         );
@@ -213,5 +216,13 @@ mod tests {
             "add element inet t slots4 { 10.83.0.9 : goto slot3 }\n"
         );
         assert!(!Binding::new(&fixed, None).leases_only());
+        // A hostname byte that is not UTF-8 unbinds nothing; a lease gone loses its MAC.
+        let mut odd = b"1764700000 02:00:00:00:83:02 10.83.0.150 cam\xff\x1b[2J *\n".to_vec();
+        odd.extend_from_slice(b"1764700000 02:00:00:00:83:07 10.83.0.153 x *\n");
+        std::fs::write(&file, odd).unwrap();
+        let cmds = b.refresh("t").unwrap();
+        assert!(cmds.contains("10.83.0.150 . 02:00:00:00:83:02"), "{cmds}");
+        assert!(cmds.contains("02:00:00:00:83:07 : goto slot2"), "{cmds}");
+        assert!(!cmds.contains("83:05"), "{cmds}");
     }
 }
