@@ -18,7 +18,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use latchkey_tests::{Gateway, bin};
-use support::camera_net::{Net, dhcp_camera, lease_bound, mac_of, report, second_camera};
+use support::camera_net::{Net, dhcp_camera, lease_bound, mac_of, report, second_camera, udhcpc};
 use support::{Proc, output_ok, until};
 
 /// One DNS question for `name` and one SNTP request, sent from namespace `ns` to the
@@ -50,16 +50,7 @@ for what, port, msg in (("dns", 53, q), ("ntp", 123, bytes([0x23]) + bytes(47)))
 /// the owner's phone-home report, under its own address or a camera's.
 #[test]
 fn the_camera_ports_dns_and_ntp_answer_only_the_camera_port() {
-    for p in ["nft", "python3"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {p}")])
-            .output()
-            .unwrap();
-        assert!(
-            found.status.success(),
-            "{p} is missing: run tests/run-all.sh (it installs the test peers)"
-        );
-    }
+    support::require(&["nft", "python3"]);
     let dir = tempfile::tempdir().unwrap();
     let net = Net::up("atk3a");
     let config = dir.path().join("latchkey.toml");
@@ -610,16 +601,7 @@ fn link_local(gw: &str, others: &[(&str, &str)]) -> String {
 /// dropped and counted (`spoofed`), never recorded.
 #[test]
 fn a_camera_cannot_blame_a_camera_with_a_dynamic_lease() {
-    for p in ["dnsmasq", "busybox"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {p}")])
-            .output()
-            .unwrap();
-        assert!(
-            found.status.success(),
-            "{p} is missing: run tests/run-all.sh (it installs the test peers)"
-        );
-    }
+    support::require(&["dnsmasq", "busybox"]);
     let dir = tempfile::tempdir().unwrap();
     let net = Net::up("atk3e");
     let (cam, gw) = (net.ns("cam"), net.ns("gw"));
@@ -630,36 +612,12 @@ fn a_camera_cannot_blame_a_camera_with_a_dynamic_lease() {
         Gateway::start_in_netns(&gw, &state, &["--config", config.to_str().unwrap()]).unwrap();
     // The victim's address comes from the gateway's DHCP server.
     output_ok(Command::new("ip").args(["-n", &cam, "addr", "flush", "dev", "eth0"]));
-    let lease = output_ok(
-        Command::new("ip")
-            .args(["netns", "exec", &cam, "timeout", "30", "busybox", "udhcpc"])
-            .args(["-f", "-q", "-n", "-t", "10", "-T", "1", "-i", "eth0", "-s"])
-            .arg(support::peer_script("udhcpc-script.sh")),
-    );
-    let ip = lease
-        .split_whitespace()
-        .nth(1)
-        .and_then(|a| a.split('/').next())
-        .unwrap_or_else(|| panic!("no lease: {lease}"))
-        .to_string();
-    assert!(ip.starts_with("10.83.0.1"), "{lease}");
+    let ip = udhcpc(&cam, "eth0");
+    assert!(ip.starts_with("10.83.0.1"), "{ip}");
     until(
         "the dynamic lease bound to its MAC",
         Duration::from_secs(10),
-        || {
-            let set = output_ok(Command::new("ip").args([
-                "netns",
-                "exec",
-                &gw,
-                "nft",
-                "list",
-                "set",
-                "inet",
-                "latchkey_quarantine",
-                "lease_macs4",
-            ]));
-            set.contains(&format!("{ip} . 02:00:00:00:83:02"))
-        },
+        || lease_bound(&gw, &ip, "02:00:00:00:83:02"),
     );
     // The hostile camera (another MAC, an address nobody leased) sends DNS questions and
     // packets from the victim's address and from its own.
@@ -757,16 +715,7 @@ const FRONT_AND_DHCP: &str = "[camera_port]\ninterface = \"cam0\"\n\
 /// Starts the gateway in `net` with [`FRONT_AND_DHCP`]; the hostile camera `bad0` on the
 /// wire; returns the gateway, its state directory and the camera port's MAC.
 fn dhcp_port(net: &Net, dir: &std::path::Path) -> (Gateway, std::path::PathBuf, String) {
-    for p in ["dnsmasq", "busybox"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {p}")])
-            .output()
-            .unwrap();
-        assert!(
-            found.status.success(),
-            "{p} is missing: run tests/run-all.sh (it installs the test peers)"
-        );
-    }
+    support::require(&["dnsmasq", "busybox"]);
     let config = dir.join("latchkey.toml");
     std::fs::write(&config, FRONT_AND_DHCP).unwrap();
     let state = dir.join("gateway");

@@ -123,17 +123,23 @@ ip -n {cam} link set {name} address {mac}
 ip -n {cam} link set {name} up"
     );
     output_ok(Command::new("sh").args(["-c", &script]));
+    udhcpc(cam, name)
+}
+
+/// An address for `dev` in namespace `cam` from the gateway's DHCP server (busybox
+/// udhcpc, configured on `dev`).
+pub fn udhcpc(cam: &str, dev: &str) -> String {
     let lease = output_ok(
         Command::new("ip")
             .args(["netns", "exec", cam, "timeout", "30", "busybox", "udhcpc"])
-            .args(["-f", "-q", "-n", "-t", "10", "-T", "1", "-i", name, "-s"])
+            .args(["-f", "-q", "-n", "-t", "10", "-T", "1", "-i", dev, "-s"])
             .arg(super::peer_script("udhcpc-script.sh")),
     );
     lease
         .split_whitespace()
         .nth(1)
         .and_then(|a| a.split('/').next())
-        .unwrap_or_else(|| panic!("no lease for {name}: {lease}"))
+        .unwrap_or_else(|| panic!("no lease for {dev}: {lease}"))
         .to_string()
 }
 
