@@ -897,3 +897,69 @@ fn a_camera_holding_many_leases_cannot_push_a_named_camera_out_of_the_report() {
         "front's attempts in other cameras: {other}"
     );
 }
+
+/// ATTACKS 49: without the DHCP server, a camera's IPv6 attempts are put under the IPv4
+/// address the gateway's neighbour table gives its MAC, and any camera can write that
+/// table with one ARP request naming a leased camera's address as its own: its attempts
+/// went into front's report. A leased address is now only ever its lease's MAC's.
+#[test]
+fn a_camera_cannot_blame_a_leased_camera_through_the_neighbour_table() {
+    support::require(&["python3"]);
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::up("atk3h");
+    let (cam, gw) = (net.ns("cam"), net.ns("gw"));
+    let config = dir.path().join("latchkey.toml");
+    std::fs::write(&config, TWO_LEASES).unwrap();
+    let state = dir.path().join("gateway");
+    let _gateway =
+        Gateway::start_in_netns(&gw, &state, &["--config", config.to_str().unwrap()]).unwrap();
+    let evil = "02:00:00:00:83:09";
+    let script = format!(
+        "set -e
+ip netns exec {cam} sysctl -qw net.ipv4.conf.all.arp_ignore=1
+ip -n {cam} link add evil0 link eth0 type macvlan mode bridge
+ip -n {cam} link set evil0 address {evil}
+ip -n {cam} link set evil0 up"
+    );
+    output_ok(Command::new("sh").args(["-c", &script]));
+    let gw_ll = link_local(&gw, &[(&cam, "evil0")]);
+    let attack = r#"
+import socket, struct, sys, time
+mac = bytes.fromhex(sys.argv[1].replace(":", ""))
+arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, mac, socket.inet_aton("10.83.0.2"),
+                  bytes(6), socket.inet_aton("10.83.0.1"))
+raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+raw.bind(("evil0", 0))
+raw.send(b"\xff" * 6 + mac + b"\x08\x06" + arp)
+time.sleep(0.5)
+six = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+for _ in range(3):
+    six.sendto(b"x", (sys.argv[2], 6001, 0, socket.if_nametoindex("evil0")))
+print("sent")
+"#;
+    output_ok(
+        Command::new("ip").args(["netns", "exec", &cam, "python3", "-c", attack, evil, &gw_ll]),
+    );
+    let neigh = output_ok(Command::new("ip").args(["-n", &gw, "neigh", "show", "dev", "cam0"]));
+    assert!(
+        neigh.contains(&format!("10.83.0.2 lladdr {evil}")),
+        "the ARP request did not name front's address: {neigh}"
+    );
+    let mut last = String::new();
+    until(
+        "the IPv6 attempt in the report",
+        Duration::from_secs(15),
+        || {
+            last = report(&state);
+            last.contains("6001")
+        },
+    );
+    let r: serde_json::Value = serde_json::from_str(&last).unwrap();
+    let front = camera(&r, "front")
+        .map(|c| c.to_string())
+        .unwrap_or_default();
+    assert!(
+        !front.contains("6001"),
+        "another camera's IPv6 attempt in front's report: {last}"
+    );
+}
