@@ -9,6 +9,9 @@
       N new MACs each take a lease and keep it; then each sends one UDP packet from its
       lease (its address, its MAC) to 203.0.113.(i+1) port 5000 through the gateway.
 
+  dhcp_churn.py IFACE GW_MAC named HEX... N
+      a new MAC per hostname (hex bytes), each sent as the DHCP hostname and client id.
+
 Prints "lease MAC ADDRESS" per lease taken and "done N" at the end.
 """
 import ctypes, os, signal, socket, struct, sys, time
@@ -86,15 +89,15 @@ def reply(xid, want):
     return None, None
 
 
-def lease(mac, want=None):
+def lease(mac, want=None, extra=b""):
     xid = int.from_bytes(os.urandom(4), "big")
     bcast = b"\xff" * 6
-    req = b"" if want is None else bytes([50, 4]) + socket.inet_aton(want)
+    req = extra + (b"" if want is None else bytes([50, 4]) + socket.inet_aton(want))
     raw.send(frame(mac, bcast, "0.0.0.0", "255.255.255.255", 68, 67, bootp(mac, xid, 1, opts=req)))
     addr, server = reply(xid, 2)
     if addr is None:
         return None
-    opts = bytes([50, 4]) + socket.inet_aton(addr) + bytes([54, 4]) + socket.inet_aton(server)
+    opts = extra + bytes([50, 4]) + socket.inet_aton(addr) + bytes([54, 4]) + socket.inet_aton(server)
     raw.send(frame(mac, bcast, "0.0.0.0", "255.255.255.255", 68, 67, bootp(mac, xid, 3, opts=opts)))
     addr, _ = reply(xid, 5)
     if addr:
@@ -133,6 +136,13 @@ elif MODE == "hold":
     time.sleep(BIND_WAIT * 2)
     for i, (m, addr) in enumerate(held):
         raw.send(frame(m, GW_MAC, addr, f"203.0.113.{i + 1}", 40000, 5000, b"x"))
+elif MODE == "named":
+    # One lease per hostname (hex), sent as DHCP option 12 (hostname) and 61 (client id).
+    for i, name in enumerate(sys.argv[4:-1]):
+        name = bytes.fromhex(name)[:255]
+        extra = bytes([12, len(name)]) + name + bytes([61, len(name)]) + name
+        if lease(mac(0x200 + i), extra=extra) is None:
+            sys.exit(f"name {i}: no lease")
 else:
     sys.exit(f"unknown mode {MODE}")
 print("done", N, flush=True)

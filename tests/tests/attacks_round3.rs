@@ -963,3 +963,48 @@ print("sent")
         "another camera's IPv6 attempt in front's report: {last}"
     );
 }
+
+/// Held: DHCP hostnames and client ids a camera chooses (a newline and a whole lease line
+/// naming front's address with another MAC, terminal escapes, bytes that are not UTF-8,
+/// 255 bytes) reach dnsmasq's lease file, which the gateway reads every 250 ms: no lease
+/// is bound that dnsmasq did not hand out, every real one is, and no escape byte reaches
+/// the gateway's log or the report.
+#[test]
+fn dhcp_hostnames_cannot_write_leases_or_escapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::up("atk3i");
+    let (cam, gw) = (net.ns("cam"), net.ns("gw"));
+    let (_gateway, state, gw_mac) = dhcp_port(&net, dir.path());
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let names = [
+        hex(b"x\n1764700000 02:00:00:00:83:09 10.83.0.2 evil *\n"),
+        hex(b"\x1b]0;pwned\x07\x1b[2Jcam"),
+        hex(b"\xff\xfe\x00cam"),
+        hex(&[b'a'; 255]),
+    ];
+    let mut args = vec!["named"];
+    args.extend(names.iter().map(String::as_str));
+    args.push("4");
+    let out = churn(&cam, &gw_mac, &args);
+    assert!(out.contains("done 4"), "{out}");
+    let leases: Vec<(String, String)> = out
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.strip_prefix("lease ")?.split_whitespace();
+            Some((f.next()?.to_string(), f.next()?.to_string()))
+        })
+        .collect();
+    assert_eq!(leases.len(), 4, "{out}");
+    for (mac, ip) in &leases {
+        until("each lease bound", Duration::from_secs(10), || {
+            lease_bound(&gw, ip, mac)
+        });
+    }
+    assert!(!lease_bound(&gw, "10.83.0.2", "02:00:00:00:83:09"));
+    // dnsmasq refuses such hostnames ("*") and writes client ids in hex: one line a lease.
+    let file = std::fs::read_to_string(state.join("quarantine-dhcp.leases")).unwrap();
+    assert_eq!(file.lines().count(), 4, "{file:?}");
+    let log = std::fs::read(state.with_extension("log")).unwrap();
+    assert!(!log.contains(&0x1b), "an escape byte in the gateway's log");
+    assert!(!report(&state).contains('\u{1b}'));
+}
