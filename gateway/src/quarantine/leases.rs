@@ -41,6 +41,8 @@ pub struct Binding {
     fixed: BTreeSet<(Ipv4Addr, String)>,
     file: Option<PathBuf>,
     stamp: Option<(SystemTime, u64)>,
+    /// The last commands failed: the next [`Binding::refresh`] rewrites all again.
+    unapplied: bool,
     bound: BTreeSet<(Ipv4Addr, String)>,
     /// Who records into which slot.
     pub slots: Slots,
@@ -60,6 +62,7 @@ impl Binding {
             fixed,
             file,
             stamp: None,
+            unapplied: false,
             slots: Slots::default(),
         };
         let _ = b.read_file();
@@ -102,9 +105,10 @@ impl Binding {
 
     /// The nft commands that bring the table up to date with the lease file, if it changed.
     pub fn refresh(&mut self, table: &str) -> Option<String> {
-        if !self.read_file() {
+        if !self.read_file() && !self.unapplied {
             return None;
         }
+        self.unapplied = false;
         let mut cmds = format!(
             "flush set inet {table} leased4\nflush set inet {table} lease_macs4\nflush set inet {table} leased_macs\n"
         );
@@ -139,6 +143,12 @@ impl Binding {
             }
         }
         Some(cmds)
+    }
+
+    /// The commands from [`Binding::refresh`] or [`Binding::assign_seen`] failed: the next
+    /// refresh brings the whole table up to date again, changed file or not.
+    pub fn failed(&mut self) {
+        self.unapplied = true;
     }
 
     /// The nft commands giving slots to `sources` the record showed without one.
@@ -209,6 +219,9 @@ mod tests {
             "{cmds}"
         );
         assert!(!cmds.contains("10.83.0.151"), "{cmds}");
+        assert!(b.refresh("t").is_none());
+        b.failed();
+        assert_eq!(b.refresh("t").as_deref(), Some(cmds.as_str()));
         assert!(b.refresh("t").is_none());
         let seen = ["10.83.0.9".parse().unwrap(), "fe80::1".parse().unwrap()];
         assert_eq!(

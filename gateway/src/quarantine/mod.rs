@@ -360,8 +360,10 @@ async fn record(
         let stop = tokio::select! {
             _ = shutdown.cancelled() => true,
             _ = watch.tick() => {
-                if let Some(cmds) = binding.refresh(nft::TABLE) {
-                    apply_or_warn(&cmds).await;
+                if let Some(cmds) = binding.refresh(nft::TABLE)
+                    && !apply_or_warn(&cmds).await
+                {
+                    binding.failed();
                 }
                 continue;
             }
@@ -373,8 +375,8 @@ async fn record(
                 before = now_reading;
                 let sources = d.seen.keys().map(|(s, _)| *s).chain(d.over.keys().copied());
                 let cmds = binding.assign_seen(nft::TABLE, sources);
-                if !cmds.is_empty() {
-                    apply_or_warn(&cmds).await;
+                if !cmds.is_empty() && !apply_or_warn(&cmds).await {
+                    binding.failed();
                 }
                 tally(gw, iface, binding.bound(), d).await;
             }
@@ -390,9 +392,14 @@ async fn record(
     }
 }
 
-async fn apply_or_warn(cmds: &str) {
-    if let Err(e) = nft::run(cmds).await {
-        tracing::warn!("updating the camera port's leases and records: {e:#}");
+/// Runs `cmds`; whether they were applied.
+async fn apply_or_warn(cmds: &str) -> bool {
+    match nft::run(cmds).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!("updating the camera port's leases and records: {e:#}");
+            false
+        }
     }
 }
 
