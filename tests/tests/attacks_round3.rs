@@ -18,7 +18,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use latchkey_tests::{Gateway, bin};
-use support::camera_net::{Net, report, second_camera};
+use support::camera_net::{Net, dhcp_camera, lease_bound, mac_of, report, second_camera, udhcpc};
 use support::{Proc, output_ok, until};
 
 /// One DNS question for `name` and one SNTP request, sent from namespace `ns` to the
@@ -50,16 +50,7 @@ for what, port, msg in (("dns", 53, q), ("ntp", 123, bytes([0x23]) + bytes(47)))
 /// the owner's phone-home report, under its own address or a camera's.
 #[test]
 fn the_camera_ports_dns_and_ntp_answer_only_the_camera_port() {
-    for p in ["nft", "python3"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {p}")])
-            .output()
-            .unwrap();
-        assert!(
-            found.status.success(),
-            "{p} is missing: run tests/run-all.sh (it installs the test peers)"
-        );
-    }
+    support::require(&["nft", "python3"]);
     let dir = tempfile::tempdir().unwrap();
     let net = Net::up("atk3a");
     let config = dir.path().join("latchkey.toml");
@@ -610,16 +601,7 @@ fn link_local(gw: &str, others: &[(&str, &str)]) -> String {
 /// dropped and counted (`spoofed`), never recorded.
 #[test]
 fn a_camera_cannot_blame_a_camera_with_a_dynamic_lease() {
-    for p in ["dnsmasq", "busybox"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {p}")])
-            .output()
-            .unwrap();
-        assert!(
-            found.status.success(),
-            "{p} is missing: run tests/run-all.sh (it installs the test peers)"
-        );
-    }
+    support::require(&["dnsmasq", "busybox"]);
     let dir = tempfile::tempdir().unwrap();
     let net = Net::up("atk3e");
     let (cam, gw) = (net.ns("cam"), net.ns("gw"));
@@ -630,36 +612,12 @@ fn a_camera_cannot_blame_a_camera_with_a_dynamic_lease() {
         Gateway::start_in_netns(&gw, &state, &["--config", config.to_str().unwrap()]).unwrap();
     // The victim's address comes from the gateway's DHCP server.
     output_ok(Command::new("ip").args(["-n", &cam, "addr", "flush", "dev", "eth0"]));
-    let lease = output_ok(
-        Command::new("ip")
-            .args(["netns", "exec", &cam, "timeout", "30", "busybox", "udhcpc"])
-            .args(["-f", "-q", "-n", "-t", "10", "-T", "1", "-i", "eth0", "-s"])
-            .arg(support::peer_script("udhcpc-script.sh")),
-    );
-    let ip = lease
-        .split_whitespace()
-        .nth(1)
-        .and_then(|a| a.split('/').next())
-        .unwrap_or_else(|| panic!("no lease: {lease}"))
-        .to_string();
-    assert!(ip.starts_with("10.83.0.1"), "{lease}");
+    let ip = udhcpc(&cam, "eth0");
+    assert!(ip.starts_with("10.83.0.1"), "{ip}");
     until(
         "the dynamic lease bound to its MAC",
         Duration::from_secs(10),
-        || {
-            let set = output_ok(Command::new("ip").args([
-                "netns",
-                "exec",
-                &gw,
-                "nft",
-                "list",
-                "set",
-                "inet",
-                "latchkey_quarantine",
-                "lease_macs4",
-            ]));
-            set.contains(&format!("{ip} . 02:00:00:00:83:02"))
-        },
+        || lease_bound(&gw, &ip, "02:00:00:00:83:02"),
     );
     // The hostile camera (another MAC, an address nobody leased) sends DNS questions and
     // packets from the victim's address and from its own.
@@ -747,4 +705,306 @@ print("sent")
         .find_map(|o| o["counter"]["packets"].as_u64())
         .unwrap();
     assert!(packets >= 9, "spoofed packets not counted: {counter}");
+}
+
+/// The camera port with the gateway's DHCP server on and front's fixed lease (10.83.0.2,
+/// eth0's MAC).
+const FRONT_AND_DHCP: &str = "[camera_port]\ninterface = \"cam0\"\n\
+     [[camera_port.lease]]\nmac = \"02:00:00:00:83:02\"\naddress = \"10.83.0.2\"\ncamera = \"front\"\n";
+
+/// Starts the gateway in `net` with [`FRONT_AND_DHCP`]; the hostile camera `bad0` on the
+/// wire; returns the gateway, its state directory and the camera port's MAC.
+fn dhcp_port(net: &Net, dir: &std::path::Path) -> (Gateway, std::path::PathBuf, String) {
+    support::require(&["dnsmasq", "busybox"]);
+    let config = dir.join("latchkey.toml");
+    std::fs::write(&config, FRONT_AND_DHCP).unwrap();
+    let state = dir.join("gateway");
+    let gateway = Gateway::start_in_netns(
+        &net.ns("gw"),
+        &state,
+        &["--config", config.to_str().unwrap()],
+    )
+    .unwrap();
+    second_camera(&net.ns("cam"), None);
+    let gw_mac = mac_of(&net.ns("gw"), "cam0");
+    (gateway, state, gw_mac)
+}
+
+/// Runs `dhcp_churn.py` on `bad0` in the camera namespace with `args`.
+fn churn(cam: &str, gw_mac: &str, args: &[&str]) -> String {
+    output_ok(
+        Command::new("ip")
+            .args(["netns", "exec", cam, "timeout", "180", "python3"])
+            .arg(support::peer_script("dhcp_churn.py"))
+            .args(["bad0", gw_mac])
+            .args(args),
+    )
+}
+
+/// Sends one UDP packet from `dev` (bound to `src`) to `dst`:`port`, and one DNS
+/// question for `name` to the camera port.
+fn send_from(cam: &str, dev: &str, src: &str, dst: &str, port: &str, name: &str) {
+    let script = r#"
+import socket, struct, sys
+dev, src, dst, port, name = sys.argv[1:6]
+q = struct.pack(">HHHHHH", 0x4246, 0x0100, 1, 0, 0, 0)
+for l in name.split("."):
+    q += bytes([len(l)]) + l.encode()
+q += b"\0" + struct.pack(">HH", 1, 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, dev.encode())
+s.bind((src, 0))
+s.sendto(b"x", (dst, int(port)))
+s.sendto(q, ("10.83.0.1", 53))
+print("sent")
+"#;
+    output_ok(Command::new("ip").args([
+        "netns", "exec", cam, "python3", "-c", script, dev, src, dst, port, name,
+    ]));
+}
+
+/// ATTACKS 46: a camera cycling MACs through one slotted address. Every MAC that held a
+/// slotted address kept an element in the table's MAC-to-slot map (32 elements at most);
+/// the 33rd made every later lease update fail as one transaction, so no lease dnsmasq
+/// handed out afterwards was ever bound: a new camera's attempts were all dropped as
+/// `spoofed`, never in the report. The maps are now rebuilt from the current leases on
+/// every change.
+#[test]
+fn a_camera_cycling_macs_cannot_stop_new_leases_from_being_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::up("atk3f");
+    let (cam, gw) = (net.ns("cam"), net.ns("gw"));
+    let (_gateway, state, gw_mac) = dhcp_port(&net, dir.path());
+    let out = churn(&cam, &gw_mac, &["churn", "10.83.0.150", "36"]);
+    assert!(out.contains("done 36"), "{out}");
+    // Each MAC got the address the one before released (a release is sent from the lease,
+    // so it is dropped as `spoofed` once leases are no longer bound).
+    assert_eq!(out.matches("10.83.0.150").count(), 36, "{out}");
+    // A camera plugged in after the churn.
+    let late_mac = "02:00:00:00:83:04";
+    let ip = dhcp_camera(&cam, "late0", late_mac);
+    until(
+        "the new camera's lease bound to its MAC",
+        Duration::from_secs(10),
+        || lease_bound(&gw, &ip, late_mac),
+    );
+    send_from(
+        &cam,
+        "late0",
+        &ip,
+        "203.0.113.201",
+        "7001",
+        "late-cam.example",
+    );
+    let mut last = String::new();
+    until(
+        "the new camera's attempts in the report",
+        Duration::from_secs(15),
+        || {
+            last = report(&state);
+            let r: serde_json::Value = serde_json::from_str(&last).unwrap();
+            let row = r["cameras"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["address"] == ip.as_str())
+                .cloned();
+            row.is_some_and(|c| {
+                let s = c.to_string();
+                s.contains("203.0.113.201") && s.contains("late-cam.example")
+            })
+        },
+    );
+}
+
+/// ATTACKS 47: a camera holding dozens of leases (a MAC each) took every one of the
+/// report's per-source rows (64), and a named camera's first attempt afterwards went to
+/// "other cameras": the owner could not see what front tried. The cameras the owner named
+/// (a fixed lease, a camera's address) now always have a row of their own; only unnamed
+/// sources share "other cameras" past the cap.
+#[test]
+fn a_camera_holding_many_leases_cannot_push_a_named_camera_out_of_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::up("atk3g");
+    let cam = net.ns("cam");
+    let (_gateway, state, gw_mac) = dhcp_port(&net, dir.path());
+    let out = churn(&cam, &gw_mac, &["hold", "72"]);
+    assert!(out.contains("done 72"), "{out}");
+    let mut last = String::new();
+    until(
+        "the hostile camera's 72 packets in the report",
+        Duration::from_secs(15),
+        || {
+            last = report(&state);
+            let r: serde_json::Value = serde_json::from_str(&last).unwrap();
+            let packets: u64 = r["cameras"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| {
+                    let (a, b) = listed_and_other(c);
+                    a + b
+                })
+                .sum();
+            packets >= 72
+        },
+    );
+    let r: serde_json::Value = serde_json::from_str(&last).unwrap();
+    // ATTACKS 48: the gateway's own DHCP answers (broadcast, as these requests ask) looped
+    // back to it are not recorded as a camera's attempts from its address.
+    assert!(
+        !r["cameras"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["address"] == "10.83.0.1"),
+        "the gateway's own packets in the report: {last}"
+    );
+    assert!(
+        r["cameras"].as_array().unwrap().len() > 64,
+        "the hostile camera's leases did not fill the report's rows: {last}"
+    );
+    send_from(
+        &cam,
+        "eth0",
+        "10.83.0.2",
+        "203.0.113.200",
+        "7000",
+        "front-late.example",
+    );
+    until(
+        "front's attempts under its name",
+        Duration::from_secs(15),
+        || {
+            last = report(&state);
+            let r: serde_json::Value = serde_json::from_str(&last).unwrap();
+            camera(&r, "front").is_some_and(|c| {
+                let s = c.to_string();
+                s.contains("203.0.113.200") && s.contains("front-late.example")
+            })
+        },
+    );
+    let r: serde_json::Value = serde_json::from_str(&last).unwrap();
+    let other = r["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["address"] == "other")
+        .map(|c| c.to_string())
+        .unwrap_or_default();
+    assert!(
+        !other.contains("203.0.113.200") && !other.contains("front-late"),
+        "front's attempts in other cameras: {other}"
+    );
+}
+
+/// ATTACKS 49: without the DHCP server, a camera's IPv6 attempts are put under the IPv4
+/// address the gateway's neighbour table gives its MAC, and any camera can write that
+/// table with one ARP request naming a leased camera's address as its own: its attempts
+/// went into front's report. A leased address is now only ever its lease's MAC's.
+#[test]
+fn a_camera_cannot_blame_a_leased_camera_through_the_neighbour_table() {
+    support::require(&["python3"]);
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::up("atk3h");
+    let (cam, gw) = (net.ns("cam"), net.ns("gw"));
+    let config = dir.path().join("latchkey.toml");
+    std::fs::write(&config, TWO_LEASES).unwrap();
+    let state = dir.path().join("gateway");
+    let _gateway =
+        Gateway::start_in_netns(&gw, &state, &["--config", config.to_str().unwrap()]).unwrap();
+    let evil = "02:00:00:00:83:09";
+    let script = format!(
+        "set -e
+ip netns exec {cam} sysctl -qw net.ipv4.conf.all.arp_ignore=1
+ip -n {cam} link add evil0 link eth0 type macvlan mode bridge
+ip -n {cam} link set evil0 address {evil}
+ip -n {cam} link set evil0 up"
+    );
+    output_ok(Command::new("sh").args(["-c", &script]));
+    let gw_ll = link_local(&gw, &[(&cam, "evil0")]);
+    let attack = r#"
+import socket, struct, sys, time
+mac = bytes.fromhex(sys.argv[1].replace(":", ""))
+arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, mac, socket.inet_aton("10.83.0.2"),
+                  bytes(6), socket.inet_aton("10.83.0.1"))
+raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+raw.bind(("evil0", 0))
+raw.send(b"\xff" * 6 + mac + b"\x08\x06" + arp)
+time.sleep(0.5)
+six = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+for _ in range(3):
+    six.sendto(b"x", (sys.argv[2], 6001, 0, socket.if_nametoindex("evil0")))
+print("sent")
+"#;
+    output_ok(
+        Command::new("ip").args(["netns", "exec", &cam, "python3", "-c", attack, evil, &gw_ll]),
+    );
+    let neigh = output_ok(Command::new("ip").args(["-n", &gw, "neigh", "show", "dev", "cam0"]));
+    assert!(
+        neigh.contains(&format!("10.83.0.2 lladdr {evil}")),
+        "the ARP request did not name front's address: {neigh}"
+    );
+    let mut last = String::new();
+    until(
+        "the IPv6 attempt in the report",
+        Duration::from_secs(15),
+        || {
+            last = report(&state);
+            last.contains("6001")
+        },
+    );
+    let r: serde_json::Value = serde_json::from_str(&last).unwrap();
+    let front = camera(&r, "front")
+        .map(|c| c.to_string())
+        .unwrap_or_default();
+    assert!(
+        !front.contains("6001"),
+        "another camera's IPv6 attempt in front's report: {last}"
+    );
+}
+
+/// Held: DHCP hostnames and client ids a camera chooses (a newline and a whole lease line
+/// naming front's address with another MAC, terminal escapes, bytes that are not UTF-8,
+/// 255 bytes) reach dnsmasq's lease file, which the gateway reads every 250 ms: no lease
+/// is bound that dnsmasq did not hand out, every real one is, and no escape byte reaches
+/// the gateway's log or the report.
+#[test]
+fn dhcp_hostnames_cannot_write_leases_or_escapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Net::up("atk3i");
+    let (cam, gw) = (net.ns("cam"), net.ns("gw"));
+    let (_gateway, state, gw_mac) = dhcp_port(&net, dir.path());
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let names = [
+        hex(b"x\n1764700000 02:00:00:00:83:09 10.83.0.2 evil *\n"),
+        hex(b"\x1b]0;pwned\x07\x1b[2Jcam"),
+        hex(b"\xff\xfe\x00cam"),
+        hex(&[b'a'; 255]),
+    ];
+    let mut args = vec!["named"];
+    args.extend(names.iter().map(String::as_str));
+    args.push("4");
+    let out = churn(&cam, &gw_mac, &args);
+    assert!(out.contains("done 4"), "{out}");
+    let leases: Vec<(String, String)> = out
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.strip_prefix("lease ")?.split_whitespace();
+            Some((f.next()?.to_string(), f.next()?.to_string()))
+        })
+        .collect();
+    assert_eq!(leases.len(), 4, "{out}");
+    for (mac, ip) in &leases {
+        until("each lease bound", Duration::from_secs(10), || {
+            lease_bound(&gw, ip, mac)
+        });
+    }
+    assert!(!lease_bound(&gw, "10.83.0.2", "02:00:00:00:83:09"));
+    // dnsmasq refuses such hostnames ("*") and writes client ids in hex: one line a lease.
+    let file = std::fs::read_to_string(state.join("quarantine-dhcp.leases")).unwrap();
+    assert_eq!(file.lines().count(), 4, "{file:?}");
+    let log = std::fs::read(state.with_extension("log")).unwrap();
+    assert!(!log.contains(&0x1b), "an escape byte in the gateway's log");
+    assert!(!report(&state).contains('\u{1b}'));
 }

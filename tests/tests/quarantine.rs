@@ -75,16 +75,7 @@ impl Drop for Net {
 
 /// Every peer this test needs; a missing one fails the test (never a skip).
 fn require_peers() {
-    for p in ["nft", "dnsmasq", "busybox", "ntpdate", "tcpdump", "ffprobe"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {p}")])
-            .output()
-            .unwrap();
-        assert!(
-            found.status.success(),
-            "{p} is missing: run tests/run-all.sh (it installs the test peers)"
-        );
-    }
+    support::require(&["nft", "dnsmasq", "busybox", "ntpdate", "tcpdump", "ffprobe"]);
 }
 
 /// Runs the misbehaving camera to the end; returns its log (one line per packet sent).

@@ -1,18 +1,22 @@
 //! Bounded per-camera tallies of what quarantined cameras tried: DNS names asked and
 //! destinations (protocol, address, port) their packets were dropped on the way to.
 //!
-//! Whatever a camera sends, memory stays bounded: at most [`MAX_SOURCES`] cameras, and per
+//! Whatever a camera sends, memory stays bounded: at most [`MAX_SOURCES`] cameras (and
+//! [`MAX_NAMED`] more rows kept for the cameras the owner named), and per
 //! camera at most [`MAX_NAMES`] names and [`MAX_DESTS`] destinations; anything past a cap
 //! is added to an "other" tally (count, first and last seen) instead of a new entry. The
 //! store keeps exactly these tallies (`store/quarantine.rs`), so the disk is bounded too.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
 /// Most cameras (source addresses) tallied one by one; more go to the "other" camera.
 pub const MAX_SOURCES: usize = 64;
+/// Rows past [`MAX_SOURCES`] kept for the cameras the owner named (ATTACKS 47: a camera
+/// holding dozens of leases took every row, and a named camera's attempts went to "other").
+pub const MAX_NAMED: usize = 64;
 /// Most distinct names tallied per camera.
 pub const MAX_NAMES: usize = 128;
 /// Most distinct destinations tallied per camera.
@@ -143,13 +147,31 @@ pub struct Counters {
     pub other: CameraTally,
     /// Changed since the last save.
     pub dirty: bool,
+    /// The addresses of the cameras the owner named (fixed leases, cameras' addresses):
+    /// they get a row even when unnamed sources took [`MAX_SOURCES`] (not stored).
+    pub named: HashSet<IpAddr>,
 }
 
 impl Counters {
     /// The tally for `source`, or the shared "other" one when the cap is reached.
     pub fn camera(&mut self, source: IpAddr) -> &mut CameraTally {
         self.dirty = true;
-        if !self.cameras.contains_key(&source) && self.cameras.len() >= MAX_SOURCES {
+        let cap = if self.named.contains(&source) {
+            MAX_SOURCES + MAX_NAMED
+        } else {
+            MAX_SOURCES
+        };
+        self.row(source, cap)
+    }
+
+    /// The tally for a `source` read back from the store (which holds the named
+    /// cameras' rows past [`MAX_SOURCES`] too).
+    pub fn restore(&mut self, source: IpAddr) -> &mut CameraTally {
+        self.row(source, MAX_SOURCES + MAX_NAMED)
+    }
+
+    fn row(&mut self, source: IpAddr, cap: usize) -> &mut CameraTally {
+        if !self.cameras.contains_key(&source) && self.cameras.len() >= cap {
             return &mut self.other;
         }
         self.cameras.entry(source).or_default()
@@ -197,7 +219,18 @@ mod tests {
         }
         assert_eq!(c.cameras.len(), MAX_SOURCES);
         assert!(c.other.names["x"].count > 0);
-        assert!(c.entries() <= (MAX_SOURCES + 1) * (MAX_NAMES + MAX_DESTS));
+        // ATTACKS 47: the owner's cameras still get their rows, up to MAX_NAMED more.
+        let front: IpAddr = "10.83.0.2".parse().unwrap();
+        c.named.insert(front);
+        c.camera(front).name("front.example", 1, 1);
+        assert!(c.cameras[&front].names.contains_key("front.example"));
+        for i in 0..1000u32 {
+            let ip = IpAddr::from((0x0b00_0000 + i).to_be_bytes());
+            c.named.insert(ip);
+            c.camera(ip).name("y", 1, 1);
+        }
+        assert_eq!(c.cameras.len(), MAX_SOURCES + MAX_NAMED);
+        assert!(c.entries() <= (MAX_SOURCES + MAX_NAMED + 1) * (MAX_NAMES + MAX_DESTS));
     }
 
     #[test]

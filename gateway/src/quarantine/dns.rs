@@ -180,6 +180,16 @@ mod tests {
         bad[13] = b'<'; // a byte inside the first label
         let (_, name) = answer(&bad, &local).unwrap();
         assert_eq!(name, "\\060bc.example");
+        // A name that points at itself, and one that points forward past the end.
+        let mut lp = vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        lp.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
+        assert!(answer(&lp, &local).is_none());
+        let mut fwd = lp.clone();
+        fwd[13] = 0xff;
+        assert!(answer(&fwd, &local).is_none());
+        let mut two = vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        two.extend_from_slice(&[1, b'a', 0xc0, 12, 0, 1, 0, 1]);
+        assert!(answer(&two, &local).is_none());
         let mut resp = query("a.example", TYPE::A);
         resp[2] |= 0x80;
         assert!(answer(&resp, &local).is_none());

@@ -41,6 +41,8 @@ pub struct Binding {
     fixed: BTreeSet<(Ipv4Addr, String)>,
     file: Option<PathBuf>,
     stamp: Option<(SystemTime, u64)>,
+    /// The last commands failed: the next [`Binding::refresh`] rewrites all again.
+    unapplied: bool,
     bound: BTreeSet<(Ipv4Addr, String)>,
     /// Who records into which slot.
     pub slots: Slots,
@@ -60,12 +62,11 @@ impl Binding {
             fixed,
             file,
             stamp: None,
+            unapplied: false,
             slots: Slots::default(),
         };
         let _ = b.read_file();
-        for (a, m) in &b.bound {
-            b.slots.assign_lease(*a, m);
-        }
+        b.slots.bind(&b.bound);
         b
     }
 
@@ -91,7 +92,10 @@ impl Binding {
             return false;
         }
         self.stamp = stamp;
-        let text = std::fs::read_to_string(file).unwrap_or_default();
+        // Lossy: a byte dnsmasq copied from a camera's DHCP hostname cannot unbind every
+        // lease in the file.
+        let text = std::fs::read(file).unwrap_or_default();
+        let text = String::from_utf8_lossy(&text);
         let mut bound = self.fixed.clone();
         bound.extend(parse(&text));
         let changed = bound != self.bound;
@@ -101,9 +105,10 @@ impl Binding {
 
     /// The nft commands that bring the table up to date with the lease file, if it changed.
     pub fn refresh(&mut self, table: &str) -> Option<String> {
-        if !self.read_file() {
+        if !self.read_file() && !self.unapplied {
             return None;
         }
+        self.unapplied = false;
         let mut cmds = format!(
             "flush set inet {table} leased4\nflush set inet {table} lease_macs4\nflush set inet {table} leased_macs\n"
         );
@@ -123,21 +128,27 @@ impl Binding {
                 macs.join(", ")
             ));
         }
-        let (mut four, mut six) = (Vec::new(), Vec::new());
-        for (a, m) in &self.bound {
-            let (f, s) = self.slots.assign_lease(*a, m);
-            four.extend(f);
-            six.extend(s);
-        }
-        for (map, new) in [("slots4", four), ("slots6", six)] {
-            if !new.is_empty() {
+        // The slot maps are rewritten whole in the same transaction: a failed update
+        // leaves nothing behind that the next one would have to know about.
+        self.slots.bind(&self.bound);
+        for (map, elements) in [
+            ("slots4", self.slots.elements()),
+            ("slots6", self.slots.mac_elements()),
+        ] {
+            cmds.push_str(&format!("flush map inet {table} {map}\n"));
+            if !elements.is_empty() {
                 cmds.push_str(&format!(
-                    "add element inet {table} {map} {{ {} }}\n",
-                    new.join(", ")
+                    "add element inet {table} {map} {{ {elements} }}\n"
                 ));
             }
         }
         Some(cmds)
+    }
+
+    /// The commands from [`Binding::refresh`] or [`Binding::assign_seen`] failed: the next
+    /// refresh brings the whole table up to date again, changed file or not.
+    pub fn failed(&mut self) {
+        self.unapplied = true;
     }
 
     /// The nft commands giving slots to `sources` the record showed without one.
@@ -190,12 +201,14 @@ mod tests {
         assert!(cmds.contains("10.83.0.150 . 02:00:00:00:83:02"), "{cmds}");
         assert!(cmds.contains("10.83.0.2 . 02:00:00:00:83:0a"), "{cmds}");
         assert!(
-            cmds.contains("slots4 { 10.83.0.150 : goto slot1, 10.83.0.153 : goto slot2 }"),
+            cmds.contains(
+                "flush map inet t slots4\nadd element inet t slots4 { 10.83.0.2 : goto slot0, 10.83.0.150 : goto slot1, 10.83.0.153 : goto slot2 }"
+            ),
             "{cmds}"
         );
         assert!(
             cmds.contains(
-                "slots6 { 02:00:00:00:83:02 : goto slot1, 02:00:00:00:83:05 : goto slot2 }"
+                "slots6 { 02:00:00:00:83:0a : goto slot0, 02:00:00:00:83:02 : goto slot1, 02:00:00:00:83:05 : goto slot2 }"
             ),
             "{cmds}"
         );
@@ -207,11 +220,22 @@ mod tests {
         );
         assert!(!cmds.contains("10.83.0.151"), "{cmds}");
         assert!(b.refresh("t").is_none());
+        b.failed();
+        assert_eq!(b.refresh("t").as_deref(), Some(cmds.as_str()));
+        assert!(b.refresh("t").is_none());
         let seen = ["10.83.0.9".parse().unwrap(), "fe80::1".parse().unwrap()];
         assert_eq!(
             b.assign_seen("t", seen.into_iter()),
             "add element inet t slots4 { 10.83.0.9 : goto slot3 }\n"
         );
         assert!(!Binding::new(&fixed, None).leases_only());
+        // A hostname byte that is not UTF-8 unbinds nothing; a lease gone loses its MAC.
+        let mut odd = b"1764700000 02:00:00:00:83:02 10.83.0.150 cam\xff\x1b[2J *\n".to_vec();
+        odd.extend_from_slice(b"1764700000 02:00:00:00:83:07 10.83.0.153 x *\n");
+        std::fs::write(&file, odd).unwrap();
+        let cmds = b.refresh("t").unwrap();
+        assert!(cmds.contains("10.83.0.150 . 02:00:00:00:83:02"), "{cmds}");
+        assert!(cmds.contains("02:00:00:00:83:07 : goto slot2"), "{cmds}");
+        assert!(!cmds.contains("83:05"), "{cmds}");
     }
 }

@@ -224,6 +224,18 @@ pub fn camera_ip(source: &crate::camera::CameraSource) -> Option<IpAddr> {
     host.trim_matches(|c| c == '[' || c == ']').parse().ok()
 }
 
+/// The addresses of the cameras the owner named: the fixed leases and the cameras whose
+/// URL is an address (their rows in the report are kept, `counters.rs`).
+fn named(gw: &Gateway) -> std::collections::HashSet<IpAddr> {
+    let port = gw.quarantine.port.lock().unwrap_or_else(|p| p.into_inner());
+    let leases = port.iter().flat_map(|p| p.leases.iter());
+    let cameras = gw.cameras.configs();
+    leases
+        .map(|l| IpAddr::V4(l.address))
+        .chain(cameras.iter().filter_map(|c| camera_ip(&c.source)))
+        .collect()
+}
+
 /// The interface's first IPv4 address and prefix length.
 fn port_address(iface: &str) -> anyhow::Result<(Ipv4Addr, u8)> {
     let addrs = if_addrs::get_if_addrs().context("listing network interfaces")?;
@@ -304,6 +316,8 @@ pub async fn start(
     nft::apply(&iface, &binding).await?;
     let q = &gw.quarantine;
     *q.port.lock().unwrap_or_else(|p| p.into_inner()) = Some(cfg.clone());
+    let named = named(&gw);
+    q.counters().named = named;
     let local: HashMap<String, IpAddr> = cfg
         .dns_answers
         .iter()
@@ -346,8 +360,10 @@ async fn record(
         let stop = tokio::select! {
             _ = shutdown.cancelled() => true,
             _ = watch.tick() => {
-                if let Some(cmds) = binding.refresh(nft::TABLE) {
-                    apply_or_warn(&cmds).await;
+                if let Some(cmds) = binding.refresh(nft::TABLE)
+                    && !apply_or_warn(&cmds).await
+                {
+                    binding.failed();
                 }
                 continue;
             }
@@ -359,8 +375,8 @@ async fn record(
                 before = now_reading;
                 let sources = d.seen.keys().map(|(s, _)| *s).chain(d.over.keys().copied());
                 let cmds = binding.assign_seen(nft::TABLE, sources);
-                if !cmds.is_empty() {
-                    apply_or_warn(&cmds).await;
+                if !cmds.is_empty() && !apply_or_warn(&cmds).await {
+                    binding.failed();
                 }
                 tally(gw, iface, binding.bound(), d).await;
             }
@@ -376,9 +392,14 @@ async fn record(
     }
 }
 
-async fn apply_or_warn(cmds: &str) {
-    if let Err(e) = nft::run(cmds).await {
-        tracing::warn!("updating the camera port's leases and records: {e:#}");
+/// Runs `cmds`; whether they were applied.
+async fn apply_or_warn(cmds: &str) -> bool {
+    match nft::run(cmds).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!("updating the camera port's leases and records: {e:#}");
+            false
+        }
     }
 }
 
@@ -397,7 +418,9 @@ async fn tally(
     };
     let who = |ip: IpAddr| alias.get(&ip).copied().unwrap_or(ip);
     let now = crate::unix_now();
+    let named = named(gw);
     let mut c = gw.quarantine.counters();
+    c.named = named;
     for ((src, dest), n) in d.seen {
         c.camera(who(src)).dest(dest, n, now);
     }

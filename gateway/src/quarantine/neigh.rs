@@ -2,7 +2,9 @@
 //! recorded by the MAC they came from (`nft.rs`), written as that MAC's EUI-64 link-local
 //! address ([`mac_address`]); here each such MAC becomes the camera's IPv4 address: its
 //! lease's (bound to the MAC, `leases.rs`) or else the camera port's neighbour table's
-//! (`ip -j neigh show dev IFACE`). A MAC with neither stays as its link-local address.
+//! (`ip -j neigh show dev IFACE`), never for a leased address (any camera can write the
+//! neighbour table with an ARP request naming another's address). A MAC with neither
+//! stays as its link-local address.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -66,12 +68,22 @@ pub async fn read(iface: &str, bound: &BTreeSet<(Ipv4Addr, String)>) -> HashMap<
         Ok(Ok(o)) if o.status.success() => aliases(&String::from_utf8_lossy(&o.stdout)),
         _ => HashMap::new(),
     };
+    merge_leases(&mut a, bound);
+    a
+}
+
+/// Puts the leases in `bound` over the neighbour table's aliases `a`: a leased address is
+/// only ever its lease's MAC's (ATTACKS 49: any camera writes the neighbour table with an
+/// ARP request naming another camera's address as its own).
+pub fn merge_leases(a: &mut HashMap<IpAddr, IpAddr>, bound: &BTreeSet<(Ipv4Addr, String)>) {
+    let leased: std::collections::HashSet<IpAddr> =
+        bound.iter().map(|(ip, _)| IpAddr::V4(*ip)).collect();
+    a.retain(|_, v| !leased.contains(v));
     for (ip, mac) in bound {
         if let Some(ll) = mac_address(mac) {
             a.insert(ll, IpAddr::V4(*ip));
         }
     }
-    a
 }
 
 #[cfg(test)]
@@ -97,5 +109,12 @@ mod tests {
         assert_eq!(a.len(), 1);
         assert_eq!(a[&ll].to_string(), "10.79.0.2");
         assert!(aliases("not json").is_empty());
+        // A MAC that claimed a leased address in the neighbour table stands alone.
+        let evil = r#"[{"dst":"10.79.0.2","dev":"cam0","lladdr":"02:00:00:00:79:09"}]"#;
+        let mut a = aliases(evil);
+        let bound = BTreeSet::from([("10.79.0.2".parse().unwrap(), "02:00:00:00:79:02".into())]);
+        merge_leases(&mut a, &bound);
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[&ll].to_string(), "10.79.0.2");
     }
 }

@@ -22,6 +22,9 @@
 //! dropped and counted (`spoofed`) first, so spoofed addresses cannot fill `over4` or the
 //! report's sources, and so is a packet whose address and MAC are not a lease, or an
 //! IPv6 packet from a MAC without a lease (`leases.rs`: one camera blaming another).
+//! The gateway's own broadcasts and multicasts on the port (its DHCP answers, its ONVIF
+//! probes), which the kernel loops back to it without an Ethernet header, pass
+//! unrecorded (ATTACKS 48); a frame from the wire with one of its addresses is spoofed.
 //! DNS, DHCP and NTP are served on IPv4 only: IPv6 to the gateway's port 53 or 123 is
 //! dropped and recorded like any other attempt. The counters only grow, so each read
 //! adds the difference since the previous one.
@@ -108,6 +111,8 @@ table inet {TABLE} {{
   chain prerouting {{
     type filter hook prerouting priority filter - 10; policy accept;
     iifname "{iface}" ip saddr != 0.0.0.0 fib saddr . iif oif missing counter name spoofed drop
+    iifname "{iface}" fib saddr type local ether type {{ ip, ip6 }} counter name spoofed drop
+    iifname "{iface}" fib saddr type local accept
     iifname "{iface}" ip saddr @leased4 ip saddr . ether saddr != @lease_macs4 counter name spoofed drop
 {unleased}    iifname "{iface}" meta pkttype {{ broadcast, multicast }} udp dport != {{ 67, 3702 }} jump record
     iifname "{iface}" fib daddr type != {{ local, broadcast, multicast }} jump record
@@ -115,6 +120,7 @@ table inet {TABLE} {{
   chain input {{
     type filter hook input priority filter - 10; policy accept;
     iifname != "{iface}" accept
+    fib saddr type local accept
     ct state established,related accept
     meta l4proto icmp accept
     icmpv6 type {{ nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, echo-request, echo-reply, destination-unreachable, packet-too-big, time-exceeded }} accept
@@ -355,7 +361,7 @@ mod tests {
     #[test]
     fn the_ruleset_names_the_port_in_every_hook() {
         let r = ruleset("cam0", &Binding::new(&[], None));
-        assert_eq!(r.matches("\"cam0\"").count(), 8);
+        assert_eq!(r.matches("\"cam0\"").count(), 10);
         assert!(r.contains("set leased4 { type ipv4_addr; }"), "{r}");
         let lease = super::super::Lease {
             mac: "02:00:00:00:83:0A".into(),
@@ -364,7 +370,7 @@ mod tests {
         };
         let leases_only = Binding::new(&[lease], Some("/nonexistent".into()));
         let r = ruleset("cam0", &leases_only);
-        assert_eq!(r.matches("\"cam0\"").count(), 10);
+        assert_eq!(r.matches("\"cam0\"").count(), 12);
         assert!(
             r.contains("set leased_macs { type ether_addr; elements = { 02:00:00:00:83:0a }; }"),
             "{r}"
@@ -379,6 +385,7 @@ mod tests {
             "{r}"
         );
         assert!(r.contains("nd-router-advert drop"));
+        assert!(r.contains("fib saddr type local accept"));
         assert!(r.contains("meta nfproto ipv4 udp dport { 53, 67, 123 } accept"));
     }
 }

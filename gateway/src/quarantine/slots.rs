@@ -24,6 +24,10 @@ pub const SLOTS: usize = 32;
 pub const SLOT_SIZE: u32 = 256;
 /// Slots an address without a lease can take.
 const UNLEASED: usize = SLOTS / 2;
+/// Most MACs mapped to slots (a slotted address's current leases: one from dnsmasq, and
+/// the owner's fixed ones). Only the current leases' MACs are mapped (ATTACKS 46: a camera
+/// cycling MACs through one address filled a map that kept every MAC it had seen).
+pub const MAX_MACS: usize = SLOTS * 2;
 
 /// Which address (and the MAC of its lease) records into which slot.
 #[derive(Debug, Default, Clone)]
@@ -48,18 +52,23 @@ impl Slots {
         Some(n)
     }
 
-    /// Gives a lease's `addr` a slot as [`Slots::assign`] does, and its `mac` (a checked
-    /// MAC, for IPv6) the address's slot if the MAC has none; the new map elements.
-    pub fn assign_lease(&mut self, addr: Ipv4Addr, mac: &str) -> (Option<String>, Option<String>) {
-        let four = self.assign(addr, true).map(|n| element(addr, n));
-        let six = match (self.by_addr.get(&addr), self.by_mac.contains_key(mac)) {
-            (Some(&n), false) => {
-                self.by_mac.insert(mac.to_string(), n);
-                Some(element(mac, n))
+    /// Gives each lease's address in `bound` a slot as [`Slots::assign`] does, and maps
+    /// the MACs of exactly these leases (checked MACs, for IPv6) to their address's slot:
+    /// a MAC whose lease is gone loses its element, so the map never outgrows the leases.
+    pub fn bind<'a>(&mut self, bound: impl IntoIterator<Item = &'a (Ipv4Addr, String)>) {
+        let bound: Vec<&(Ipv4Addr, String)> = bound.into_iter().collect();
+        for (a, _) in &bound {
+            self.assign(*a, true);
+        }
+        self.by_mac.clear();
+        for (a, m) in bound {
+            if self.by_mac.len() >= MAX_MACS {
+                break;
             }
-            _ => None,
-        };
-        (four, six)
+            if let Some(&n) = self.by_addr.get(a) {
+                self.by_mac.entry(m.clone()).or_insert(n);
+            }
+        }
     }
 
     /// `10.83.0.2 : goto slot0, ...` (empty when no slot is taken).
@@ -98,7 +107,7 @@ pub fn ruleset(slots: &Slots) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "  map slots4 {{ type ipv4_addr : verdict; size {SLOTS};{} }}\n  map slots6 {{ type ether_addr : verdict; size {SLOTS};{} }}",
+        "  map slots4 {{ type ipv4_addr : verdict; size {SLOTS};{} }}\n  map slots6 {{ type ether_addr : verdict; size {MAX_MACS};{} }}",
         listed(&slots.elements()),
         listed(&slots.mac_elements())
     );
@@ -143,14 +152,20 @@ mod tests {
         assert!(r.contains(&format!("set seen4_{} ", SLOTS - 1)));
         assert!(
             ruleset(&Slots::default())
-                .contains("map slots6 { type ether_addr : verdict; size 32; }")
+                .contains("map slots6 { type ether_addr : verdict; size 64; }")
         );
-        let (four, six) = s.assign_lease(a(2), "02:00:00:00:83:02");
-        assert_eq!(
-            (four, six.as_deref()),
-            (None, Some("02:00:00:00:83:02 : goto slot0"))
-        );
-        assert_eq!(s.assign_lease(a(2), "02:00:00:00:83:02"), (None, None));
+        let lease = |m: u32| (a(2), format!("02:c4:00:00:{:02x}:{:02x}", m >> 8, m & 0xff));
+        // ATTACKS 46: MAC after MAC through one address; only the current one is mapped.
+        for m in 0..1000 {
+            s.bind([&lease(m)]);
+            assert_eq!(s.mac_elements(), element(&lease(m).1, 0));
+        }
+        s.bind([&(a(2), "02:00:00:00:83:02".to_string())]);
         assert!(ruleset(&s).contains("elements = { 02:00:00:00:83:02 : goto slot0 }"));
+        let many: Vec<(Ipv4Addr, String)> = (0..1000).map(lease).collect();
+        s.bind(&many);
+        assert_eq!(s.by_mac.len(), MAX_MACS);
+        s.bind(&[]);
+        assert_eq!(s.mac_elements(), "");
     }
 }

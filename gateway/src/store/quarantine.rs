@@ -104,7 +104,7 @@ impl Store {
             let cam = if source == OTHER_SOURCE {
                 &mut out.other
             } else if let Ok(ip) = source.parse::<IpAddr>() {
-                out.camera(ip)
+                out.restore(ip)
             } else {
                 continue;
             };

@@ -101,3 +101,60 @@ ip -n {cam} route add default via 10.83.0.1 dev bad0 metric 100"
     }
     output_ok(Command::new("sh").args(["-c", &script]));
 }
+
+/// The MAC of `dev` in namespace `ns`.
+pub fn mac_of(ns: &str, dev: &str) -> String {
+    let out = output_ok(Command::new("ip").args(["-n", ns, "-j", "link", "show", dev]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+    v[0]["address"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no MAC for {dev} in {ns}: {out}"))
+        .to_string()
+}
+
+/// A third camera on the camera namespace's wire: `name` (a macvlan with `mac`), its
+/// address from the gateway's DHCP server (busybox udhcpc); returns the address.
+pub fn dhcp_camera(cam: &str, name: &str, mac: &str) -> String {
+    let script = format!(
+        "set -e
+ip netns exec {cam} sysctl -qw net.ipv4.conf.all.arp_ignore=1
+ip -n {cam} link add {name} link eth0 type macvlan mode bridge
+ip -n {cam} link set {name} address {mac}
+ip -n {cam} link set {name} up"
+    );
+    output_ok(Command::new("sh").args(["-c", &script]));
+    udhcpc(cam, name)
+}
+
+/// An address for `dev` in namespace `cam` from the gateway's DHCP server (busybox
+/// udhcpc, configured on `dev`).
+pub fn udhcpc(cam: &str, dev: &str) -> String {
+    let lease = output_ok(
+        Command::new("ip")
+            .args(["netns", "exec", cam, "timeout", "30", "busybox", "udhcpc"])
+            .args(["-f", "-q", "-n", "-t", "10", "-T", "1", "-i", dev, "-s"])
+            .arg(super::peer_script("udhcpc-script.sh")),
+    );
+    lease
+        .split_whitespace()
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .unwrap_or_else(|| panic!("no lease for {dev}: {lease}"))
+        .to_string()
+}
+
+/// Whether the gateway's table binds `ip` to `mac` (the lease is recorded as its own).
+pub fn lease_bound(gw: &str, ip: &str, mac: &str) -> bool {
+    let set = output_ok(Command::new("ip").args([
+        "netns",
+        "exec",
+        gw,
+        "nft",
+        "list",
+        "set",
+        "inet",
+        "latchkey_quarantine",
+        "lease_macs4",
+    ]));
+    set.contains(&format!("{ip} . {mac}"))
+}

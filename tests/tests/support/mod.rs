@@ -132,3 +132,19 @@ pub fn in_ns(ns: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
     c.args(["netns", "exec", ns]).arg(program);
     c
 }
+
+/// Fails the test unless every one of `peers` is installed (a missing peer is a failure,
+/// never a skip).
+#[allow(dead_code)] // the streaming test includes this module and needs no check
+pub fn require(peers: &[&str]) {
+    for p in peers {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {p}")])
+            .output()
+            .unwrap();
+        assert!(
+            found.status.success(),
+            "{p} is missing: run tests/run-all.sh (it installs the test peers)"
+        );
+    }
+}
