@@ -35,16 +35,7 @@ need() {
   [ "${#missing[@]}" = 0 ] || { log "missing commands: ${missing[*]} (install miniupnpd-nftables miniupnpc nftables socat curl)"; exit 1; }
 }
 
-kill_ns() {
-  local n=$1 p
-  ip netns list 2>/dev/null | grep -qw "^$n" || return 0
-  # every process inside a namespace this script created is one it started (or the test
-  # started there): stop them before deleting the namespace
-  for p in $(ip netns pids "$n" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
-  for _ in $(seq 30); do [ -z "$(ip netns pids "$n" 2>/dev/null)" ] && break; sleep 0.1; done
-  for p in $(ip netns pids "$n" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
-  ip netns del "$n" 2>/dev/null || true   # deletes the veths and all nft state with it
-}
+. "$(dirname "$0")/netns-lib.sh"
 
 down() {
   local n

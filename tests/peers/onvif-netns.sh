@@ -14,15 +14,7 @@ set -euo pipefail
 case "$PFX" in onv*) ;; *) echo "PFX must start with onv" >&2; exit 2 ;; esac
 GW=$PFX-gw CAM=$PFX-cam
 
-kill_ns() {
-  local n=$1 p
-  ip netns list 2>/dev/null | grep -qw "^$n" || return 0
-  # every process in a namespace this script created was started there by the test
-  for p in $(ip netns pids "$n" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
-  for _ in $(seq 30); do [ -z "$(ip netns pids "$n" 2>/dev/null)" ] && break; sleep 0.1; done
-  for p in $(ip netns pids "$n" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
-  ip netns del "$n" 2>/dev/null || true
-}
+. "$(dirname "$0")/netns-lib.sh"
 
 down() { kill_ns "$GW"; kill_ns "$CAM"; }
 
@@ -58,16 +50,6 @@ up() {
   settle "$CAM"
 }
 
-# Waits (up to 5 s) until no address in namespace $1 is still tentative, so the network is
-# quiet before any test peer starts in it.
-settle() {
-  for _ in $(seq 50); do
-    [ -z "$(ip -n "$1" addr show tentative)" ] && return 0
-    sleep 0.1
-  done
-  echo "onvif-netns.sh: addresses in $1 still tentative after 5 s" >&2
-  return 1
-}
 
 case "${1:-}" in
   up) up ;;

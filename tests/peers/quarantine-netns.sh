@@ -21,15 +21,7 @@ set -euo pipefail
 case "$PFX" in qr*) ;; *) echo "PFX must start with qr" >&2; exit 2 ;; esac
 GW=$PFX-gw CAM=$PFX-cam WAN=$PFX-wan
 
-kill_ns() {
-  local n=$1 p
-  ip netns list 2>/dev/null | grep -qw "^$n" || return 0
-  # every process in a namespace this script created was started there by the test
-  for p in $(ip netns pids "$n" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
-  for _ in $(seq 30); do [ -z "$(ip netns pids "$n" 2>/dev/null)" ] && break; sleep 0.1; done
-  for p in $(ip netns pids "$n" 2>/dev/null); do kill -9 "$p" 2>/dev/null || true; done
-  ip netns del "$n" 2>/dev/null || true
-}
+. "$(dirname "$0")/netns-lib.sh"
 
 down() { kill_ns "$CAM"; kill_ns "$GW"; kill_ns "$WAN"; }
 
