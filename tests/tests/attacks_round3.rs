@@ -357,6 +357,45 @@ fn listed_and_other(cam: &serde_json::Value) -> (u64, u64) {
     )
 }
 
+/// Waits until back's record holds `back_total` packets and front's lists `front_listed`,
+/// then checks both: front's `count` packets to `address`:443 listed, nothing of front's
+/// in "other", back's total exact. Returns the report.
+fn flood_recorded(
+    state: &std::path::Path,
+    back_total: u64,
+    front_listed: u64,
+    address: &str,
+    count: u64,
+) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    let settled = latchkey_tests::wait_for(Duration::from_secs(20), || {
+        last = serde_json::from_str(&report(state)).unwrap();
+        let (back, front) = (camera(&last, "back")?, camera(&last, "front")?);
+        let (listed, other) = listed_and_other(back);
+        (listed + other >= back_total && listed_and_other(front).0 >= front_listed).then_some(())
+    });
+    assert!(
+        settled.is_some(),
+        "the flood or front's packets to {address} missing: {last}"
+    );
+    let front = camera(&last, "front").unwrap();
+    let to_it: u64 = front["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["address"] == address && d["port"] == 443)
+        .map(|d| d["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        to_it, count,
+        "front's new destination {address} not listed: {last}"
+    );
+    assert_eq!(listed_and_other(front), (front_listed, 0), "{last}");
+    let (listed, other) = listed_and_other(camera(&last, "back").unwrap());
+    assert_eq!(listed + other, back_total, "{last}");
+    last
+}
+
 /// ATTACKS 42: one camera sending to thousands of destinations filled the kernel's one
 /// shared record (4,096 entries), and from then on every other camera's new attempts were
 /// only "other destinations". Each leased camera now records into a set of its own: the
@@ -420,33 +459,8 @@ for _ in range(7):
 print("sent")
 "#;
     output_ok(Command::new("ip").args(["netns", "exec", &cam, "python3", "-c", flood]));
-    let mut last = serde_json::Value::Null;
-    let settled = latchkey_tests::wait_for(Duration::from_secs(20), || {
-        last = serde_json::from_str(&report(&state)).unwrap();
-        let (back, front) = (camera(&last, "back")?, camera(&last, "front")?);
-        let (listed, other) = listed_and_other(back);
-        (listed + other >= 4200 && listed_and_other(front).0 >= 7).then_some(())
-    });
-    assert!(
-        settled.is_some(),
-        "the flood or front's packets missing: {last}"
-    );
-    let front = camera(&last, "front").unwrap();
-    let to_cloud: u64 = front["destinations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|d| d["address"] == "198.51.100.7" && d["port"] == 443)
-        .map(|d| d["count"].as_u64().unwrap())
-        .sum();
-    assert_eq!(to_cloud, 7, "front's new destination not listed: {last}");
-    assert_eq!(listed_and_other(front), (7, 0), "{last}");
+    let last = flood_recorded(&state, 4200, 7, "198.51.100.7", 7);
     let back = camera(&last, "back").unwrap();
-    assert_eq!(
-        listed_and_other(back).0 + listed_and_other(back).1,
-        4200,
-        "{last}"
-    );
     assert!(back["destinations"].as_array().unwrap().len() <= 128);
     let words = output_ok(
         Command::new(bin("latchkey").unwrap())
@@ -497,32 +511,7 @@ for _ in range(7):
 print("sent")
 "#;
     output_ok(Command::new("ip").args(["netns", "exec", &cam, "python3", "-c", flood6]));
-    let settled = latchkey_tests::wait_for(Duration::from_secs(20), || {
-        last = serde_json::from_str(&report(&state)).unwrap();
-        let (back, front) = (camera(&last, "back")?, camera(&last, "front")?);
-        let (listed, other) = listed_and_other(back);
-        (listed + other >= 8400 && listed_and_other(front).0 >= 14).then_some(())
-    });
-    assert!(
-        settled.is_some(),
-        "the IPv6 flood or front's packets missing: {last}"
-    );
-    let front = camera(&last, "front").unwrap();
-    let to_six: u64 = front["destinations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|d| d["address"] == "2001:db8:77::7" && d["port"] == 443)
-        .map(|d| d["count"].as_u64().unwrap())
-        .sum();
-    assert_eq!(to_six, 7, "front's new IPv6 destination not listed: {last}");
-    assert_eq!(listed_and_other(front), (14, 0), "{last}");
-    let back = camera(&last, "back").unwrap();
-    assert_eq!(
-        listed_and_other(back).0 + listed_and_other(back).1,
-        8400,
-        "{last}"
-    );
+    flood_recorded(&state, 8400, 14, "2001:db8:77::7", 7);
 
     // DNS and NTP to the gateway's IPv6 link-local address: no answer, recorded.
     let gw_ll = link_local(&net.ns("gw"), &[(&cam, "eth0")]);

@@ -17,27 +17,30 @@ pub(super) fn threads_cpu(prefix: &str) -> Duration {
             if !stat[open + 1..close].starts_with(prefix) {
                 continue;
             }
-            // Fields after the name: state is field 3; utime and stime are 14 and 15.
-            let rest: Vec<&str> = stat[close + 2..].split(' ').collect();
-            let utime: u64 = rest.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
-            let stime: u64 = rest.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-            ticks += utime + stime;
+            ticks += stat_ticks(&stat);
         }
     }
     // USER_HZ is 100 on Linux.
     Duration::from_millis(ticks * 10)
 }
 
+/// User+system clock ticks of one `/proc/.../stat` line (0 if it cannot be read).
+fn stat_ticks(stat: &str) -> u64 {
+    let Some(rest) = stat.rfind(')').and_then(|close| stat.get(close + 2..)) else {
+        return 0;
+    };
+    // Fields after the name: state is field 3; utime and stime are 14 and 15.
+    let rest: Vec<&str> = rest.split(' ').collect();
+    let utime: u64 = rest.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let stime: u64 = rest.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    utime + stime
+}
+
 /// CPU of a whole process (`/proc/PID/stat`).
 pub(super) fn process_cpu(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let Some(close) = stat.rfind(')') else {
-        return Duration::ZERO;
-    };
-    let rest: Vec<&str> = stat[close + 2..].split(' ').collect();
-    let utime: u64 = rest.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
-    let stime: u64 = rest.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-    Duration::from_millis((utime + stime) * 10)
+    // USER_HZ is 100 on Linux.
+    Duration::from_millis(stat_ticks(&stat) * 10)
 }
 
 pub(super) fn rss_kib(pid: u32) -> u64 {
@@ -68,13 +71,7 @@ pub(super) fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// CPU time of the calling thread (`/proc/thread-self/stat`).
 pub(super) fn thread_cpu() -> Duration {
     let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-    let Some(close) = stat.rfind(')') else {
-        return Duration::ZERO;
-    };
-    let rest: Vec<&str> = stat[close + 2..].split(' ').collect();
-    let utime: u64 = rest.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
-    let stime: u64 = rest.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-    Duration::from_millis((utime + stime) * 10)
+    Duration::from_millis(stat_ticks(&stat) * 10)
 }
 
 pub(super) struct Table {
