@@ -428,15 +428,7 @@ fn main() -> anyhow::Result<()> {
                 let started = Instant::now();
                 let conn = dev.connect(addr).await?;
                 let resp = conn.live("cam", LiveFormat::Mp4).await?;
-                let mut body = resp.into_body();
-                let mut reader = Mp4Reader::default();
-                let mut got = false;
-                while !got {
-                    let frame = body.frame().await.context("stream ended")??;
-                    if let Ok(data) = frame.into_data() {
-                        reader.push(&data, |_| got = true);
-                    }
-                }
+                first_mdat(resp.into_body()).await?;
                 samples.push(ms(started.elapsed()));
             }
             keep.abort();

@@ -53,19 +53,7 @@ fn the_camera_ports_dns_and_ntp_answer_only_the_camera_port() {
     support::require(&["nft", "python3"]);
     let dir = tempfile::tempdir().unwrap();
     let net = Net::up("atk3a");
-    let config = dir.path().join("latchkey.toml");
-    std::fs::write(
-        &config,
-        "[camera_port]\ninterface = \"cam0\"\ndhcp = false\n[[camera_port.lease]]\nmac = \"02:00:00:00:83:02\"\naddress = \"10.83.0.2\"\ncamera = \"front\"\n",
-    )
-    .unwrap();
-    let state = dir.path().join("gateway");
-    let _gateway = Gateway::start_in_netns(
-        &net.ns("gw"),
-        &state,
-        &["--config", config.to_str().unwrap()],
-    )
-    .unwrap();
+    let (_gateway, state) = gateway_with(&net.ns("gw"), dir.path(), FRONT_LEASE);
 
     // The camera on the port is served (the control).
     let cam = ask_dns_and_ntp(&net.ns("cam"), "p2p.vendor.example");
@@ -174,19 +162,7 @@ fn a_box_that_does_not_forward_and_spoofed_sources_cannot_blind_the_record() {
     let net = Net::up("atk3b");
     let cam = net.ns("cam");
     output_ok(Command::new("ip").args(["-n", &cam, "addr", "add", "10.83.0.3/24", "dev", "eth0"]));
-    let config = dir.path().join("latchkey.toml");
-    std::fs::write(
-        &config,
-        "[camera_port]\ninterface = \"cam0\"\ndhcp = false\n[[camera_port.lease]]\nmac = \"02:00:00:00:83:02\"\naddress = \"10.83.0.2\"\ncamera = \"front\"\n",
-    )
-    .unwrap();
-    let state = dir.path().join("gateway");
-    let _gateway = Gateway::start_in_netns(
-        &net.ns("gw"),
-        &state,
-        &["--config", config.to_str().unwrap()],
-    )
-    .unwrap();
+    let (_gateway, state) = gateway_with(&net.ns("gw"), dir.path(), FRONT_LEASE);
     let gw_forward = output_ok(Command::new("ip").args([
         "netns",
         "exec",
@@ -276,21 +252,7 @@ fn a_camera_cannot_blame_a_leased_camera_by_spoofing_its_address() {
     let cam = net.ns("cam");
     // The hostile camera: another MAC on the same wire, at 10.83.0.3.
     second_camera(&cam, Some("10.83.0.3"));
-    let config = dir.path().join("latchkey.toml");
-    std::fs::write(
-        &config,
-        "[camera_port]\ninterface = \"cam0\"\ndhcp = false\n\
-         [[camera_port.lease]]\nmac = \"02:00:00:00:83:02\"\naddress = \"10.83.0.2\"\ncamera = \"front\"\n\
-         [[camera_port.lease]]\nmac = \"02:00:00:00:83:03\"\naddress = \"10.83.0.3\"\ncamera = \"back\"\n",
-    )
-    .unwrap();
-    let state = dir.path().join("gateway");
-    let _gateway = Gateway::start_in_netns(
-        &net.ns("gw"),
-        &state,
-        &["--config", config.to_str().unwrap()],
-    )
-    .unwrap();
+    let (_gateway, state) = gateway_with(&net.ns("gw"), dir.path(), TWO_LEASES);
     let spoof = r#"
 import socket, struct
 def dns(name):
@@ -331,6 +293,21 @@ print("sent")
         "a spoofed packet was recorded as front's: {last}"
     );
 }
+
+/// Starts the gateway in namespace `ns` with `config` as its config file (written into
+/// `dir`); returns it and its state directory.
+fn gateway_with(ns: &str, dir: &std::path::Path, config: &str) -> (Gateway, std::path::PathBuf) {
+    let file = dir.join("latchkey.toml");
+    std::fs::write(&file, config).unwrap();
+    let state = dir.join("gateway");
+    let gateway =
+        Gateway::start_in_netns(ns, &state, &["--config", file.to_str().unwrap()]).unwrap();
+    (gateway, state)
+}
+
+/// The gateway's lease for `camera_port`: front at 10.83.0.2 (eth0's MAC), no DHCP server.
+const FRONT_LEASE: &str = "[camera_port]\ninterface = \"cam0\"\ndhcp = false\n\
+     [[camera_port.lease]]\nmac = \"02:00:00:00:83:02\"\naddress = \"10.83.0.2\"\ncamera = \"front\"\n";
 
 /// The gateway's leases for `camera_port`: front at 10.83.0.2 (eth0's MAC) and back at
 /// 10.83.0.3 (bad0's), no DHCP server.
@@ -431,15 +408,7 @@ fn a_flooding_camera_loses_only_its_own_detail() {
             "permanent",
         ]));
     }
-    let config = dir.path().join("latchkey.toml");
-    std::fs::write(&config, TWO_LEASES).unwrap();
-    let state = dir.path().join("gateway");
-    let _gateway = Gateway::start_in_netns(
-        &net.ns("gw"),
-        &state,
-        &["--config", config.to_str().unwrap()],
-    )
-    .unwrap();
+    let (_gateway, state) = gateway_with(&net.ns("gw"), dir.path(), TWO_LEASES);
     // Back sends to 4,200 distinct destinations (in bursts of 100, so that no packet is
     // lost on the way), then front tries one new destination 7 times.
     let flood = r#"
@@ -594,11 +563,7 @@ fn a_camera_cannot_blame_a_camera_with_a_dynamic_lease() {
     let dir = tempfile::tempdir().unwrap();
     let net = Net::up("atk3e");
     let (cam, gw) = (net.ns("cam"), net.ns("gw"));
-    let config = dir.path().join("latchkey.toml");
-    std::fs::write(&config, "[camera_port]\ninterface = \"cam0\"\n").unwrap();
-    let state = dir.path().join("gateway");
-    let _gateway =
-        Gateway::start_in_netns(&gw, &state, &["--config", config.to_str().unwrap()]).unwrap();
+    let (_gateway, state) = gateway_with(&gw, dir.path(), "[camera_port]\ninterface = \"cam0\"\n");
     // The victim's address comes from the gateway's DHCP server.
     output_ok(Command::new("ip").args(["-n", &cam, "addr", "flush", "dev", "eth0"]));
     let ip = udhcpc(&cam, "eth0");
@@ -705,15 +670,7 @@ const FRONT_AND_DHCP: &str = "[camera_port]\ninterface = \"cam0\"\n\
 /// wire; returns the gateway, its state directory and the camera port's MAC.
 fn dhcp_port(net: &Net, dir: &std::path::Path) -> (Gateway, std::path::PathBuf, String) {
     support::require(&["dnsmasq", "busybox"]);
-    let config = dir.join("latchkey.toml");
-    std::fs::write(&config, FRONT_AND_DHCP).unwrap();
-    let state = dir.join("gateway");
-    let gateway = Gateway::start_in_netns(
-        &net.ns("gw"),
-        &state,
-        &["--config", config.to_str().unwrap()],
-    )
-    .unwrap();
+    let (gateway, state) = gateway_with(&net.ns("gw"), dir, FRONT_AND_DHCP);
     second_camera(&net.ns("cam"), None);
     let gw_mac = mac_of(&net.ns("gw"), "cam0");
     (gateway, state, gw_mac)
@@ -897,11 +854,7 @@ fn a_camera_cannot_blame_a_leased_camera_through_the_neighbour_table() {
     let dir = tempfile::tempdir().unwrap();
     let net = Net::up("atk3h");
     let (cam, gw) = (net.ns("cam"), net.ns("gw"));
-    let config = dir.path().join("latchkey.toml");
-    std::fs::write(&config, TWO_LEASES).unwrap();
-    let state = dir.path().join("gateway");
-    let _gateway =
-        Gateway::start_in_netns(&gw, &state, &["--config", config.to_str().unwrap()]).unwrap();
+    let (_gateway, state) = gateway_with(&gw, dir.path(), TWO_LEASES);
     let evil = "02:00:00:00:83:09";
     let script = format!(
         "set -e

@@ -137,3 +137,16 @@ pub(super) fn stamp_of(mdat: &[u8]) -> Duration {
             Duration::from_nanos(u64::from_be_bytes(b))
         })
 }
+
+/// Reads a live.mp4 body until its first complete `mdat` (the first keyframe) arrived.
+pub(super) async fn first_mdat(mut body: hyper::body::Incoming) -> anyhow::Result<()> {
+    let mut reader = Mp4Reader::default();
+    let mut got = false;
+    while !got {
+        let frame = body.frame().await.context("stream ended")??;
+        if let Ok(data) = frame.into_data() {
+            reader.push(&data, |_| got = true);
+        }
+    }
+    Ok(())
+}

@@ -17,7 +17,7 @@ use latchkey_client::{LiveFormat, StateDir};
 use latchkey_gateway::limits::MAX_SESSIONS_PER_DEVICE;
 use tokio::runtime::Runtime;
 
-use super::{Device, Mp4Reader, Plan, Table, median, ms, percentile, pin_cmd, rss_kib};
+use super::{Device, Plan, Table, first_mdat, median, ms, percentile, pin_cmd, rss_kib};
 
 const LATCHKEY: &str = env!("CARGO_BIN_EXE_latchkey");
 const RTSP_CAM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/peers/rtsp_cam.py");
@@ -287,15 +287,7 @@ pub fn cold_client(state: &str, camera: &str) -> anyhow::Result<()> {
         let conn = latchkey_client::connect(&dir).await?;
         let resp = conn.live(camera, LiveFormat::Mp4).await?;
         anyhow::ensure!(resp.status() == 200, "live.mp4: {}", resp.status());
-        let mut body = resp.into_body();
-        let mut reader = Mp4Reader::default();
-        let mut got = false;
-        while !got {
-            let frame = body.frame().await.context("stream ended")??;
-            if let Ok(data) = frame.into_data() {
-                reader.push(&data, |_| got = true);
-            }
-        }
+        first_mdat(resp.into_body()).await?;
         anyhow::Ok(started.elapsed())
     })?;
     println!("cold_first_frame_ms {:.3}", ms(elapsed));
