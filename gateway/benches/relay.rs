@@ -334,9 +334,11 @@ fn main() -> anyhow::Result<()> {
         load.trim()
     );
     let mut t = Table { rows: Vec::new() };
-    // The gateway gets one worker thread ("one core"); clients get their own runtime.
+    // The gateway gets one worker thread ("one core"); the clients get their own runtime,
+    // also of one worker: they are pinned to one core, where a second worker would only
+    // add context switches and cross-thread wake-ups (BENCHMARKS.md, round four).
     let gw_rt = runtime("lk-gw", 1);
-    let cl_rt = runtime("lk-client", 2);
+    let cl_rt = runtime("lk-client", 1);
     pin_threads("lk-gw", 0);
     pin_threads("lk-client", 1);
     pin_self(1);
