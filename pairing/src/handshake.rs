@@ -155,12 +155,23 @@ fn remote_key(hs: &HandshakeState) -> Result<PublicKey, Error> {
         .ok_or_else(|| PeerMisbehaved::BadHandshake.into())
 }
 
-fn into_session(hs: HandshakeState, now: Duration, policy: RekeyPolicy) -> Result<Session, Error> {
-    let transport = hs.into_transport_mode().map_err(|source| Error::Noise {
-        op: "entering transport mode",
-        source,
-    })?;
-    Ok(Session::new(transport, now, policy))
+/// The session after a finished handshake: Noise Split() gives the two transport keys
+/// (initiator to responder first), which `Session` runs itself (see `cipher.rs` for why).
+fn into_session(
+    mut hs: HandshakeState,
+    now: Duration,
+    policy: RekeyPolicy,
+) -> Result<Session, Error> {
+    if !hs.is_handshake_finished() {
+        return Err(PeerMisbehaved::BadHandshake.into());
+    }
+    let (mut i2r, mut r2i) = hs.dangerously_get_raw_split();
+    let session = if hs.is_initiator() {
+        Session::new(&mut i2r, &mut r2i, now, policy)
+    } else {
+        Session::new(&mut r2i, &mut i2r, now, policy)
+    };
+    Ok(session)
 }
 
 /// Phone side of pairing, after message 1 was produced.

@@ -18,6 +18,7 @@
 pub mod allowlist;
 pub mod api_error;
 pub mod api_types;
+mod cipher;
 pub mod device_id;
 pub mod error;
 pub mod frame;

@@ -9,13 +9,12 @@
 
 use std::time::Duration;
 
-use snow::TransportState;
-
+use crate::cipher::{self, CipherState};
 use crate::error::{Error, PeerMisbehaved};
 use crate::frame::{self, HEADER_LEN, MAX_FRAME};
 
 /// Authentication tag appended to each transport message.
-pub const TAG_LEN: usize = 16;
+pub const TAG_LEN: usize = cipher::TAG_LEN;
 /// Most plaintext bytes one transport message carries.
 pub const MAX_PLAINTEXT: usize = MAX_FRAME - TAG_LEN;
 
@@ -61,7 +60,8 @@ pub enum Opened {
 /// the caller chooses, as a duration since its own origin.
 #[derive(Debug)]
 pub struct Session {
-    transport: TransportState,
+    send: CipherState,
+    recv: CipherState,
     policy: RekeyPolicy,
     send_key_since: Duration,
     send_key_messages: u64,
@@ -70,9 +70,17 @@ pub struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(transport: TransportState, now: Duration, policy: RekeyPolicy) -> Self {
+    /// A session over the two keys of the handshake's Split(), this side's sending key
+    /// first; both are zeroed here (the session holds the only copies).
+    pub(crate) fn new(
+        send: &mut [u8; cipher::CIPHER_KEY_LEN],
+        recv: &mut [u8; cipher::CIPHER_KEY_LEN],
+        now: Duration,
+        policy: RekeyPolicy,
+    ) -> Self {
         Self {
-            transport,
+            send: CipherState::new(send),
+            recv: CipherState::new(recv),
             policy,
             send_key_since: now,
             send_key_messages: 0,
@@ -89,7 +97,7 @@ impl Session {
     /// The nonce the next sealed message uses. It counts every message sent in this
     /// direction, rekey markers included; `Rekey()` does not reset it (Noise §11.3).
     pub fn sending_nonce(&self) -> u64 {
-        self.transport.sending_nonce()
+        self.send.nonce()
     }
 
     /// Encrypts `data` (any length; empty sends nothing) into framed transport messages
@@ -101,9 +109,7 @@ impl Session {
         for chunk in data.chunks(MAX_PLAINTEXT) {
             if self.send_key_due(now) {
                 self.write_one(&[], out)?;
-                self.transport.rekey_outgoing();
-                self.send_key_since = now;
-                self.send_key_messages = 0;
+                self.rekey_send(now)?;
             }
             self.write_one(chunk, out)?;
             self.send_key_messages += 1;
@@ -114,6 +120,17 @@ impl Session {
     fn send_key_due(&self, now: Duration) -> bool {
         now.saturating_sub(self.send_key_since) >= self.policy.rekey_after
             || self.send_key_messages >= self.policy.rekey_after_messages
+    }
+
+    /// Noise `Rekey()` of the sending key, after its marker was sealed.
+    fn rekey_send(&mut self, now: Duration) -> Result<(), Error> {
+        if self.send.rekey().is_err() {
+            self.failed = true;
+            return Err(Error::SessionClosed);
+        }
+        self.send_key_since = now;
+        self.send_key_messages = 0;
+        Ok(())
     }
 
     fn write_one(&mut self, plain: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
@@ -136,17 +153,23 @@ impl Session {
             len,
             max: MAX_FRAME,
         })?;
+        // The plaintext is copied once, to where it is sealed in place, the tag after it.
         let written = match out.split_at_mut_checked(HEADER_LEN) {
-            Some((head, body)) if body.len() >= len => {
-                head.copy_from_slice(&header.to_be_bytes());
-                self.transport
-                    .write_message(plain, body)
-                    .map_err(|source| Error::Noise {
-                        op: "sealing transport message",
-                        source,
-                    })
-            }
-            _ => Err(Error::SessionClosed),
+            Some((head, body)) => match body.get_mut(..len).map(|b| b.split_at_mut(plain.len())) {
+                Some((text, tag)) => {
+                    head.copy_from_slice(&header.to_be_bytes());
+                    text.copy_from_slice(plain);
+                    self.send
+                        .seal_in_place(text)
+                        .map(|sealed| {
+                            tag.copy_from_slice(&sealed);
+                            len
+                        })
+                        .map_err(|_| Error::SessionClosed)
+                }
+                None => Err(Error::SessionClosed),
+            },
+            None => Err(Error::SessionClosed),
         };
         if written.is_err() {
             self.failed = true;
@@ -170,9 +193,7 @@ impl Session {
         for chunk in data.chunks(MAX_PLAINTEXT) {
             if self.send_key_due(now) {
                 used += self.write_one_into(&[], out.get_mut(used..).unwrap_or_default())?;
-                self.transport.rekey_outgoing();
-                self.send_key_since = now;
-                self.send_key_messages = 0;
+                self.rekey_send(now)?;
             }
             used += self.write_one_into(chunk, out.get_mut(used..).unwrap_or_default())?;
             self.send_key_messages += 1;
@@ -200,9 +221,9 @@ impl Session {
         out: &mut Vec<u8>,
     ) -> Result<Opened, Error> {
         let start = out.len();
-        out.resize(start + body.len(), 0);
+        out.extend_from_slice(body);
         let opened = match out.get_mut(start..) {
-            Some(buf) => self.open_inner_into(now, body, buf),
+            Some(buf) => self.open_in_place_inner(now, buf),
             None => Err(PeerMisbehaved::BadCiphertext.into()),
         };
         let len = match opened {
@@ -213,39 +234,33 @@ impl Session {
         opened
     }
 
-    /// Like [`Session::open`], into the front of `out` (at least `body.len()` bytes of
-    /// initialised memory, reused without zeroing). `Data(n)`: the first `n` bytes.
-    pub fn open_into(
-        &mut self,
-        now: Duration,
-        body: &[u8],
-        out: &mut [u8],
-    ) -> Result<Opened, Error> {
+    /// Opens one frame body where it lies: `body` holds the ciphertext and tag, and on
+    /// `Data(n)` its first `n` bytes are the plaintext. Nothing is copied. Any failure is
+    /// fatal: the session refuses everything afterwards.
+    pub fn open_in_place(&mut self, now: Duration, body: &mut [u8]) -> Result<Opened, Error> {
         if self.failed {
             return Err(Error::SessionClosed);
         }
-        let result = self.open_inner_into(now, body, out);
+        let result = self.open_in_place_inner(now, body);
         if result.is_err() {
             self.failed = true;
         }
         result
     }
 
-    fn open_inner_into(
-        &mut self,
-        now: Duration,
-        body: &[u8],
-        out: &mut [u8],
-    ) -> Result<Opened, Error> {
-        if body.len() < TAG_LEN || out.len() < body.len() {
+    fn open_in_place_inner(&mut self, now: Duration, body: &mut [u8]) -> Result<Opened, Error> {
+        if body.len() > MAX_FRAME {
             return Err(PeerMisbehaved::BadCiphertext.into());
         }
         let len = self
-            .transport
-            .read_message(body, out)
+            .recv
+            .open_in_place(body)
             .map_err(|_| Error::from(PeerMisbehaved::BadCiphertext))?;
         if len == 0 {
-            self.transport.rekey_incoming();
+            // An empty message is the peer's rekey marker (PROTOCOL.md §8).
+            self.recv
+                .rekey()
+                .map_err(|_| Error::from(PeerMisbehaved::BadCiphertext))?;
             self.recv_key_since = now;
             return Ok(Opened::Rekeyed);
         }

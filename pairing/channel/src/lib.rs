@@ -27,7 +27,8 @@ pub const H2_MAX_FRAME: u32 = (MAX_PLAINTEXT - H2_FRAME_HEADER) as u32;
 /// Bytes of an HTTP/2 frame header.
 const H2_FRAME_HEADER: usize = 9;
 
-/// A read at least this big means data is flowing: the read buffers are kept.
+/// A read at least this big means data is flowing: the next read makes room for a
+/// whole maximal frame.
 const KEEP_CAPACITY: usize = 4096;
 
 /// Reads one frame body of at most `max` bytes. The length is checked from the header
@@ -59,31 +60,31 @@ fn protocol_error(e: ProtocolError) -> io::Error {
 /// Writes are sealed into an outgoing buffer and sent when it holds [`SEND_BATCH`]
 /// bytes or on flush (hyper flushes after every batch of frames), so a small HTTP/2
 /// frame header and its payload leave in one system call. Vectored writes seal each
-/// slice directly, without gathering them first. Buffers are reused while data flows
-/// and given back when the connection goes quiet (see [`KEEP_CAPACITY`]).
+/// slice directly, without gathering them first. Each message read is opened in place,
+/// in the buffer it was read into, and its plaintext handed to the reader from there.
+/// Buffers are reused while data flows and given back when the connection goes quiet
+/// (see [`KEEP_CAPACITY`]).
 #[derive(Debug)]
 pub struct NoiseStream<S> {
     inner: S,
     session: Session,
     now: SessionClock,
-    /// Ciphertext read from `inner`: bytes `cipher_start..cipher_end` are not opened
-    /// yet. The vector's length is how much of it is initialised, reused without
-    /// zeroing it again.
-    cipher_in: Vec<u8>,
-    cipher_start: usize,
-    cipher_end: usize,
-    /// Plaintext opened, not yet handed to the reader: bytes `plain_pos..plain_end`. The
-    /// vector's length is how much of it is initialised (reused without zeroing).
-    plain_in: Vec<u8>,
+    /// Bytes read from `inner`: `plain_pos..plain_end` is the plaintext of the last
+    /// message, opened in place and not yet handed to the reader; `cipher_start..
+    /// cipher_end` (after it) is ciphertext not opened yet. The vector's length is how
+    /// much of it is initialised, reused without zeroing it again.
+    read_buf: Vec<u8>,
     plain_pos: usize,
     plain_end: usize,
+    cipher_start: usize,
+    cipher_end: usize,
     /// Ciphertext sealed, not yet written to `inner`: bytes `cipher_out_pos..
-    /// cipher_out_end`; initialised like `plain_in`.
+    /// cipher_out_end`; initialised like `read_buf`.
     cipher_out: Vec<u8>,
     cipher_out_pos: usize,
     cipher_out_end: usize,
     /// Bytes the last read from `inner` returned: a small read means the peer is
-    /// trickling (pings, window updates) and big buffers can go.
+    /// trickling (pings, window updates) and reads are sized to the frame they are in.
     last_read: usize,
     /// Whether anything was sealed since the read side last waited.
     sealed_since_wait: bool,
@@ -126,12 +127,11 @@ impl<S> NoiseStream<S> {
             inner,
             session,
             now: SessionClock(Box::new(now)),
-            cipher_in: Vec::new(),
-            cipher_start: 0,
-            cipher_end: 0,
-            plain_in: Vec::new(),
+            read_buf: Vec::new(),
             plain_pos: 0,
             plain_end: 0,
+            cipher_start: 0,
+            cipher_end: 0,
             cipher_out: Vec::new(),
             cipher_out_pos: 0,
             cipher_out_end: 0,
@@ -149,7 +149,7 @@ impl<S> NoiseStream<S> {
 
     /// Bytes of buffer memory this stream holds now (for memory tests).
     pub fn buffered_capacity(&self) -> usize {
-        self.cipher_in.capacity() + self.plain_in.capacity() + self.cipher_out.capacity()
+        self.read_buf.capacity() + self.cipher_out.capacity()
     }
 
     fn now(&self) -> Duration {
@@ -157,23 +157,19 @@ impl<S> NoiseStream<S> {
     }
 
     /// Gives empty buffers back to the allocator once their direction has gone quiet:
-    /// the read buffers when the peer trickles (a read under [`KEEP_CAPACITY`]) or the
-    /// read side waits twice with no read between, the
-    /// write buffer when nothing was sealed since the last time the read side waited.
-    /// An idle session then holds no buffer at all, while a live stream (small reads,
-    /// steady writes) keeps its write buffer instead of zeroing a new one per frame.
+    /// the read buffer when the peer trickles (a read under [`KEEP_CAPACITY`]) or the
+    /// read side waits twice with no read between, the write buffer when nothing was
+    /// sealed since the last time the read side waited. An idle session then holds no
+    /// buffer at all, while a live stream (small reads, steady writes) keeps its write
+    /// buffer instead of zeroing a new one per frame.
     fn release_if_quiet(&mut self) {
-        if self.last_read < KEEP_CAPACITY || self.waited_since_read {
-            if self.cipher_start == self.cipher_end {
-                self.cipher_start = 0;
-                self.cipher_end = 0;
-                self.cipher_in = Vec::new();
-            }
-            if self.plain_pos == self.plain_end {
-                self.plain_pos = 0;
-                self.plain_end = 0;
-                self.plain_in = Vec::new();
-            }
+        let read_empty = self.plain_pos == self.plain_end && self.cipher_start == self.cipher_end;
+        if (self.last_read < KEEP_CAPACITY || self.waited_since_read) && read_empty {
+            self.plain_pos = 0;
+            self.plain_end = 0;
+            self.cipher_start = 0;
+            self.cipher_end = 0;
+            self.read_buf = Vec::new();
         }
         if !self.sealed_since_wait && self.cipher_out_pos == self.cipher_out_end {
             self.cipher_out_pos = 0;
@@ -207,57 +203,87 @@ impl<S> NoiseStream<S> {
         Ok(())
     }
 
-    /// Opens every complete frame in `cipher_in` into `plain_in`; returns whether any
-    /// plaintext came out.
-    fn open_buffered(&mut self) -> io::Result<bool> {
+    /// Opens the next complete frame of `read_buf` in place; returns whether there was
+    /// one. Its plaintext, if any, becomes the window `plain_pos..plain_end`; call only
+    /// when that window is empty.
+    fn open_next(&mut self) -> io::Result<bool> {
+        let pending = self
+            .read_buf
+            .get(self.cipher_start..self.cipher_end)
+            .unwrap_or_default();
+        let Some(f) = frame::decode(pending, MAX_FRAME)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
+        else {
+            return Ok(false);
+        };
+        let body_start = self.cipher_start + HEADER_LEN;
+        let body_end = self.cipher_start + f.consumed;
         let now = self.now();
-        let mut opened = false;
-        loop {
-            let pending = self
-                .cipher_in
-                .get(self.cipher_start..self.cipher_end)
-                .unwrap_or_default();
-            let Some(f) = frame::decode(pending, MAX_FRAME)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?
-            else {
-                break;
-            };
-            let (consumed, body_len) = (f.consumed, f.body.len());
-            make_room(
-                &mut self.plain_in,
-                &mut self.plain_pos,
-                &mut self.plain_end,
-                body_len,
-            );
-            let body = f.body;
-            let out = self.plain_in.get_mut(self.plain_end..).unwrap_or_default();
-            match self
-                .session
-                .open_into(now, body, out)
-                .map_err(protocol_error)?
-            {
-                Opened::Data(n) => {
-                    self.plain_end += n;
-                    opened = true;
-                }
-                Opened::Rekeyed => {}
+        self.cipher_start = body_end;
+        let body = self
+            .read_buf
+            .get_mut(body_start..body_end)
+            .unwrap_or_default();
+        match self
+            .session
+            .open_in_place(now, body)
+            .map_err(protocol_error)?
+        {
+            Opened::Data(n) => {
+                self.plain_pos = body_start;
+                self.plain_end = body_start + n;
             }
-            self.cipher_start += consumed;
+            Opened::Rekeyed => {
+                // The one place the read path sees a transport message that opened to
+                // zero bytes of plaintext (a rekey marker): one message, nothing to
+                // hand out.
+            }
         }
-        if self.cipher_start == self.cipher_end {
-            self.cipher_start = 0;
-            self.cipher_end = 0;
-        }
-        Ok(opened)
+        Ok(true)
+    }
+
+    /// Makes room in `read_buf` for the next read from `inner`, when no plaintext is
+    /// pending: while data flows, a whole maximal frame; a quiet connection (a new one,
+    /// pings, window updates) reads in small steps, sized to the frame it is in.
+    fn make_read_room(&mut self) {
+        let pending = self.cipher_end - self.cipher_start;
+        let frame_left = match self
+            .read_buf
+            .get(self.cipher_start..self.cipher_start + HEADER_LEN)
+        {
+            Some(&[hi, lo]) => {
+                (usize::from(u16::from_be_bytes([hi, lo])) + HEADER_LEN).saturating_sub(pending)
+            }
+            _ => HEADER_LEN,
+        };
+        let want = if self.last_read >= KEEP_CAPACITY {
+            MAX_FRAME + HEADER_LEN
+        } else {
+            frame_left.max(KEEP_CAPACITY / 2)
+        };
+        self.plain_pos = 0;
+        self.plain_end = 0;
+        make_room(
+            &mut self.read_buf,
+            &mut self.cipher_start,
+            &mut self.cipher_end,
+            want,
+        );
     }
 }
 
 /// Makes `need` bytes of initialised room after `end` in the window `pos..end` of `buf`:
-/// rewinds an empty window, grows (zeroing only the growth) when still short.
+/// rewinds an empty window, moves a pending one to the front when the room after it is
+/// short, and grows (zeroing only the growth) when still short.
 fn make_room(buf: &mut Vec<u8>, pos: &mut usize, end: &mut usize, need: usize) {
     if *pos == *end {
         *pos = 0;
         *end = 0;
+    }
+    if buf.len() - *end < need && *pos > 0 {
+        buf.copy_within(*pos..*end, 0);
+        *end -= *pos;
+        *pos = 0;
     }
     if buf.len() - *end < need {
         buf.resize(*end + need, 0);
@@ -307,20 +333,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for NoiseStream<S> {
         loop {
             if this.plain_pos < this.plain_end {
                 let avail = this
-                    .plain_in
+                    .read_buf
                     .get(this.plain_pos..this.plain_end)
                     .unwrap_or_default();
                 let n = avail.len().min(buf.remaining());
                 buf.put_slice(avail.get(..n).unwrap_or_default());
                 this.plain_pos += n;
-                if this.plain_pos == this.plain_end {
-                    this.plain_pos = 0;
-                    this.plain_end = 0;
-                }
                 return Poll::Ready(Ok(()));
             }
-            // Open every complete frame buffered so far.
-            if this.open_buffered()? {
+            if this.open_next()? {
                 continue;
             }
             if this.read_eof {
@@ -332,35 +353,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for NoiseStream<S> {
                     "stream ended inside a frame",
                 )));
             }
-            // Read more ciphertext. While data flows, make room for a whole maximal frame;
-            // a quiet connection (a new one, pings, window updates) reads in small steps,
-            // sized to the frame it is in, so it never touches a big buffer.
-            let pending = this.cipher_end - this.cipher_start;
-            let frame_left = match this.cipher_in.get(this.cipher_start..this.cipher_start + 2) {
-                Some(&[hi, lo]) => {
-                    (usize::from(u16::from_be_bytes([hi, lo])) + HEADER_LEN).saturating_sub(pending)
-                }
-                _ => HEADER_LEN,
-            };
-            let want = if this.last_read >= KEEP_CAPACITY {
-                MAX_FRAME + HEADER_LEN
-            } else {
-                frame_left.max(KEEP_CAPACITY / 2)
-            };
-            if this.cipher_in.len() - this.cipher_end < want && this.cipher_start > 0 {
-                this.cipher_in
-                    .copy_within(this.cipher_start..this.cipher_end, 0);
-                this.cipher_end -= this.cipher_start;
-                this.cipher_start = 0;
-            }
-            if this.cipher_in.len() - this.cipher_end < want {
-                this.cipher_in.resize(this.cipher_end + want, 0);
-            }
-            let mut rb = ReadBuf::new(
-                this.cipher_in
-                    .get_mut(this.cipher_end..)
-                    .unwrap_or_default(),
-            );
+            this.make_read_room();
+            let mut rb = ReadBuf::new(this.read_buf.get_mut(this.cipher_end..).unwrap_or_default());
             let polled = Pin::new(&mut this.inner).poll_read(cx, &mut rb);
             let filled = rb.filled().len();
             match polled {
@@ -386,6 +380,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for NoiseStream<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        // An empty write seals nothing: no message goes out for it.
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
         let this = self.get_mut();
         ready!(this.poll_room(cx))?;
         let n = buf.len().min(WRITE_BUDGET);
@@ -398,6 +396,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for NoiseStream<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        // Empty slices seal nothing (`seal` of no bytes writes no message either).
+        if bufs.iter().all(|b| b.is_empty()) {
+            return Poll::Ready(Ok(0));
+        }
         let this = self.get_mut();
         ready!(this.poll_room(cx))?;
         let mut taken = 0;
@@ -456,6 +458,10 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt, duplex};
 
     fn session_pair() -> (Session, Session) {
+        session_pair_rotating_every(120)
+    }
+
+    fn session_pair_rotating_every(secs: u64) -> (Session, Session) {
         let gw = Keypair::generate(&mut OsRng).unwrap();
         let phone = Keypair::generate(&mut OsRng).unwrap();
         let psk = SessionPsk::generate(&mut OsRng).unwrap();
@@ -468,7 +474,7 @@ mod tests {
             device_id: String::new(),
             gateway_name: String::new(),
             addresses: vec![],
-            rekey_after_secs: 120,
+            rekey_after_secs: secs,
         };
         let (m2, gw_session) = resp.accept(&psk, &sh, Duration::ZERO).unwrap();
         let (_, phone_session) = init.read_response(&m2, Duration::ZERO).unwrap();
@@ -544,6 +550,87 @@ mod tests {
         drop(q);
         let err = right.read(&mut buf).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    /// Streams on both runtime threads at once, all taking and giving buffers through the
+    /// one pool, with random chunking: every byte arrives, in order, on its own stream.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_streams_never_mix_or_lose_bytes() {
+        let mut tasks = Vec::new();
+        for seed in 0..12u64 {
+            tasks.push(tokio::spawn(async move {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+                let (a, b) = session_pair();
+                let (x, y) = duplex(rng.gen_range(1000..200_000));
+                let origin = Instant::now();
+                let mut left = NoiseStream::new(x, a, origin);
+                let mut right = NoiseStream::new(y, b, origin);
+                let data: Vec<u8> = (0..rng.gen_range(100_000..600_000))
+                    .map(|i| (i as u64 * 7 + seed * 101) as u8)
+                    .collect();
+                let sizes: Vec<usize> = (0..16).map(|_| rng.gen_range(1..150_000)).collect();
+                let sent = data.clone();
+                let writer = tokio::spawn(async move {
+                    let (mut pos, mut i) = (0, 0);
+                    while pos < sent.len() {
+                        let n = sizes[i % sizes.len()].min(sent.len() - pos);
+                        left.write_all(&sent[pos..pos + n]).await.unwrap();
+                        if i % 3 == 0 {
+                            left.flush().await.unwrap();
+                        }
+                        pos += n;
+                        i += 1;
+                    }
+                    left.shutdown().await.unwrap();
+                });
+                let mut got = Vec::new();
+                right.read_to_end(&mut got).await.unwrap();
+                writer.await.unwrap();
+                assert!(
+                    got == data,
+                    "seed {seed}: {} of {} bytes",
+                    got.len(),
+                    data.len()
+                );
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+    }
+
+    /// Rekey markers between data messages in one read buffer: each is opened in place
+    /// and skipped, and the data around them comes out whole.
+    #[tokio::test]
+    async fn rekey_markers_between_messages_are_opened_in_place() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let (a, b) = session_pair_rotating_every(1);
+        let secs = Arc::new(AtomicU64::new(0));
+        let clock = {
+            let secs = Arc::clone(&secs);
+            move || Duration::from_secs(secs.load(Ordering::Relaxed))
+        };
+        let (x, y) = duplex(1 << 22);
+        let mut left = NoiseStream::with_clock(x, a, clock.clone());
+        let mut right = NoiseStream::with_clock(y, b, clock);
+        let mut expected = Vec::new();
+        for round in 0..20u8 {
+            // Each round is due a new key: a marker, then the data.
+            secs.fetch_add(1, Ordering::Relaxed);
+            let chunk = vec![round; 1000 + usize::from(round) * 3000];
+            left.write_all(&chunk).await.unwrap();
+            expected.extend_from_slice(&chunk);
+        }
+        left.flush().await.unwrap();
+        let mut got = vec![0u8; expected.len()];
+        right.read_exact(&mut got).await.unwrap();
+        assert!(got == expected);
+        assert_eq!(
+            left.session.sending_nonce(),
+            40,
+            "20 markers and 20 messages"
+        );
     }
 
     /// One read that finds nothing: the stream waits on its peer.
