@@ -307,7 +307,7 @@ fn main() -> anyhow::Result<()> {
         return daemon::cold_client(state, camera);
     }
     if args.iter().any(|a| a == "--micro") {
-        return micro::run();
+        return micro::run(args.iter().any(|a| a == "--timed"));
     }
     let quick = std::env::args().any(|a| a == "--quick")
         || std::env::var("LATCHKEY_BENCH_QUICK").is_ok_and(|v| v == "1");

@@ -3,8 +3,9 @@
 //! There is no maintained tokio adapter for snow 0.10, so this one is ours: it turns a
 //! [`latchkey_pairing::Session`] plus a TCP stream into an `AsyncRead + AsyncWrite` that
 //! hyper can run HTTP/2 over. The gateway and the phone library both depend on this small
-//! crate (and neither on the other), so both ends share one implementation of the framing. Buffers grow only while data flows and are released
-//! when idle, so an idle session costs little memory.
+//! crate (and neither on the other), so both ends share one implementation of the framing. Buffers are held only while bytes in
+//! them are pending and are otherwise shared through a small pool, so an idle session
+//! holds none.
 
 use std::io;
 use std::pin::Pin;
@@ -15,6 +16,8 @@ use latchkey_pairing::frame::{self, HEADER_LEN, MAX_FRAME};
 use latchkey_pairing::session::{MAX_PLAINTEXT, Opened};
 use latchkey_pairing::{Error as ProtocolError, Session};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+mod pool;
 
 /// Largest HTTP/2 frame either side accepts: about 64 KiB rather than the 16 KiB default,
 /// so a bulk body takes a quarter of the frames, writes and wake-ups (measured by the
@@ -62,8 +65,8 @@ fn protocol_error(e: ProtocolError) -> io::Error {
 /// frame header and its payload leave in one system call. Vectored writes seal each
 /// slice directly, without gathering them first. Each message read is opened in place,
 /// in the buffer it was read into, and its plaintext handed to the reader from there.
-/// Buffers are reused while data flows and given back when the connection goes quiet
-/// (see [`KEEP_CAPACITY`]).
+/// A buffer that empties goes back to a small process-wide pool (`pool.rs`), where the
+/// next stream that needs one takes it, still in the cache.
 #[derive(Debug)]
 pub struct NoiseStream<S> {
     inner: S,
@@ -86,10 +89,6 @@ pub struct NoiseStream<S> {
     /// Bytes the last read from `inner` returned: a small read means the peer is
     /// trickling (pings, window updates) and reads are sized to the frame they are in.
     last_read: usize,
-    /// Whether anything was sealed since the read side last waited.
-    sealed_since_wait: bool,
-    /// Whether the read side waited since its last read (twice in a row: quiet).
-    waited_since_read: bool,
     read_eof: bool,
 }
 
@@ -136,8 +135,6 @@ impl<S> NoiseStream<S> {
             cipher_out_pos: 0,
             cipher_out_end: 0,
             last_read: 0,
-            sealed_since_wait: false,
-            waited_since_read: false,
             read_eof: false,
         }
     }
@@ -147,7 +144,8 @@ impl<S> NoiseStream<S> {
         &self.inner
     }
 
-    /// Bytes of buffer memory this stream holds now (for memory tests).
+    /// Bytes of buffer memory this stream holds now (for memory tests; the shared pool
+    /// is not counted).
     pub fn buffered_capacity(&self) -> usize {
         self.read_buf.capacity() + self.cipher_out.capacity()
     }
@@ -156,34 +154,24 @@ impl<S> NoiseStream<S> {
         (self.now.0)()
     }
 
-    /// Gives empty buffers back to the allocator once their direction has gone quiet:
-    /// the read buffer when the peer trickles (a read under [`KEEP_CAPACITY`]) or the
-    /// read side waits twice with no read between, the write buffer when nothing was
-    /// sealed since the last time the read side waited. An idle session then holds no
-    /// buffer at all, while a live stream (small reads, steady writes) keeps its write
-    /// buffer instead of zeroing a new one per frame.
-    fn release_if_quiet(&mut self) {
-        let read_empty = self.plain_pos == self.plain_end && self.cipher_start == self.cipher_end;
-        if (self.last_read < KEEP_CAPACITY || self.waited_since_read) && read_empty {
+    /// Gives the read buffer to the pool if nothing in it is pending.
+    fn release_read_if_empty(&mut self) {
+        if self.plain_pos == self.plain_end && self.cipher_start == self.cipher_end {
             self.plain_pos = 0;
             self.plain_end = 0;
             self.cipher_start = 0;
             self.cipher_end = 0;
-            self.read_buf = Vec::new();
+            pool::POOL.give(std::mem::take(&mut self.read_buf));
         }
-        if !self.sealed_since_wait && self.cipher_out_pos == self.cipher_out_end {
-            self.cipher_out_pos = 0;
-            self.cipher_out_end = 0;
-            self.cipher_out = Vec::new();
-        }
-        self.sealed_since_wait = false;
-        self.waited_since_read = true;
     }
 
     /// Seals `plain` into the outgoing buffer.
     fn seal(&mut self, plain: &[u8]) -> io::Result<()> {
         let now = self.now();
         let need = latchkey_pairing::session::sealed_len_max(plain.len());
+        if self.cipher_out.capacity() == 0 {
+            self.cipher_out = pool::POOL.take();
+        }
         make_room(
             &mut self.cipher_out,
             &mut self.cipher_out_pos,
@@ -199,7 +187,6 @@ impl<S> NoiseStream<S> {
             .seal_into(now, plain, out)
             .map_err(protocol_error)?;
         self.cipher_out_end += n;
-        self.sealed_since_wait = true;
         Ok(())
     }
 
@@ -261,6 +248,9 @@ impl<S> NoiseStream<S> {
         } else {
             frame_left.max(KEEP_CAPACITY / 2)
         };
+        if self.read_buf.capacity() == 0 {
+            self.read_buf = pool::POOL.take();
+        }
         self.plain_pos = 0;
         self.plain_end = 0;
         make_room(
@@ -291,7 +281,8 @@ fn make_room(buf: &mut Vec<u8>, pos: &mut usize, end: &mut usize, need: usize) {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> NoiseStream<S> {
-    /// Writes out sealed ciphertext until none is pending.
+    /// Writes out sealed ciphertext until none is pending, then gives the buffer to the
+    /// pool.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.cipher_out_pos < self.cipher_out_end {
             let pending = self
@@ -304,13 +295,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> NoiseStream<S> {
             }
             self.cipher_out_pos += n;
         }
-        // Small writes (settings, pings, window updates) leave no buffer behind; a stream
-        // of big ones keeps it (see `release_if_quiet`).
-        if self.cipher_out_end < KEEP_CAPACITY {
-            self.cipher_out = Vec::new();
-        }
         self.cipher_out_pos = 0;
         self.cipher_out_end = 0;
+        pool::POOL.give(std::mem::take(&mut self.cipher_out));
         Poll::Ready(Ok(()))
     }
 
@@ -339,6 +326,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for NoiseStream<S> {
                 let n = avail.len().min(buf.remaining());
                 buf.put_slice(avail.get(..n).unwrap_or_default());
                 this.plain_pos += n;
+                this.release_read_if_empty();
                 return Poll::Ready(Ok(()));
             }
             if this.open_next()? {
@@ -359,7 +347,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for NoiseStream<S> {
             let filled = rb.filled().len();
             match polled {
                 Poll::Pending => {
-                    this.release_if_quiet();
+                    this.release_read_if_empty();
                     return Poll::Pending;
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
@@ -367,7 +355,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for NoiseStream<S> {
                 Poll::Ready(Ok(())) => {
                     this.cipher_end += filled;
                     this.last_read = filled;
-                    this.waited_since_read = false;
                 }
             }
         }
@@ -657,9 +644,8 @@ mod tests {
         quiet_read(&mut right).await;
         quiet_read(&mut right).await;
         assert_eq!(right.buffered_capacity(), 0, "reader after a quiet spell");
-        // The writer keeps its buffer while it writes between waits, then lets it go.
-        quiet_read(&mut left).await;
-        assert!(left.buffered_capacity() > 0, "kept while writing");
+        // The writer gave its buffer to the pool once it was written out.
+        assert_eq!(left.buffered_capacity(), 0, "writer after its flush");
         quiet_read(&mut left).await;
         assert_eq!(left.buffered_capacity(), 0, "writer after a quiet spell");
         // And it still works afterwards, both ways.
