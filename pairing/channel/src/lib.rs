@@ -253,6 +253,14 @@ impl<S> NoiseStream<S> {
         }
         self.plain_pos = 0;
         self.plain_end = 0;
+        // A partial frame left at the back moves to the front rather than the buffer
+        // growing (the write side only appends until it has drained, then rewinds).
+        if self.read_buf.len() - self.cipher_end < want && self.cipher_start > 0 {
+            self.read_buf
+                .copy_within(self.cipher_start..self.cipher_end, 0);
+            self.cipher_end -= self.cipher_start;
+            self.cipher_start = 0;
+        }
         make_room(
             &mut self.read_buf,
             &mut self.cipher_start,
@@ -263,17 +271,11 @@ impl<S> NoiseStream<S> {
 }
 
 /// Makes `need` bytes of initialised room after `end` in the window `pos..end` of `buf`:
-/// rewinds an empty window, moves a pending one to the front when the room after it is
-/// short, and grows (zeroing only the growth) when still short.
+/// rewinds an empty window, grows (zeroing only the growth) when still short.
 fn make_room(buf: &mut Vec<u8>, pos: &mut usize, end: &mut usize, need: usize) {
     if *pos == *end {
         *pos = 0;
         *end = 0;
-    }
-    if buf.len() - *end < need && *pos > 0 {
-        buf.copy_within(*pos..*end, 0);
-        *end -= *pos;
-        *pos = 0;
     }
     if buf.len() - *end < need {
         buf.resize(*end + need, 0);
