@@ -94,6 +94,8 @@ pub struct NoiseStream<S> {
 
 /// Sealed bytes held before they are written without waiting for a flush.
 pub const SEND_BATCH: usize = 256 << 10;
+/// Ciphertext one read from `inner` takes at most while data flows (four maximal frames).
+const READ_BATCH: usize = 4 * (MAX_FRAME + HEADER_LEN);
 /// Bytes one vectored write seals at most.
 const WRITE_BUDGET: usize = 4 * MAX_PLAINTEXT;
 /// Slices shorter than this are gathered into one message with their neighbours.
@@ -243,7 +245,8 @@ impl<S> NoiseStream<S> {
             }
             _ => HEADER_LEN,
         };
-        let want = if self.last_read >= KEEP_CAPACITY {
+        let flowing = self.last_read >= KEEP_CAPACITY;
+        let want = if flowing {
             MAX_FRAME + HEADER_LEN
         } else {
             frame_left.max(KEEP_CAPACITY / 2)
@@ -267,6 +270,12 @@ impl<S> NoiseStream<S> {
             &mut self.cipher_end,
             want,
         );
+        // While data flows, one read takes up to READ_BATCH bytes: fewer system calls,
+        // and a partial frame at the back is moved to the front once per several frames
+        // instead of after every read.
+        if flowing && self.read_buf.len() < READ_BATCH {
+            self.read_buf.resize(READ_BATCH, 0);
+        }
     }
 }
 
