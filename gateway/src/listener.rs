@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::DeviceContext;
 use crate::first_message::FirstRead;
+use crate::hibernate::{self, Activity, H2, Serving};
 use crate::preauth::{Pending, PreAuth};
 use crate::{Gateway, limits, net, refuse};
 
@@ -173,13 +174,43 @@ pub async fn serve_channel<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    serve_channel_with(noise, router, device, None, None).await
+}
+
+/// [`serve_channel`], counting open streams in `activity` and ending the connection
+/// gracefully (GOAWAY NO_ERROR; streams in flight finish) once `stop` is cancelled.
+pub async fn serve_channel_with<S>(
+    noise: S,
+    router: axum::Router,
+    device: Option<DeviceContext>,
+    activity: Option<Activity>,
+    stop: Option<CancellationToken>,
+) -> Result<(), hyper::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use http_body_util::BodyExt as _;
     use tower::ServiceExt as _;
-    // Attach the session's identity to each request; the router itself is shared.
-    let service = router.map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
+    // Attach the session's identity to each request (the router itself is shared), and
+    // count the stream as open until its response body is done.
+    let service = tower::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         if let Some(device) = &device {
             req.extensions_mut().insert(device.clone());
         }
-        req
+        let open = activity.as_ref().map(Activity::open);
+        let call = router.clone().oneshot(req);
+        async move {
+            let response = call.await?;
+            Ok::<_, std::convert::Infallible>(match open {
+                None => response,
+                Some(open) => response.map(|body| {
+                    axum::body::Body::new(body.map_frame(move |frame| {
+                        let _counted = &open;
+                        frame
+                    }))
+                }),
+            })
+        }
     });
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     builder
@@ -192,9 +223,15 @@ where
         .initial_connection_window_size(limits::H2_CONN_WINDOW)
         .max_send_buf_size(limits::H2_MAX_SEND_BUF)
         .max_header_list_size(limits::H2_MAX_HEADER_LIST);
-    builder
-        .serve_connection(TokioIo::new(noise), TowerToHyperService::new(service))
-        .await
+    let conn = builder.serve_connection(TokioIo::new(noise), TowerToHyperService::new(service));
+    tokio::pin!(conn);
+    if let Some(stop) = stop {
+        tokio::select! {
+            r = conn.as_mut() => return r,
+            () = stop.cancelled() => conn.as_mut().graceful_shutdown(),
+        }
+    }
+    conn.await
 }
 
 /// A session hello that passed every check: the device may connect.
@@ -312,8 +349,13 @@ async fn session(
         peer,
         cut: cut.clone(),
     };
-    let conn = serve_channel(noise, api, Some(ctx));
-    tokio::pin!(conn);
+    let serving = Serving {
+        api,
+        ctx,
+        clock: gw.clock.clone(),
+        hibernate_after: gw.config.hibernate_after,
+    };
+    let mut h2 = H2::start(noise, &serving);
     tokio::select! {
         r = tokio::time::timeout(HANDSHAKE_DEADLINE, proven) => {
             if !matches!(r, Ok(Ok(()))) {
@@ -321,7 +363,7 @@ async fn session(
                 return None;
             }
         }
-        _ = &mut conn => {
+        _ = h2.conn() => {
             tracing::debug!(%peer, device = %record.id, "channel ended before the phone proved its session key");
             return None;
         }
@@ -349,7 +391,7 @@ async fn session(
     let start = gw.clock.instant();
     let deadline = start.checked_add(expiry).unwrap_or(start);
     tokio::select! {
-        r = conn => if let Err(e) = r { tracing::debug!(%peer, "session ended: {e}") },
+        () = hibernate::serve_session(h2, serving) => tracing::debug!(%peer, "session ended"),
         _ = guard.token.cancelled() => tracing::info!(%peer, device = %record.id, "session cut: device revoked or over its session cap"),
         _ = cut.cancelled() => tracing::info!(%peer, device = %record.id, "session cut: a live stream went unread"),
         _ = gw.clock.sleep_until(deadline) => tracing::info!(%peer, device = %record.id, "session cut: access expired"),

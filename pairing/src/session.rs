@@ -14,6 +14,9 @@ use snow::TransportState;
 use crate::error::{Error, PeerMisbehaved};
 use crate::frame::{self, HEADER_LEN, MAX_FRAME};
 
+mod boundary;
+pub use boundary::BOUNDARY_LEN;
+
 /// Authentication tag appended to each transport message.
 pub const TAG_LEN: usize = 16;
 /// Most plaintext bytes one transport message carries.

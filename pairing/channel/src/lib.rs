@@ -16,6 +16,11 @@ use latchkey_pairing::session::{MAX_PLAINTEXT, Opened};
 use latchkey_pairing::{Error as ProtocolError, Session};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
+mod boundary;
+mod lend;
+pub use boundary::Next;
+pub use lend::{Lent, Returned, lend};
+
 /// Largest HTTP/2 frame either side accepts: about 64 KiB rather than the 16 KiB default,
 /// so a bulk body takes a quarter of the frames, writes and wake-ups (measured by the
 /// relay benchmark; see BENCHMARKS.md), and exactly one Noise message's plaintext less
@@ -90,6 +95,8 @@ pub struct NoiseStream<S> {
     /// Whether the read side waited since its last read (twice in a row: quiet).
     waited_since_read: bool,
     read_eof: bool,
+    /// Rekey markers and hibernation boundaries seen by the read side (`boundary.rs`).
+    marks: boundary::Marks,
 }
 
 /// Sealed bytes held before they are written without waiting for a flush.
@@ -139,6 +146,7 @@ impl<S> NoiseStream<S> {
             sealed_since_wait: false,
             waited_since_read: false,
             read_eof: false,
+            marks: boundary::Marks::default(),
         }
     }
 
@@ -212,7 +220,7 @@ impl<S> NoiseStream<S> {
     fn open_buffered(&mut self) -> io::Result<bool> {
         let now = self.now();
         let mut opened = false;
-        loop {
+        while !self.marks.held() {
             let pending = self
                 .cipher_in
                 .get(self.cipher_start..self.cipher_end)
@@ -239,8 +247,9 @@ impl<S> NoiseStream<S> {
                 Opened::Data(n) => {
                     self.plain_end += n;
                     opened = true;
+                    self.marks.on_data();
                 }
-                Opened::Rekeyed => {}
+                Opened::Rekeyed => self.marks.on_marker(),
             }
             self.cipher_start += consumed;
         }
@@ -322,6 +331,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for NoiseStream<S> {
             // Open every complete frame buffered so far.
             if this.open_buffered()? {
                 continue;
+            }
+            if this.marks.held() {
+                // Stopped at a boundary: the end, until it is passed.
+                return Poll::Ready(Ok(()));
             }
             if this.read_eof {
                 if this.cipher_start == this.cipher_end {
@@ -455,7 +468,7 @@ mod tests {
     use rand::{Rng, SeedableRng};
     use tokio::io::{AsyncReadExt, AsyncWriteExt, duplex};
 
-    fn session_pair() -> (Session, Session) {
+    pub(crate) fn session_pair() -> (Session, Session) {
         let gw = Keypair::generate(&mut OsRng).unwrap();
         let phone = Keypair::generate(&mut OsRng).unwrap();
         let psk = SessionPsk::generate(&mut OsRng).unwrap();
