@@ -108,6 +108,19 @@ impl Drop for OpenStream {
     }
 }
 
+/// TCP keepalive for a session's socket: a hibernated session sends nothing, so the
+/// kernel probes for it (first after 30 s without traffic, then every 10 s, given up
+/// after 3 unanswered), noticing a phone that vanished and keeping NAT mappings open.
+pub(crate) fn keep_alive(stream: &TcpStream) {
+    let probes = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(30))
+        .with_interval(Duration::from_secs(10))
+        .with_retries(3);
+    if let Err(e) = socket2::SockRef::from(stream).set_tcp_keepalive(&probes) {
+        tracing::debug!("enabling TCP keepalive: {e}");
+    }
+}
+
 /// How an HTTP/2 connection's future is held: boxed, so a hibernated session's task
 /// keeps none of it.
 type H2Future = Pin<Box<dyn Future<Output = Result<(), hyper::Error>> + Send>>;

@@ -88,8 +88,9 @@ async fn handle(
     let accepted_at = Instant::now();
     let origin = gw.clock.instant();
     let evicted = pending.evicted.clone();
+    // Boxed: a session's task need not keep the handshake's state while it lasts.
     let admission = tokio::select! {
-        a = admit(&mut stream, peer, &gw, origin, preauth) => a,
+        a = Box::pin(admit(&mut stream, peer, &gw, origin, preauth)) => a,
         _ = evicted.cancelled() => {
             tracing::debug!(%peer, "evicted from the handshake pool");
             refuse::close_quietly(stream).await;
@@ -336,6 +337,7 @@ async fn session(
     // session cap bounds what that key can hold).
     drop(pending);
     preauth.refund(peer.ip());
+    hibernate::keep_alive(&stream);
     let (guard, closed) = gw
         .sessions
         .register_capped(&record.id.0, limits::MAX_SESSIONS_PER_DEVICE);
