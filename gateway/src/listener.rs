@@ -98,7 +98,9 @@ async fn handle(
         }
     };
     match admission {
-        Admission::Refused => refuse::hold_then_close(stream, accepted_at, &evicted).await,
+        Admission::Refused => {
+            Box::pin(refuse::hold_then_close(stream, accepted_at, &evicted)).await;
+        }
         Admission::Paired(paired) => {
             if paired {
                 preauth.refund(peer.ip());
@@ -110,9 +112,10 @@ async fn handle(
                 let boxed = accepted;
                 *boxed
             };
-            session(
+            // Boxed, like every phase, so the task's own state stays small.
+            Box::pin(session(
                 stream, peer, &gw, api, accepted, origin, pending, preauth, shutdown,
-            )
+            ))
             .await;
         }
     }
@@ -331,7 +334,7 @@ async fn session(
     let (m2, session) = responder.accept(&psk, &hello, since()).ok()?;
     write_frame(&mut stream, &m2).await.ok()?;
     // Locals of this function live as long as the session: free what it no longer needs.
-    drop((m2, hello));
+    drop((m2, hello, psk));
     // Past message 2: leave the pre-auth pool (and its eviction) for good, and give the
     // handshake budget back (only a key on the allow-list gets here; the per-device
     // session cap bounds what that key can hold).
@@ -358,20 +361,25 @@ async fn session(
         hibernate_after: gw.config.hibernate_after,
     };
     let mut h2 = H2::start(noise, &serving);
-    tokio::select! {
-        r = tokio::time::timeout(HANDSHAKE_DEADLINE, proven) => {
-            if !matches!(r, Ok(Ok(()))) {
-                tracing::debug!(%peer, device = %record.id, "no valid transport message: a wrong or stale session key?");
+    // Each phase's futures are boxed: a hibernated session's state is only what it holds.
+    Box::pin(async {
+        tokio::select! {
+            r = tokio::time::timeout(HANDSHAKE_DEADLINE, proven) => {
+                if !matches!(r, Ok(Ok(()))) {
+                    tracing::debug!(%peer, device = %record.id, "no valid transport message: a wrong or stale session key?");
+                    return None;
+                }
+            }
+            _ = h2.conn() => {
+                tracing::debug!(%peer, device = %record.id, "channel ended before the phone proved its session key");
                 return None;
             }
+            _ = guard.token.cancelled() => return None,
+            _ = shutdown.cancelled() => return None,
         }
-        _ = h2.conn() => {
-            tracing::debug!(%peer, device = %record.id, "channel ended before the phone proved its session key");
-            return None;
-        }
-        _ = guard.token.cancelled() => return None,
-        _ = shutdown.cancelled() => return None,
-    }
+        Some(())
+    })
+    .await?;
     // Proven: only now is this a session (log, last-seen, replay guard on disk).
     if gw.should_record_session(&record.id.0, peer, now) {
         let store = gw.store.clone();
@@ -392,13 +400,16 @@ async fn session(
         .unwrap_or(Duration::from_secs(100 * 365 * 24 * 3600));
     let start = gw.clock.instant();
     let deadline = start.checked_add(expiry).unwrap_or(start);
-    tokio::select! {
-        () = hibernate::serve_session(h2, serving) => tracing::debug!(%peer, "session ended"),
-        _ = guard.token.cancelled() => tracing::info!(%peer, device = %record.id, "session cut: device revoked or over its session cap"),
-        _ = cut.cancelled() => tracing::info!(%peer, device = %record.id, "session cut: a live stream went unread"),
-        _ = gw.clock.sleep_until(deadline) => tracing::info!(%peer, device = %record.id, "session cut: access expired"),
-        _ = shutdown.cancelled() => {},
-    }
+    Box::pin(async {
+        tokio::select! {
+            () = hibernate::serve_session(h2, serving) => tracing::debug!(%peer, "session ended"),
+            _ = guard.token.cancelled() => tracing::info!(%peer, device = %record.id, "session cut: device revoked or over its session cap"),
+            _ = cut.cancelled() => tracing::info!(%peer, device = %record.id, "session cut: a live stream went unread"),
+            _ = gw.clock.sleep_until(deadline) => tracing::info!(%peer, device = %record.id, "session cut: access expired"),
+            _ = shutdown.cancelled() => {},
+        }
+    })
+    .await;
     drop(guard);
     Some(())
 }

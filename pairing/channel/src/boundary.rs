@@ -10,7 +10,7 @@ use std::io;
 use std::pin::Pin;
 
 use latchkey_pairing::session::BOUNDARY_LEN;
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 
 use crate::{NoiseStream, make_room, protocol_error};
 
@@ -95,14 +95,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> NoiseStream<S> {
     /// Reads and drops plaintext up to the peer's next boundary, then passes it. The
     /// stream ending first is an error.
     pub async fn discard_until_boundary(&mut self) -> io::Result<()> {
-        let mut sink = [0u8; 512];
         loop {
-            if self.read(&mut sink).await? == 0 {
-                if !self.at_boundary() {
-                    return Err(io::ErrorKind::UnexpectedEof.into());
+            match self.next_input().await? {
+                Next::Data => {
+                    // Dropped where it lies: no copy.
+                    self.plain_pos = 0;
+                    self.plain_end = 0;
                 }
-                self.pass_boundary();
-                return Ok(());
+                Next::Boundary => {
+                    self.pass_boundary();
+                    return Ok(());
+                }
+                Next::End => return Err(io::ErrorKind::UnexpectedEof.into()),
             }
         }
     }
