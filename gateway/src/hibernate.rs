@@ -198,6 +198,41 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> H2<S> {
     }
 }
 
+/// What a proven session holds for its whole life.
+pub(crate) struct Live {
+    pub guard: crate::sessions::SessionGuard,
+    pub h2: H2<FirstRead<NoiseStream<TcpStream>>>,
+    pub serving: Serving,
+    /// The device's access expires here (gateway clock).
+    pub deadline: Instant,
+}
+
+/// Serves a proven session until it ends, is revoked (or over its device's session
+/// cap), a live stream goes unread, access expires or the gateway shuts down, whether
+/// its HTTP/2 connection runs or it is hibernated.
+pub(crate) async fn run(live: Live, shutdown: CancellationToken) {
+    let Live {
+        guard,
+        h2,
+        serving,
+        deadline,
+    } = live;
+    let (peer, device, cut) = (
+        serving.ctx.peer,
+        serving.ctx.id.clone(),
+        serving.ctx.cut.clone(),
+    );
+    let clock = serving.clock.clone();
+    tokio::select! {
+        () = serve_session(h2, serving) => tracing::debug!(%peer, "session ended"),
+        _ = guard.token.cancelled() => tracing::info!(%peer, %device, "session cut: device revoked or over its session cap"),
+        _ = cut.cancelled() => tracing::info!(%peer, %device, "session cut: a live stream went unread"),
+        _ = clock.sleep_until(deadline) => tracing::info!(%peer, %device, "session cut: access expired"),
+        _ = shutdown.cancelled() => {},
+    }
+    drop(guard);
+}
+
 /// Serves a proven session from its first HTTP/2 connection on: hibernates it whenever
 /// a connection has been idle, wakes it when the phone starts a new one, and returns
 /// when the session is over (the phone left, or broke the protocol). Revocation, expiry

@@ -93,7 +93,7 @@ async fn handle(
         a = Box::pin(admit(&mut stream, peer, &gw, origin, preauth)) => a,
         _ = evicted.cancelled() => {
             tracing::debug!(%peer, "evicted from the handshake pool");
-            refuse::close_quietly(stream).await;
+            Box::pin(refuse::close_quietly(stream)).await;
             return;
         }
     };
@@ -107,16 +107,24 @@ async fn handle(
             }
         }
         Admission::Session(accepted) => {
-            // Out of its box first: the box would otherwise be held for the session.
-            let accepted = {
-                let boxed = accepted;
-                *boxed
-            };
-            // Boxed, like every phase, so the task's own state stays small.
-            Box::pin(session(
-                stream, peer, &gw, api, accepted, origin, pending, preauth, shutdown,
+            // Boxed, like every phase, so the task's own state stays small; the handshake's
+            // state is freed once the session is proven, and only what a session holds
+            // (`hibernate::Live`) stays.
+            let live = Box::pin(session(
+                stream,
+                peer,
+                &gw,
+                api,
+                accepted,
+                origin,
+                pending,
+                preauth,
+                shutdown.clone(),
             ))
             .await;
+            if let Some(live) = live {
+                Box::pin(hibernate::run(live, shutdown)).await;
+            }
         }
     }
 }
@@ -311,17 +319,21 @@ async fn session(
     peer: SocketAddr,
     gw: &Arc<Gateway>,
     api: axum::Router,
-    accepted: Accepted,
+    accepted: Box<Accepted>,
     origin: Instant,
     pending: Pending,
     preauth: &PreAuth,
     shutdown: CancellationToken,
-) -> Option<()> {
+) -> Option<hibernate::Live> {
+    // Taken out of its box (freed here): an argument stays in the session's state.
     let Accepted {
         responder,
         record,
         psk,
-    } = accepted;
+    } = {
+        let boxed = accepted;
+        *boxed
+    };
     let now = gw.clock.unix_now();
     let hello_ms = responder.hello().timestamp_ms;
     let hello = ServerHello {
@@ -400,18 +412,12 @@ async fn session(
         .unwrap_or(Duration::from_secs(100 * 365 * 24 * 3600));
     let start = gw.clock.instant();
     let deadline = start.checked_add(expiry).unwrap_or(start);
-    Box::pin(async {
-        tokio::select! {
-            () = hibernate::serve_session(h2, serving) => tracing::debug!(%peer, "session ended"),
-            _ = guard.token.cancelled() => tracing::info!(%peer, device = %record.id, "session cut: device revoked or over its session cap"),
-            _ = cut.cancelled() => tracing::info!(%peer, device = %record.id, "session cut: a live stream went unread"),
-            _ = gw.clock.sleep_until(deadline) => tracing::info!(%peer, device = %record.id, "session cut: access expired"),
-            _ = shutdown.cancelled() => {},
-        }
+    Some(hibernate::Live {
+        guard,
+        h2,
+        serving,
+        deadline,
     })
-    .await;
-    drop(guard);
-    Some(())
 }
 
 #[cfg(test)]
