@@ -128,6 +128,8 @@ type H2Future = Pin<Box<dyn Future<Output = Result<(), hyper::Error>> + Send>>;
 /// One HTTP/2 connection of a session, over a stream it gives back when it ends.
 pub(crate) struct H2<S> {
     conn: H2Future,
+    /// The connection's future completed (it must not be polled again).
+    ended: bool,
     back: Returned<S>,
     activity: Activity,
     stop: CancellationToken,
@@ -157,15 +159,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> H2<S> {
         ));
         Self {
             conn,
+            ended: false,
             back,
             activity,
             stop,
         }
     }
 
-    /// The connection itself (to race it before the session is proven).
-    pub(crate) fn conn(&mut self) -> &mut H2Future {
-        &mut self.conn
+    /// Runs the connection until it ends (to race it before the session is proven).
+    pub(crate) async fn run(&mut self) {
+        if !self.ended {
+            if let Err(e) = self.conn.as_mut().await {
+                tracing::debug!("http/2 connection ended: {e}");
+            }
+            self.ended = true;
+        }
     }
 
     /// Serves until the connection ends; once it has had no open stream for `delay` the
@@ -174,25 +182,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> H2<S> {
     pub(crate) async fn until_idle(self, delay: Duration) -> Option<(S, bool)> {
         let Self {
             mut conn,
+            ended,
             back,
             activity,
             stop,
         } = self;
-        let ours = tokio::select! {
-            r = conn.as_mut() => {
-                if let Err(e) = r {
-                    tracing::debug!("http/2 connection ended: {e}");
+        // A connection that already ended was not ended by the gateway.
+        let ours = !ended
+            && tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!("http/2 connection ended: {e}");
+                    }
+                    false
                 }
-                false
-            }
-            () = activity.idle_for(delay) => {
-                stop.cancel();
-                if let Err(e) = conn.as_mut().await {
-                    tracing::debug!("http/2 connection ended while going away: {e}");
+                () = activity.idle_for(delay) => {
+                    stop.cancel();
+                    if let Err(e) = conn.as_mut().await {
+                        tracing::debug!("http/2 connection ended while going away: {e}");
+                    }
+                    true
                 }
-                true
-            }
-        };
+            };
         drop(conn);
         back.await.ok().map(|io| (io, ours))
     }

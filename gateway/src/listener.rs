@@ -374,17 +374,22 @@ async fn session(
     };
     let mut h2 = H2::start(noise, &serving);
     // Each phase's futures are boxed: a hibernated session's state is only what it holds.
+    let mut proven = proven;
     Box::pin(async {
         tokio::select! {
-            r = tokio::time::timeout(HANDSHAKE_DEADLINE, proven) => {
+            r = tokio::time::timeout(HANDSHAKE_DEADLINE, &mut proven) => {
                 if !matches!(r, Ok(Ok(()))) {
                     tracing::debug!(%peer, device = %record.id, "no valid transport message: a wrong or stale session key?");
                     return None;
                 }
             }
-            _ = h2.conn() => {
-                tracing::debug!(%peer, device = %record.id, "channel ended before the phone proved its session key");
-                return None;
+            () = h2.run() => {
+                // A connection that proved the key and ended at once (the phone's first
+                // bytes, then a boundary or its end) still counts as a session.
+                if proven.try_recv().is_err() {
+                    tracing::debug!(%peer, device = %record.id, "channel ended before the phone proved its session key");
+                    return None;
+                }
             }
             _ = guard.token.cancelled() => return None,
             _ = shutdown.cancelled() => return None,

@@ -216,5 +216,5 @@ fn a_client_that_knows_nothing_of_hibernation_just_reconnects() {
     });
     // Its connection ended after GOAWAY: the gateway's boundary found it gone, and the
     // session ended (no session is held for a client that left).
-    logged(&gw, "listener: session ended", 2);
+    logged(&gw, "session ended peer=", 2);
 }
