@@ -70,6 +70,16 @@ fn an_idle_session_hibernates_and_wakes_in_the_same_session() {
         // Idle past the delay: the gateway ends HTTP/2 and keeps the Noise session.
         logged(&gw, "session hibernated", round);
         assert!(!conn.is_closed(), "a hibernated session is not closed");
+        if round == 1 {
+            // Nothing flows while hibernated: the kernel's keepalive watches the socket.
+            let filter = format!("( sport = :{} )", gw.noise.port());
+            let out = std::process::Command::new("ss")
+                .args(["-tnoH", "state", "established", &filter])
+                .output()
+                .expect("ss (iproute2)");
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(text.contains("keepalive"), "no TCP keepalive on the session:\n{text}");
+        }
         // The next request wakes it, and works.
         let cameras = rt.block_on(conn.cameras()).unwrap();
         assert_eq!(cameras[0].id, "demo");
