@@ -214,8 +214,8 @@ pub(crate) struct Live {
     pub guard: crate::sessions::SessionGuard,
     pub h2: H2<FirstRead<NoiseStream<TcpStream>>>,
     pub serving: Serving,
-    /// The device's access expires here (gateway clock).
-    pub deadline: Instant,
+    /// The device's access expires here (gateway clock), if it does.
+    pub deadline: Option<Instant>,
 }
 
 /// Serves a proven session until it ends, is revoked (or over its device's session
@@ -233,12 +233,19 @@ pub(crate) async fn run(live: Live, shutdown: CancellationToken) {
         serving.ctx.id.clone(),
         serving.ctx.cut.clone(),
     );
-    let clock = serving.clock.clone();
+    // Only a device with an expiry holds a timer (most never expire).
+    let expiry: Pin<Box<dyn Future<Output = ()> + Send>> = match deadline {
+        Some(at) => {
+            let clock = serving.clock.clone();
+            Box::pin(async move { clock.sleep_until(at).await })
+        }
+        None => Box::pin(std::future::pending()),
+    };
     tokio::select! {
         () = serve_session(h2, serving) => tracing::debug!(%peer, "session ended"),
         _ = guard.token.cancelled() => tracing::info!(%peer, %device, "session cut: device revoked or over its session cap"),
         _ = cut.cancelled() => tracing::info!(%peer, %device, "session cut: a live stream went unread"),
-        _ = clock.sleep_until(deadline) => tracing::info!(%peer, %device, "session cut: access expired"),
+        () = expiry => tracing::info!(%peer, %device, "session cut: access expired"),
         _ = shutdown.cancelled() => {},
     }
     drop(guard);

@@ -411,12 +411,11 @@ async fn session(
         });
     }
     tracing::info!(%peer, device = %record.id, name = %escape(&record.name), "session started");
-    let expiry = record
-        .expires_at
-        .map(|end| Duration::from_secs(end.saturating_sub(now)))
-        .unwrap_or(Duration::from_secs(100 * 365 * 24 * 3600));
     let start = gw.clock.instant();
-    let deadline = start.checked_add(expiry).unwrap_or(start);
+    let deadline = record.expires_at.map(|end| {
+        let expiry = Duration::from_secs(end.saturating_sub(now));
+        start.checked_add(expiry).unwrap_or(start)
+    });
     Some(hibernate::Live {
         guard,
         h2,

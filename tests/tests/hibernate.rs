@@ -78,7 +78,10 @@ fn an_idle_session_hibernates_and_wakes_in_the_same_session() {
                 .output()
                 .expect("ss (iproute2)");
             let text = String::from_utf8_lossy(&out.stdout);
-            assert!(text.contains("keepalive"), "no TCP keepalive on the session:\n{text}");
+            assert!(
+                text.contains("keepalive"),
+                "no TCP keepalive on the session:\n{text}"
+            );
         }
         // The next request wakes it, and works.
         let cameras = rt.block_on(conn.cameras()).unwrap();
