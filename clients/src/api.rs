@@ -4,9 +4,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http2::SendRequest;
 use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 pub use latchkey_pairing::api_types::{
     AuditPage, AuditRow, CameraInfo, Confirmed, DeviceInfo, Invitation, InvitationRequest,
     LiveFormat, Revoked,
@@ -16,6 +14,7 @@ use serde::Deserialize;
 use tokio::net::TcpStream;
 
 use crate::ClientError;
+use crate::link::{self, Link, Phase};
 pub use latchkey_channel::H2_MAX_FRAME;
 use latchkey_channel::NoiseStream;
 /// Largest JSON answer the client reads into memory.
@@ -53,10 +52,11 @@ fn local(status: u16, message: String) -> ClientError {
     }
 }
 
-/// An open session with the gateway.
+/// An open session with the gateway. Its HTTP/2 connection may hibernate while idle
+/// (PROTOCOL.md §8.1): the next request restarts it in the same session, unseen.
 #[derive(Debug)]
 pub struct Connection {
-    sender: SendRequest<Full<Bytes>>,
+    link: Link,
     addr: SocketAddr,
     hello: ServerHello,
     driver: tokio::task::JoinHandle<()>,
@@ -76,21 +76,14 @@ impl Connection {
         addr: SocketAddr,
         hello: ServerHello,
     ) -> Result<Self, ClientError> {
-        let (sender, conn) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-            .max_frame_size(H2_MAX_FRAME)
-            .handshake(TokioIo::new(noise))
+        let (link, driver) = Link::start(noise)
             .await
             .map_err(|source| ClientError::Http {
                 op: "starting http/2 in the channel",
                 source,
             })?;
-        let driver = tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!("channel closed: {e}");
-            }
-        });
         Ok(Self {
-            sender,
+            link,
             addr,
             hello,
             driver,
@@ -108,12 +101,15 @@ impl Connection {
     }
 
     /// True once the channel to the gateway is gone (revoked, gateway restarted, network).
+    /// A hibernated session is not closed.
     pub fn is_closed(&self) -> bool {
-        self.sender.is_closed()
+        self.link.now().phase == Phase::Closed
     }
 
     /// Sends a request and returns the response with its streaming body. Requests may
-    /// run concurrently (HTTP/2 streams in the one channel).
+    /// run concurrently (HTTP/2 streams in the one channel). A request the gateway
+    /// refused unprocessed because it was hibernating the session is sent once more on
+    /// the session's next HTTP/2 connection.
     pub async fn request(
         &self,
         method: Method,
@@ -129,27 +125,41 @@ impl Connection {
         path: &str,
         json: Option<Bytes>,
     ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
-        let mut builder = Request::builder()
-            .method(method)
-            .uri(format!("http://gateway{path}"));
-        if json.is_some() {
-            builder = builder.header(hyper::header::CONTENT_TYPE, "application/json");
+        let has_json = json.is_some();
+        let body = json.unwrap_or_default();
+        let build = || {
+            let mut builder = Request::builder()
+                .method(method.clone())
+                .uri(format!("http://gateway{path}"));
+            if has_json {
+                builder = builder.header(hyper::header::CONTENT_TYPE, "application/json");
+            }
+            builder
+                .body(Full::new(body.clone()))
+                .map_err(|e| local(0, format!("building request for {path}: {e}")))
+        };
+        let mut retried = false;
+        loop {
+            let req = build()?;
+            let state = self.link.sender().await;
+            let mut sender = state.sender;
+            let (op, sent) = match sender.ready().await {
+                Ok(()) => ("sending a request", sender.send_request(req).await),
+                Err(e) => ("waiting for the channel", Err(e)),
+            };
+            match sent {
+                Ok(response) => return Ok(response),
+                Err(e)
+                    if !retried
+                        && link::never_processed(&e)
+                        && self.link.went_on_after(state.generation).await =>
+                {
+                    retried = true;
+                    tracing::debug!("sending {path} again on the session's next connection");
+                }
+                Err(source) => return Err(ClientError::Http { op, source }),
+            }
         }
-        let req = builder
-            .body(Full::new(json.unwrap_or_default()))
-            .map_err(|e| local(0, format!("building request for {path}: {e}")))?;
-        let mut sender = self.sender.clone();
-        sender.ready().await.map_err(|source| ClientError::Http {
-            op: "waiting for the channel",
-            source,
-        })?;
-        sender
-            .send_request(req)
-            .await
-            .map_err(|source| ClientError::Http {
-                op: "sending a request",
-                source,
-            })
     }
 
     /// GETs `path` and decodes a JSON answer, turning error statuses into [`ClientError::Api`].

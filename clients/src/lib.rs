@@ -23,6 +23,7 @@ pub mod connect;
 pub mod errors;
 pub mod homes;
 pub mod keystore;
+mod link;
 pub mod player;
 #[cfg(feature = "qr")]
 pub mod qr;

@@ -233,6 +233,7 @@ fn start_gateway(rt: &Runtime) -> anyhow::Result<InProcess> {
         )?,
         camera_grace: Duration::from_secs(30),
         rekey_after_secs: latchkey_gateway::config::DEFAULT_REKEY_AFTER_SECS,
+        hibernate_after: latchkey_gateway::limits::HIBERNATE_AFTER,
     };
     let gw = {
         let _guard = rt.enter();

@@ -221,6 +221,7 @@ mod tests {
                 cameras: Vec::new(),
                 camera_grace: crate::config::DEFAULT_CAMERA_GRACE,
                 rekey_after_secs: crate::config::DEFAULT_REKEY_AFTER_SECS,
+                hibernate_after: crate::limits::HIBERNATE_AFTER,
             },
             "127.0.0.1:1".parse()?,
             Arc::new(crate::camera::RealOpener),

@@ -76,6 +76,9 @@ pub struct Config {
     pub camera_grace: std::time::Duration,
     /// Seconds after which each side of a session rotates its sending key.
     pub rekey_after_secs: u64,
+    /// How long a session's HTTP/2 connection may have no open stream before the
+    /// session hibernates ([`crate::limits::HIBERNATE_AFTER`]; tests use a short one).
+    pub hibernate_after: std::time::Duration,
 }
 
 /// Default for [`Config::rekey_after_secs`] (WireGuard's 120 s).

@@ -34,6 +34,11 @@ impl<S> FirstRead<S> {
             rx,
         )
     }
+
+    /// The wrapped stream.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for FirstRead<S> {

@@ -25,6 +25,7 @@ pub mod config;
 pub mod doctor;
 pub mod fanout;
 pub mod first_message;
+pub mod hibernate;
 pub mod limits;
 pub mod listener;
 pub mod live;

@@ -30,6 +30,10 @@ pub const H2_MAX_HEADER_LIST: u32 = 16 << 10;
 /// A live stream whose viewer has not taken a chunk for this long (while the gateway had
 /// one ready) ends its session.
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// A session whose HTTP/2 connection has had no open stream (no request in flight, no
+/// response body open) for this long hibernates: the connection ends and only the Noise
+/// session is kept until the phone's next request (PROTOCOL.md §8.1). Pings do not count.
+pub const HIBERNATE_AFTER: Duration = Duration::from_secs(15);
 /// How far ahead of the gateway's clock a session hello may be dated.
 pub const HELLO_MAX_AHEAD_MS: u64 = 5 * 60 * 1000;
 

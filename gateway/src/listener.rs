@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::DeviceContext;
 use crate::first_message::FirstRead;
+use crate::hibernate::{self, Activity, H2, Serving};
 use crate::preauth::{Pending, PreAuth};
 use crate::{Gateway, limits, net, refuse};
 
@@ -87,31 +88,43 @@ async fn handle(
     let accepted_at = Instant::now();
     let origin = gw.clock.instant();
     let evicted = pending.evicted.clone();
+    // Boxed: a session's task need not keep the handshake's state while it lasts.
     let admission = tokio::select! {
-        a = admit(&mut stream, peer, &gw, origin, preauth) => a,
+        a = Box::pin(admit(&mut stream, peer, &gw, origin, preauth)) => a,
         _ = evicted.cancelled() => {
             tracing::debug!(%peer, "evicted from the handshake pool");
-            refuse::close_quietly(stream).await;
+            Box::pin(refuse::close_quietly(stream)).await;
             return;
         }
     };
     match admission {
-        Admission::Refused => refuse::hold_then_close(stream, accepted_at, &evicted).await,
+        Admission::Refused => {
+            Box::pin(refuse::hold_then_close(stream, accepted_at, &evicted)).await;
+        }
         Admission::Paired(paired) => {
             if paired {
                 preauth.refund(peer.ip());
             }
         }
         Admission::Session(accepted) => {
-            // Out of its box first: the box would otherwise be held for the session.
-            let accepted = {
-                let boxed = accepted;
-                *boxed
-            };
-            session(
-                stream, peer, &gw, api, accepted, origin, pending, preauth, shutdown,
-            )
+            // Boxed, like every phase, so the task's own state stays small; the handshake's
+            // state is freed once the session is proven, and only what a session holds
+            // (`hibernate::Live`) stays.
+            let live = Box::pin(session(
+                stream,
+                peer,
+                &gw,
+                api,
+                accepted,
+                origin,
+                pending,
+                preauth,
+                shutdown.clone(),
+            ))
             .await;
+            if let Some(live) = live {
+                Box::pin(hibernate::run(live, shutdown)).await;
+            }
         }
     }
 }
@@ -173,13 +186,43 @@ pub async fn serve_channel<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    serve_channel_with(noise, router, device, None, None).await
+}
+
+/// [`serve_channel`], counting open streams in `activity` and ending the connection
+/// gracefully (GOAWAY NO_ERROR; streams in flight finish) once `stop` is cancelled.
+pub async fn serve_channel_with<S>(
+    noise: S,
+    router: axum::Router,
+    device: Option<DeviceContext>,
+    activity: Option<Activity>,
+    stop: Option<CancellationToken>,
+) -> Result<(), hyper::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use http_body_util::BodyExt as _;
     use tower::ServiceExt as _;
-    // Attach the session's identity to each request; the router itself is shared.
-    let service = router.map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
+    // Attach the session's identity to each request (the router itself is shared), and
+    // count the stream as open until its response body is done.
+    let service = tower::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         if let Some(device) = &device {
             req.extensions_mut().insert(device.clone());
         }
-        req
+        let open = activity.as_ref().map(Activity::open);
+        let call = router.clone().oneshot(req);
+        async move {
+            let response = call.await?;
+            Ok::<_, std::convert::Infallible>(match open {
+                None => response,
+                Some(open) => response.map(|body| {
+                    axum::body::Body::new(body.map_frame(move |frame| {
+                        let _counted = &open;
+                        frame
+                    }))
+                }),
+            })
+        }
     });
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     builder
@@ -192,9 +235,15 @@ where
         .initial_connection_window_size(limits::H2_CONN_WINDOW)
         .max_send_buf_size(limits::H2_MAX_SEND_BUF)
         .max_header_list_size(limits::H2_MAX_HEADER_LIST);
-    builder
-        .serve_connection(TokioIo::new(noise), TowerToHyperService::new(service))
-        .await
+    let conn = builder.serve_connection(TokioIo::new(noise), TowerToHyperService::new(service));
+    tokio::pin!(conn);
+    if let Some(stop) = stop {
+        tokio::select! {
+            r = conn.as_mut() => return r,
+            () = stop.cancelled() => conn.as_mut().graceful_shutdown(),
+        }
+    }
+    conn.await
 }
 
 /// A session hello that passed every check: the device may connect.
@@ -270,17 +319,21 @@ async fn session(
     peer: SocketAddr,
     gw: &Arc<Gateway>,
     api: axum::Router,
-    accepted: Accepted,
+    accepted: Box<Accepted>,
     origin: Instant,
     pending: Pending,
     preauth: &PreAuth,
     shutdown: CancellationToken,
-) -> Option<()> {
+) -> Option<hibernate::Live> {
+    // Taken out of its box (freed here): an argument stays in the session's state.
     let Accepted {
         responder,
         record,
         psk,
-    } = accepted;
+    } = {
+        let boxed = accepted;
+        *boxed
+    };
     let now = gw.clock.unix_now();
     let hello_ms = responder.hello().timestamp_ms;
     let hello = ServerHello {
@@ -293,12 +346,13 @@ async fn session(
     let (m2, session) = responder.accept(&psk, &hello, since()).ok()?;
     write_frame(&mut stream, &m2).await.ok()?;
     // Locals of this function live as long as the session: free what it no longer needs.
-    drop((m2, hello));
+    drop((m2, hello, psk));
     // Past message 2: leave the pre-auth pool (and its eviction) for good, and give the
     // handshake budget back (only a key on the allow-list gets here; the per-device
     // session cap bounds what that key can hold).
     drop(pending);
     preauth.refund(peer.ip());
+    hibernate::keep_alive(&stream);
     let (guard, closed) = gw
         .sessions
         .register_capped(&record.id.0, limits::MAX_SESSIONS_PER_DEVICE);
@@ -312,22 +366,37 @@ async fn session(
         peer,
         cut: cut.clone(),
     };
-    let conn = serve_channel(noise, api, Some(ctx));
-    tokio::pin!(conn);
-    tokio::select! {
-        r = tokio::time::timeout(HANDSHAKE_DEADLINE, proven) => {
-            if !matches!(r, Ok(Ok(()))) {
-                tracing::debug!(%peer, device = %record.id, "no valid transport message: a wrong or stale session key?");
-                return None;
+    let serving = Serving {
+        api,
+        ctx,
+        clock: gw.clock.clone(),
+        hibernate_after: gw.config.hibernate_after,
+    };
+    let mut h2 = H2::start(noise, &serving);
+    // Each phase's futures are boxed: a hibernated session's state is only what it holds.
+    let mut proven = proven;
+    Box::pin(async {
+        tokio::select! {
+            r = tokio::time::timeout(HANDSHAKE_DEADLINE, &mut proven) => {
+                if !matches!(r, Ok(Ok(()))) {
+                    tracing::debug!(%peer, device = %record.id, "no valid transport message: a wrong or stale session key?");
+                    return None;
+                }
             }
+            () = h2.run() => {
+                // A connection that proved the key and ended at once (the phone's first
+                // bytes, then a boundary or its end) still counts as a session.
+                if proven.try_recv().is_err() {
+                    tracing::debug!(%peer, device = %record.id, "channel ended before the phone proved its session key");
+                    return None;
+                }
+            }
+            _ = guard.token.cancelled() => return None,
+            _ = shutdown.cancelled() => return None,
         }
-        _ = &mut conn => {
-            tracing::debug!(%peer, device = %record.id, "channel ended before the phone proved its session key");
-            return None;
-        }
-        _ = guard.token.cancelled() => return None,
-        _ = shutdown.cancelled() => return None,
-    }
+        Some(())
+    })
+    .await?;
     // Proven: only now is this a session (log, last-seen, replay guard on disk).
     if gw.should_record_session(&record.id.0, peer, now) {
         let store = gw.store.clone();
@@ -342,21 +411,17 @@ async fn session(
         });
     }
     tracing::info!(%peer, device = %record.id, name = %escape(&record.name), "session started");
-    let expiry = record
-        .expires_at
-        .map(|end| Duration::from_secs(end.saturating_sub(now)))
-        .unwrap_or(Duration::from_secs(100 * 365 * 24 * 3600));
     let start = gw.clock.instant();
-    let deadline = start.checked_add(expiry).unwrap_or(start);
-    tokio::select! {
-        r = conn => if let Err(e) = r { tracing::debug!(%peer, "session ended: {e}") },
-        _ = guard.token.cancelled() => tracing::info!(%peer, device = %record.id, "session cut: device revoked or over its session cap"),
-        _ = cut.cancelled() => tracing::info!(%peer, device = %record.id, "session cut: a live stream went unread"),
-        _ = gw.clock.sleep_until(deadline) => tracing::info!(%peer, device = %record.id, "session cut: access expired"),
-        _ = shutdown.cancelled() => {},
-    }
-    drop(guard);
-    Some(())
+    let deadline = record.expires_at.map(|end| {
+        let expiry = Duration::from_secs(end.saturating_sub(now));
+        start.checked_add(expiry).unwrap_or(start)
+    });
+    Some(hibernate::Live {
+        guard,
+        h2,
+        serving,
+        deadline,
+    })
 }
 
 #[cfg(test)]

@@ -60,6 +60,10 @@ enum Command {
         /// Session key rotation interval (tests use a short one) [default: 120s].
         #[arg(long, hide = true, value_parser = humantime::parse_duration)]
         rekey_after: Option<Duration>,
+        /// Hibernate a session whose HTTP/2 connection had no open stream this long
+        /// (tests use a short one) [default: 15s].
+        #[arg(long, hide = true, value_parser = humantime::parse_duration)]
+        hibernate_after: Option<Duration>,
         /// Quarantine the cameras on this interface (their own port, VLAN or bridge): the
         /// gateway serves them DHCP, DNS and time there and forwards nothing from it.
         #[arg(long, value_name = "IFACE")]
@@ -184,11 +188,13 @@ fn real_main() -> anyhow::Result<()> {
                 name,
                 camera_grace,
                 rekey_after,
+                hibernate_after,
                 camera_port,
             } => {
                 let flags = RunFlags {
                     camera_port,
                     rekey_after,
+                    hibernate_after,
                     listen,
                     admin_listen,
                     cameras,
@@ -231,6 +237,7 @@ async fn bind(addr: Option<SocketAddr>, port: u16) -> anyhow::Result<tokio::net:
 /// `latchkey run`'s flags that override the config file.
 struct RunFlags {
     rekey_after: Option<Duration>,
+    hibernate_after: Option<Duration>,
     listen: Option<SocketAddr>,
     admin_listen: Option<SocketAddr>,
     cameras: Vec<String>,
@@ -242,6 +249,7 @@ struct RunFlags {
 async fn run(state: PathBuf, config_path: Option<PathBuf>, flags: RunFlags) -> anyhow::Result<()> {
     let RunFlags {
         rekey_after,
+        hibernate_after,
         listen,
         admin_listen,
         cameras: camera_flags,
@@ -268,6 +276,7 @@ async fn run(state: PathBuf, config_path: Option<PathBuf>, flags: RunFlags) -> a
             .map_or(latchkey_gateway::config::DEFAULT_REKEY_AFTER_SECS, |d| {
                 d.as_secs().max(1)
             }),
+        hibernate_after: hibernate_after.unwrap_or(latchkey_gateway::limits::HIBERNATE_AFTER),
         name,
         cameras,
         camera_grace,

@@ -13,6 +13,9 @@ use crate::cipher::{self, CipherState};
 use crate::error::{Error, PeerMisbehaved};
 use crate::frame::{self, HEADER_LEN, MAX_FRAME};
 
+mod boundary;
+pub use boundary::BOUNDARY_LEN;
+
 /// Authentication tag appended to each transport message.
 pub const TAG_LEN: usize = cipher::TAG_LEN;
 /// Most plaintext bytes one transport message carries.

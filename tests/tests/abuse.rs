@@ -13,8 +13,8 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt as _;
@@ -23,35 +23,20 @@ use http_body_util::{BodyExt as _, StreamBody};
 use hyper::body::Frame;
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use latchkey_channel::{NoiseStream, read_frame, write_frame};
-use latchkey_pairing::{ClientHello, Keypair, PublicKey, SessionInitiator, SessionPsk};
+use latchkey_channel::{NoiseStream, write_frame};
+use latchkey_pairing::Keypair;
 use latchkey_tests::{Gateway, client, latchkey, wait_for};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
+
+#[path = "support/raw_session.rs"]
+mod raw_session;
+use raw_session::{Phone, hello, load, now_ms, session};
 
 type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
-}
-
-fn now_ms() -> u64 {
-    u64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
-}
-
-/// A paired phone's keys, for hand-made sessions.
-struct Phone {
-    dir: PathBuf,
-    id: String,
-    key: Keypair,
-    gateway: PublicKey,
-    psk: SessionPsk,
 }
 
 /// Pairs a phone as `role`, suggesting `name`; `window_name` is the owner's name for it.
@@ -63,49 +48,6 @@ fn pair_as(gw: &Gateway, base: &Path, dir: &str, role: &str, name: &str) -> Phon
         .expect_ok("pair")
         .unwrap();
     load(&dir)
-}
-
-fn load(dir: &Path) -> Phone {
-    let state = latchkey_client::StateDir::open(dir)
-        .unwrap()
-        .load()
-        .unwrap()
-        .unwrap();
-    let record = state.gateway.clone().unwrap();
-    Phone {
-        dir: dir.to_path_buf(),
-        id: record.device_id.clone(),
-        key: state.keypair().unwrap(),
-        gateway: record.gateway_key().unwrap(),
-        psk: record.psk().unwrap(),
-    }
-}
-
-/// Message 1 of a session from `phone`, dated `ts`.
-fn hello(phone: &Phone, ts: u64) -> (SessionInitiator, Vec<u8>) {
-    let hello = ClientHello { timestamp_ms: ts };
-    SessionInitiator::start(
-        &phone.gateway,
-        &phone.key,
-        &phone.psk,
-        &hello,
-        &mut rand_core::OsRng,
-    )
-    .unwrap()
-}
-
-/// A session dated `ts`, or `None` if the gateway stayed silent.
-async fn session(addr: SocketAddr, phone: &Phone, ts: u64) -> Option<NoiseStream<TcpStream>> {
-    let (init, first) = hello(phone, ts);
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let origin = tokio::time::Instant::now().into_std();
-    write_frame(&mut stream, &first).await.unwrap();
-    let m2 = tokio::time::timeout(Duration::from_secs(8), read_frame(&mut stream, 65_535))
-        .await
-        .ok()?
-        .ok()?;
-    let (_, s) = init.read_response(&m2, origin.elapsed()).unwrap();
-    Some(NoiseStream::new(stream, s, origin))
 }
 
 /// HTTP/2 over a session, with any request body.

@@ -1,5 +1,6 @@
-//! Figures of the real `latchkey` binary: idle memory, memory per idle session and per
-//! live viewer, and the first frame seen by a new phone process (`--cold-client`).
+//! Figures of the real `latchkey` binary: idle memory, memory per session (hibernated,
+//! and awake before that) and per live viewer, and the first frame seen by a new phone
+//! process (`--cold-client`).
 //!
 //! The daemon watches a real RTSP camera (`tests/peers/rtsp_cam.py`: gst-rtsp-server,
 //! x264, the end-to-end tests' peer), so `live.mp4` runs the product's whole path.
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use http_body_util::BodyExt as _;
 use latchkey_client::{LiveFormat, StateDir};
-use latchkey_gateway::limits::MAX_SESSIONS_PER_DEVICE;
+use latchkey_gateway::limits::{HIBERNATE_AFTER, MAX_SESSIONS_PER_DEVICE};
 use tokio::runtime::Runtime;
 
 use super::{Device, Plan, Table, first_mdat, median, ms, percentile, pin_cmd, rss_kib};
@@ -167,7 +168,8 @@ pub fn measure(plan: &Plan, cl_rt: &Runtime, t: &mut Table, phones: &Path) -> an
     let idle_rss = rss_kib(pid);
     // Sessions spread over phones, each holding its maximum.
     let per_phone = MAX_SESSIONS_PER_DEVICE;
-    let phone_dirs: Vec<PathBuf> = (0..plan.idle_sessions.div_ceil(per_phone))
+    // Twice the sessions: a second set hibernates after the first (see below).
+    let phone_dirs: Vec<PathBuf> = (0..(2 * plan.idle_sessions).div_ceil(per_phone))
         .map(|i| phones.join(format!("idle{i}")))
         .collect();
     let idle_phones = phone_dirs
@@ -182,17 +184,41 @@ pub fn measure(plan: &Plan, cl_rt: &Runtime, t: &mut Table, phones: &Path) -> an
         tokio::time::sleep(Duration::from_millis(500)).await;
         let base = rss_kib(pid);
         let cpu0 = super::process_cpu(pid);
-        let mut held = Vec::with_capacity(plan.idle_sessions);
-        for i in 0..plan.idle_sessions {
+        let n = plan.idle_sessions;
+        let mut held = Vec::with_capacity(n);
+        for i in 0..n {
             held.push(Arc::new(idle_phones[i / per_phone].connect(noise).await?));
         }
         let cpu = super::process_cpu(pid) - cpu0;
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let full = rss_kib(pid);
+        let awake = rss_kib(pid);
+        // With no request they hibernate after the product's own delay (PROTOCOL.md §8.1).
+        // The allocator keeps what their HTTP/2 connections freed (RSS stays at the
+        // peak), ready for the next connections: a second set of as many sessions, also
+        // awake at first, reuses it, and what RSS grows by once they hibernated too is
+        // what a hibernated session holds.
+        let hibernate = HIBERNATE_AFTER + Duration::from_secs(5);
+        tokio::time::sleep(hibernate).await;
+        let first_set = rss_kib(pid);
+        let mut more = Vec::with_capacity(n);
+        for i in n..2 * n {
+            more.push(idle_phones[i / per_phone].connect(noise).await?);
+        }
+        tokio::time::sleep(hibernate).await;
+        let second_set = rss_kib(pid);
+        anyhow::ensure!(
+            held.iter().all(|c| !c.is_closed()) && more.iter().all(|c| !c.is_closed()),
+            "a hibernated session closed"
+        );
+        drop(more);
+        tokio::time::sleep(Duration::from_millis(500)).await;
         // One viewer warms the camera (upstream, GOP cache), then `viewers` more attach,
-        // each on its own session.
+        // each on its own session, woken first (a live stream is charged to an awake one).
         let keeper = held[0].clone();
         let keep = tokio::spawn(async move { watch(&keeper, "cam").await });
+        for conn in held.iter().skip(1).take(viewers) {
+            conn.cameras().await?;
+        }
         tokio::time::sleep(Duration::from_secs(3)).await;
         let one = rss_kib(pid);
         let mut watching = Vec::new();
@@ -211,16 +237,30 @@ pub fn measure(plan: &Plan, cl_rt: &Runtime, t: &mut Table, phones: &Path) -> an
         // Free every session but the keeper's, so the cold clients find room.
         held.truncate(1);
         tokio::time::sleep(Duration::from_millis(500)).await;
-        anyhow::Ok((base, full, cpu, one, with_viewers, keep))
+        anyhow::Ok((
+            (base, awake, first_set, second_set),
+            cpu,
+            one,
+            with_viewers,
+            keep,
+        ))
     })?;
-    let (base, full, cpu_hs, one, with_viewers, keep) = figures;
+    let ((base, awake, first_set, second_set), cpu_hs, one, with_viewers, keep) = figures;
+    let n = plan.idle_sessions;
     t.add(
         "idle_session_kib",
-        full.saturating_sub(base) as f64 / plan.idle_sessions as f64,
+        second_set.saturating_sub(first_set) as f64 / n as f64,
         format!(
-            "latchkey binary, RSS {base} -> {full} KiB with {} sessions (+HTTP/2 setup: {:.0} sessions per CPU-s)",
-            plan.idle_sessions,
-            plan.idle_sessions as f64 / cpu_hs.as_secs_f64()
+            "latchkey binary, RSS {first_set} -> {second_set} KiB with {n} more sessions hibernated ({} s idle; the first {n}, hibernated: {base} -> {first_set} KiB)",
+            (HIBERNATE_AFTER + Duration::from_secs(5)).as_secs()
+        ),
+    );
+    t.add(
+        "awake_session_kib",
+        awake.saturating_sub(base) as f64 / n as f64,
+        format!(
+            "the same sessions 1 s after connecting, HTTP/2 up: RSS {base} -> {awake} KiB (+HTTP/2 setup: {:.0} sessions per CPU-s)",
+            n as f64 / cpu_hs.as_secs_f64()
         ),
     );
     t.add(

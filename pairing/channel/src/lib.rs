@@ -17,7 +17,11 @@ use latchkey_pairing::session::{MAX_PLAINTEXT, Opened};
 use latchkey_pairing::{Error as ProtocolError, Session};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
+mod boundary;
+mod lend;
 mod pool;
+pub use boundary::Next;
+pub use lend::{Lent, Returned, lend};
 
 /// Largest HTTP/2 frame either side accepts: about 64 KiB rather than the 16 KiB default,
 /// so a bulk body takes a quarter of the frames, writes and wake-ups (measured by the
@@ -90,6 +94,8 @@ pub struct NoiseStream<S> {
     /// trickling (pings, window updates) and reads are sized to the frame they are in.
     last_read: usize,
     read_eof: bool,
+    /// Rekey markers and hibernation boundaries seen by the read side (`boundary.rs`).
+    marks: boundary::Marks,
 }
 
 /// Sealed bytes held before they are written without waiting for a flush.
@@ -138,6 +144,7 @@ impl<S> NoiseStream<S> {
             cipher_out_end: 0,
             last_read: 0,
             read_eof: false,
+            marks: boundary::Marks::default(),
         }
     }
 
@@ -170,16 +177,7 @@ impl<S> NoiseStream<S> {
     /// Seals `plain` into the outgoing buffer.
     fn seal(&mut self, plain: &[u8]) -> io::Result<()> {
         let now = self.now();
-        let need = latchkey_pairing::session::sealed_len_max(plain.len());
-        if self.cipher_out.capacity() == 0 {
-            self.cipher_out = pool::POOL.take();
-        }
-        make_room(
-            &mut self.cipher_out,
-            &mut self.cipher_out_pos,
-            &mut self.cipher_out_end,
-            need,
-        );
+        self.reserve_out(latchkey_pairing::session::sealed_len_max(plain.len()));
         let out = self
             .cipher_out
             .get_mut(self.cipher_out_end..)
@@ -192,10 +190,28 @@ impl<S> NoiseStream<S> {
         Ok(())
     }
 
+    /// Makes at least `need` bytes of initialised room after the pending output (a buffer
+    /// from the pool if this stream holds none), for sealing into.
+    fn reserve_out(&mut self, need: usize) {
+        if self.cipher_out.capacity() == 0 {
+            self.cipher_out = pool::POOL.take();
+        }
+        make_room(
+            &mut self.cipher_out,
+            &mut self.cipher_out_pos,
+            &mut self.cipher_out_end,
+            need,
+        );
+    }
+
     /// Opens the next complete frame of `read_buf` in place; returns whether there was
     /// one. Its plaintext, if any, becomes the window `plain_pos..plain_end`; call only
     /// when that window is empty.
     fn open_next(&mut self) -> io::Result<bool> {
+        if self.marks.held() {
+            // Stopped at a hibernation boundary until it is passed (`boundary.rs`).
+            return Ok(false);
+        }
         let pending = self
             .read_buf
             .get(self.cipher_start..self.cipher_end)
@@ -221,11 +237,13 @@ impl<S> NoiseStream<S> {
             Opened::Data(n) => {
                 self.plain_pos = body_start;
                 self.plain_end = body_start + n;
+                self.marks.on_data();
             }
             Opened::Rekeyed => {
                 // The one place the read path sees a transport message that opened to
                 // zero bytes of plaintext (a rekey marker): one message, nothing to
                 // hand out.
+                self.marks.on_marker();
             }
         }
         Ok(true)
@@ -343,6 +361,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for NoiseStream<S> {
             if this.open_next()? {
                 continue;
             }
+            if this.marks.held() {
+                // Stopped at a boundary: the end, until it is passed.
+                return Poll::Ready(Ok(()));
+            }
             if this.read_eof {
                 if this.cipher_start == this.cipher_end {
                     return Poll::Ready(Ok(()));
@@ -455,7 +477,7 @@ mod tests {
     use rand::{Rng, SeedableRng};
     use tokio::io::{AsyncReadExt, AsyncWriteExt, duplex};
 
-    fn session_pair() -> (Session, Session) {
+    pub(crate) fn session_pair() -> (Session, Session) {
         session_pair_rotating_every(120)
     }
 
