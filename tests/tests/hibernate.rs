@@ -55,16 +55,41 @@ fn logged(gw: &Gateway, message: &str, n: usize) {
     assert!(seen.is_some(), "no {n}× {message:?} in:\n{}", gw.log());
 }
 
-#[test]
-fn an_idle_session_hibernates_and_wakes_in_the_same_session() {
+/// A gateway that hibernates sessions idle for 1 s, and a paired phone connected to it.
+struct Hibernating {
+    gw: Gateway,
+    /// The gateway's state directory (for `latchkey` commands).
+    state: std::path::PathBuf,
+    rt: tokio::runtime::Runtime,
+    conn: latchkey_client::Connection,
+    /// Holds the directories: bind it (`_dir`, not `..`) or they are deleted at once.
+    _dir: tempfile::TempDir,
+}
+
+fn hibernating() -> Hibernating {
     let dir = tempfile::tempdir().unwrap();
-    let gw = Gateway::start(&dir.path().join("G"), &["--hibernate-after", "1s"]).unwrap();
+    let state = dir.path().join("G");
+    let gw = Gateway::start(&state, &["--hibernate-after", "1s"]).unwrap();
     let phone = dir.path().join("phone");
     pair(&gw, &phone);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let conn = rt
         .block_on(latchkey_client::connect(&StateDir::open(&phone).unwrap()))
         .unwrap();
+    Hibernating {
+        gw,
+        state,
+        rt,
+        conn,
+        _dir: dir,
+    }
+}
+
+#[test]
+fn an_idle_session_hibernates_and_wakes_in_the_same_session() {
+    let Hibernating {
+        gw, rt, conn, _dir, ..
+    } = hibernating();
     assert_eq!(rt.block_on(conn.cameras()).unwrap().len(), 1);
     for round in 1..=2 {
         // Idle past the delay: the gateway ends HTTP/2 and keeps the Noise session.
@@ -102,14 +127,9 @@ fn an_idle_session_hibernates_and_wakes_in_the_same_session() {
 
 #[test]
 fn a_live_stream_keeps_its_session_awake() {
-    let dir = tempfile::tempdir().unwrap();
-    let gw = Gateway::start(&dir.path().join("G"), &["--hibernate-after", "1s"]).unwrap();
-    let phone = dir.path().join("phone");
-    pair(&gw, &phone);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let conn = rt
-        .block_on(latchkey_client::connect(&StateDir::open(&phone).unwrap()))
-        .unwrap();
+    let Hibernating {
+        gw, rt, conn, _dir, ..
+    } = hibernating();
     let frames = rt.block_on(async {
         let response = conn.live("demo", LiveFormat::Mjpeg).await.unwrap();
         let mut body = response.into_body();
@@ -134,15 +154,13 @@ fn a_live_stream_keeps_its_session_awake() {
 
 #[test]
 fn revocation_cuts_a_hibernated_session() {
-    let dir = tempfile::tempdir().unwrap();
-    let g = dir.path().join("G");
-    let gw = Gateway::start(&g, &["--hibernate-after", "1s"]).unwrap();
-    let phone = dir.path().join("phone");
-    pair(&gw, &phone);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let conn = rt
-        .block_on(latchkey_client::connect(&StateDir::open(&phone).unwrap()))
-        .unwrap();
+    let Hibernating {
+        gw,
+        state: g,
+        rt,
+        conn,
+        _dir,
+    } = hibernating();
     rt.block_on(conn.cameras()).unwrap();
     logged(&gw, "session hibernated", 1);
     latchkey(&g, &["revoke", "phone"])

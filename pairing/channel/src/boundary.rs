@@ -12,7 +12,7 @@ use std::pin::Pin;
 use latchkey_pairing::session::BOUNDARY_LEN;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 
-use crate::{NoiseStream, protocol_error};
+use crate::NoiseStream;
 
 /// What the read side tracks of rekey markers: a marker right after a marker is a
 /// boundary, and reading stops there.
@@ -73,17 +73,9 @@ impl<S> NoiseStream<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> NoiseStream<S> {
     /// Seals a boundary after everything written so far and flushes it.
     pub async fn send_boundary(&mut self) -> io::Result<()> {
-        let now = self.now();
-        self.reserve_out(BOUNDARY_LEN);
-        let out = self
-            .cipher_out
-            .get_mut(self.cipher_out_end..)
-            .unwrap_or_default();
-        let n = self
-            .session
-            .seal_boundary_into(now, out)
-            .map_err(protocol_error)?;
-        self.cipher_out_end += n;
+        self.seal_out(BOUNDARY_LEN, |session, now, out| {
+            session.seal_boundary_into(now, out)
+        })?;
         self.flush().await
     }
 

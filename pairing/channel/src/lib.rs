@@ -176,16 +176,24 @@ impl<S> NoiseStream<S> {
 
     /// Seals `plain` into the outgoing buffer.
     fn seal(&mut self, plain: &[u8]) -> io::Result<()> {
+        let need = latchkey_pairing::session::sealed_len_max(plain.len());
+        self.seal_out(need, |session, now, out| session.seal_into(now, plain, out))
+    }
+
+    /// Runs `seal` (which returns the bytes it wrote) into at least `need` bytes of room
+    /// after the pending output.
+    fn seal_out(
+        &mut self,
+        need: usize,
+        seal: impl FnOnce(&mut Session, Duration, &mut [u8]) -> Result<usize, ProtocolError>,
+    ) -> io::Result<()> {
         let now = self.now();
-        self.reserve_out(latchkey_pairing::session::sealed_len_max(plain.len()));
+        self.reserve_out(need);
         let out = self
             .cipher_out
             .get_mut(self.cipher_out_end..)
             .unwrap_or_default();
-        let n = self
-            .session
-            .seal_into(now, plain, out)
-            .map_err(protocol_error)?;
+        let n = seal(&mut self.session, now, out).map_err(protocol_error)?;
         self.cipher_out_end += n;
         Ok(())
     }
