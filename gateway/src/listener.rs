@@ -426,9 +426,8 @@ async fn session(
 
 #[cfg(test)]
 mod tests {
-    use latchkey_pairing::handshake::split_type;
+    use latchkey_pairing::Session;
     use latchkey_pairing::session::Opened;
-    use latchkey_pairing::{ClientHello, Keypair, Session, SessionInitiator};
     use tokio::io::{AsyncWriteExt as _, duplex};
 
     use super::*;
@@ -436,23 +435,7 @@ mod tests {
 
     /// A session pair made at `since()` with the gateway's rekey interval of `secs`.
     fn session_pair(secs: u64, since: &dyn Fn() -> Duration) -> (Session, Session) {
-        let gw = Keypair::generate(&mut OsRng).unwrap();
-        let phone = Keypair::generate(&mut OsRng).unwrap();
-        let psk = SessionPsk::generate(&mut OsRng).unwrap();
-        let hello = ClientHello { timestamp_ms: 1 };
-        let (init, first) =
-            SessionInitiator::start(&gw.public(), &phone, &psk, &hello, &mut OsRng).unwrap();
-        let (_, m1) = split_type(&first).unwrap();
-        let resp = SessionResponder::read_hello(&gw, m1, &mut OsRng).unwrap();
-        let sh = ServerHello {
-            device_id: String::new(),
-            gateway_name: String::new(),
-            addresses: vec![],
-            rekey_after_secs: secs,
-        };
-        let (m2, gw_session) = resp.accept(&psk, &sh, since()).unwrap();
-        let (_, phone_session) = init.read_response(&m2, Duration::ZERO).unwrap();
-        (phone_session, gw_session)
+        latchkey_pairing::testing::session_pair(&mut OsRng, secs, since()).unwrap()
     }
 
     /// What the phone finds in the gateway's next message(s): `true` if the gateway

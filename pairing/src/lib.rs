@@ -28,6 +28,8 @@ mod noise;
 pub mod qr;
 pub mod sas;
 pub mod session;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod text;
 
 pub use allowlist::{Action, CameraGrant, Denied, DeviceRecord, DeviceState, Role, UnixTime};

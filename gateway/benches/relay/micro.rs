@@ -10,11 +10,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use latchkey_gateway::mp4::{self, Sample};
-use latchkey_pairing::handshake::split_type;
+use latchkey_pairing::Session;
 use latchkey_pairing::session::sealed_len_max;
-use latchkey_pairing::{
-    ClientHello, Keypair, ServerHello, Session, SessionInitiator, SessionPsk, SessionResponder,
-};
 use rand::rngs::OsRng;
 
 use super::KEYFRAME_BYTES;
@@ -25,22 +22,11 @@ const VIEWERS: usize = 100;
 const MESSAGES: usize = 1000;
 
 fn session_pair() -> anyhow::Result<(Session, Session)> {
-    let gw = Keypair::generate(&mut OsRng)?;
-    let phone = Keypair::generate(&mut OsRng)?;
-    let psk = SessionPsk::generate(&mut OsRng)?;
-    let hello = ClientHello { timestamp_ms: 1 };
-    let (init, first) = SessionInitiator::start(&gw.public(), &phone, &psk, &hello, &mut OsRng)?;
-    let (_, m1) = split_type(&first)?;
-    let resp = SessionResponder::read_hello(&gw, m1, &mut OsRng)?;
-    let sh = ServerHello {
-        device_id: String::new(),
-        gateway_name: String::new(),
-        addresses: vec![],
-        rekey_after_secs: 120,
-    };
-    let (m2, gw_session) = resp.accept(&psk, &sh, Duration::ZERO)?;
-    let (_, phone_session) = init.read_response(&m2, Duration::ZERO)?;
-    Ok((phone_session, gw_session))
+    Ok(latchkey_pairing::testing::session_pair(
+        &mut OsRng,
+        120,
+        Duration::ZERO,
+    )?)
 }
 
 fn keyframe() -> Sample {

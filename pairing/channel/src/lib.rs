@@ -477,10 +477,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for NoiseStream<S> {
 mod tests {
     //! Property-style tests: random write and read sizes through a real session pair.
     use super::*;
-    use latchkey_pairing::handshake::split_type;
-    use latchkey_pairing::{
-        ClientHello, Keypair, ServerHello, SessionInitiator, SessionPsk, SessionResponder,
-    };
     use rand::rngs::OsRng;
     use rand::{Rng, SeedableRng};
     use tokio::io::{AsyncReadExt, AsyncWriteExt, duplex};
@@ -490,23 +486,7 @@ mod tests {
     }
 
     fn session_pair_rotating_every(secs: u64) -> (Session, Session) {
-        let gw = Keypair::generate(&mut OsRng).unwrap();
-        let phone = Keypair::generate(&mut OsRng).unwrap();
-        let psk = SessionPsk::generate(&mut OsRng).unwrap();
-        let hello = ClientHello { timestamp_ms: 1 };
-        let (init, first) =
-            SessionInitiator::start(&gw.public(), &phone, &psk, &hello, &mut OsRng).unwrap();
-        let (_, m1) = split_type(&first).unwrap();
-        let resp = SessionResponder::read_hello(&gw, m1, &mut OsRng).unwrap();
-        let sh = ServerHello {
-            device_id: String::new(),
-            gateway_name: String::new(),
-            addresses: vec![],
-            rekey_after_secs: secs,
-        };
-        let (m2, gw_session) = resp.accept(&psk, &sh, Duration::ZERO).unwrap();
-        let (_, phone_session) = init.read_response(&m2, Duration::ZERO).unwrap();
-        (phone_session, gw_session)
+        latchkey_pairing::testing::session_pair(&mut OsRng, secs, Duration::ZERO).unwrap()
     }
 
     #[tokio::test]
