@@ -221,42 +221,43 @@ pub(crate) struct Live {
 /// Serves a proven session until it ends, is revoked (or over its device's session
 /// cap), a live stream goes unread, access expires or the gateway shuts down, whether
 /// its HTTP/2 connection runs or it is hibernated.
-pub(crate) async fn run(live: Live, shutdown: CancellationToken) {
+///
+/// Not an `async fn`: one would keep `live` itself in its state beside the fields taken
+/// out of it, for as long as the session lasts; the block below keeps only the fields.
+pub(crate) fn run(live: Live, shutdown: CancellationToken) -> impl Future<Output = ()> {
     let Live {
         guard,
         h2,
         serving,
         deadline,
     } = live;
-    let (peer, device, cut) = (
-        serving.ctx.peer,
-        serving.ctx.id.clone(),
-        serving.ctx.cut.clone(),
-    );
-    // Only a device with an expiry holds a timer (most never expire).
-    let expiry: Pin<Box<dyn Future<Output = ()> + Send>> = match deadline {
-        Some(at) => {
-            let clock = serving.clock.clone();
-            Box::pin(async move { clock.sleep_until(at).await })
+    async move {
+        // Only a device with an expiry holds a timer (most never expire).
+        let expiry: Pin<Box<dyn Future<Output = ()> + Send>> = match deadline {
+            Some(at) => {
+                let clock = serving.clock.clone();
+                Box::pin(async move { clock.sleep_until(at).await })
+            }
+            None => Box::pin(std::future::pending()),
+        };
+        let (peer, device) = (serving.ctx.peer, &serving.ctx.id);
+        tokio::select! {
+            () = serve_session(h2, &serving) => tracing::debug!(%peer, "session ended"),
+            _ = guard.token.cancelled() => tracing::info!(%peer, %device, "session cut: device revoked or over its session cap"),
+            _ = serving.ctx.cut.cancelled() => tracing::info!(%peer, %device, "session cut: a live stream went unread"),
+            () = expiry => tracing::info!(%peer, %device, "session cut: access expired"),
+            _ = shutdown.cancelled() => {},
         }
-        None => Box::pin(std::future::pending()),
-    };
-    tokio::select! {
-        () = serve_session(h2, serving) => tracing::debug!(%peer, "session ended"),
-        _ = guard.token.cancelled() => tracing::info!(%peer, %device, "session cut: device revoked or over its session cap"),
-        _ = cut.cancelled() => tracing::info!(%peer, %device, "session cut: a live stream went unread"),
-        () = expiry => tracing::info!(%peer, %device, "session cut: access expired"),
-        _ = shutdown.cancelled() => {},
+        drop(guard);
     }
-    drop(guard);
 }
 
 /// Serves a proven session from its first HTTP/2 connection on: hibernates it whenever
 /// a connection has been idle, wakes it when the phone starts a new one, and returns
 /// when the session is over (the phone left, or broke the protocol). Revocation, expiry
 /// and shutdown are the caller's to race against this.
-pub(crate) async fn serve_session(first: H2<FirstRead<NoiseStream<TcpStream>>>, serving: Serving) {
-    let (peer, device) = (serving.ctx.peer, serving.ctx.id.clone());
+pub(crate) async fn serve_session(first: H2<FirstRead<NoiseStream<TcpStream>>>, serving: &Serving) {
+    let (peer, device) = (serving.ctx.peer, &serving.ctx.id);
     let Some((io, mut ours)) = Box::pin(first.until_idle(serving.hibernate_after)).await else {
         return;
     };
@@ -281,7 +282,7 @@ pub(crate) async fn serve_session(first: H2<FirstRead<NoiseStream<TcpStream>>>, 
                 return;
             }
         }
-        let h2 = H2::start(noise, &serving);
+        let h2 = H2::start(noise, serving);
         let Some(back) = Box::pin(h2.until_idle(serving.hibernate_after)).await else {
             return;
         };

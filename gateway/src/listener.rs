@@ -54,12 +54,17 @@ pub async fn serve(listener: TcpListener, gw: Arc<Gateway>, shutdown: Cancellati
             }
         };
         let pending = preauth.enter();
-        let (gw, shutdown, preauth, api) =
-            (gw.clone(), shutdown.clone(), preauth.clone(), api.clone());
-        tokio::spawn(async move {
-            let peer = net::canonical(peer);
-            handle(stream, peer, gw, api, pending, &preauth, shutdown).await;
-        });
+        // `handle`'s own future is the task: a wrapping block would keep a second copy
+        // of these arguments in every session's task for as long as it lasts.
+        tokio::spawn(handle(
+            stream,
+            net::canonical(peer),
+            gw.clone(),
+            api.clone(),
+            pending,
+            preauth.clone(),
+            shutdown.clone(),
+        ));
     }
 }
 
@@ -79,9 +84,10 @@ async fn handle(
     gw: Arc<Gateway>,
     api: axum::Router,
     pending: Pending,
-    preauth: &PreAuth,
+    preauth: PreAuth,
     shutdown: CancellationToken,
 ) {
+    let preauth = &preauth;
     let _ = stream.set_nodelay(true);
     // The refusal hold is socket timing and stays on the system clock; the handshake's
     // and session's time (rekeying, expiry) is the gateway's clock.
@@ -107,10 +113,12 @@ async fn handle(
             }
         }
         Admission::Session(accepted) => {
+            // A session is past eviction: its token is not kept for the session's life.
+            drop(evicted);
             // Boxed, like every phase, so the task's own state stays small; the handshake's
             // state is freed once the session is proven, and only what a session holds
             // (`hibernate::Live`) stays.
-            let live = Box::pin(session(
+            let proving = Box::pin(session(
                 stream,
                 peer,
                 &gw,
@@ -120,11 +128,17 @@ async fn handle(
                 pending,
                 preauth,
                 shutdown.clone(),
-            ))
+            ));
+            // The box a proven session lives in is taken now, before its HTTP/2
+            // connection's buffers: taken after them, it would sit between their pages
+            // once they are freed (BENCHMARKS.md, round six). It holds `proving`'s box,
+            // not its state.
+            Box::pin(async move {
+                if let Some(live) = proving.await {
+                    hibernate::run(live, shutdown).await;
+                }
+            })
             .await;
-            if let Some(live) = live {
-                Box::pin(hibernate::run(live, shutdown)).await;
-            }
         }
     }
 }
