@@ -45,8 +45,8 @@ pub const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(15);
 /// Who is asking: attached to every request of a session.
 #[derive(Clone, Debug)]
 pub struct DeviceContext {
-    /// Device id.
-    pub id: DeviceId,
+    /// Device id (one copy per device, shared with its session guards).
+    pub id: Arc<str>,
     /// Where the session comes from.
     pub peer: SocketAddr,
     /// Cancelling it ends the session (a stream whose viewer stopped reading does).
@@ -81,7 +81,7 @@ async fn authorize(
     next: Next,
 ) -> Response {
     let store = gw.store.clone();
-    let id = ctx.id.clone();
+    let id = DeviceId(ctx.id.to_string());
     let record = match tokio::task::spawn_blocking(move || store.device_record(&id)).await {
         Ok(Ok(Some(r))) => r,
         Ok(Ok(None)) => return error(ErrorCode::DeviceUnknown, "device unknown"),

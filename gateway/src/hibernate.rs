@@ -241,12 +241,19 @@ pub(crate) fn run(live: Live, shutdown: CancellationToken) -> impl Future<Output
             None => Box::pin(std::future::pending()),
         };
         let (peer, device) = (serving.ctx.peer, &serving.ctx.id);
+        // One token for every cut but expiry: the stream cut is a child of the guard's
+        // token, itself a child of the gateway's shutdown; which one was cancelled says why.
         tokio::select! {
             () = serve_session(h2, &serving) => tracing::debug!(%peer, "session ended"),
-            _ = guard.token.cancelled() => tracing::info!(%peer, %device, "session cut: device revoked or over its session cap"),
-            _ = serving.ctx.cut.cancelled() => tracing::info!(%peer, %device, "session cut: a live stream went unread"),
+            _ = serving.ctx.cut.cancelled() => {
+                if shutdown.is_cancelled() {
+                } else if guard.token.is_cancelled() {
+                    tracing::info!(%peer, %device, "session cut: device revoked or over its session cap");
+                } else {
+                    tracing::info!(%peer, %device, "session cut: a live stream went unread");
+                }
+            }
             () = expiry => tracing::info!(%peer, %device, "session cut: access expired"),
-            _ = shutdown.cancelled() => {},
         }
         drop(guard);
     }

@@ -367,16 +367,18 @@ async fn session(
     drop(pending);
     preauth.refund(peer.ip());
     hibernate::keep_alive(&stream);
-    let (guard, closed) = gw
-        .sessions
-        .register_capped(&record.id.0, limits::MAX_SESSIONS_PER_DEVICE);
+    let (guard, closed) =
+        gw.sessions
+            .register_capped(&record.id.0, limits::MAX_SESSIONS_PER_DEVICE, &shutdown);
     if closed > 0 {
         tracing::info!(%peer, device = %record.id, closed, "closed the device's oldest session: at most {} per device", limits::MAX_SESSIONS_PER_DEVICE);
     }
-    let cut = CancellationToken::new();
+    // Cancelled by a live stream left unread, and with the guard's token (revocation, the
+    // session cap, shutdown): the one token a session waits on.
+    let cut = guard.token.child_token();
     let (noise, proven) = FirstRead::new(NoiseStream::with_clock(stream, session, since));
     let ctx = DeviceContext {
-        id: record.id.clone(),
+        id: guard.device().clone(),
         peer,
         cut: cut.clone(),
     };
@@ -406,7 +408,6 @@ async fn session(
                 }
             }
             _ = guard.token.cancelled() => return None,
-            _ = shutdown.cancelled() => return None,
         }
         Some(())
     })

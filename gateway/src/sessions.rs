@@ -16,7 +16,8 @@ pub struct SessionRegistry {
 #[derive(Debug, Default)]
 struct Inner {
     next: u64,
-    by_device: HashMap<String, HashMap<u64, CancellationToken>>,
+    /// Keyed by a shared id, which each of the device's guards holds too.
+    by_device: HashMap<Arc<str>, HashMap<u64, CancellationToken>>,
     /// Devices cut by a revocation in this process: refused even if the store still says
     /// active (a full disk can keep a revocation from being saved).
     blocked: std::collections::HashSet<String>,
@@ -26,27 +27,33 @@ struct Inner {
 #[derive(Debug)]
 pub struct SessionGuard {
     registry: SessionRegistry,
-    device: String,
+    device: Arc<str>,
     id: u64,
-    /// Cancelled when the session must end.
+    /// Cancelled when the session must end (and with its parent, the gateway's shutdown).
     pub token: CancellationToken,
 }
 
 impl SessionRegistry {
-    /// Registers a live session of `device`.
-    pub fn register(&self, device: &str) -> SessionGuard {
-        let token = CancellationToken::new();
+    /// Registers a live session of `device`, whose token is a child of `parent` (the
+    /// gateway's shutdown): a session waits on its one token for both.
+    pub fn register(&self, device: &str, parent: &CancellationToken) -> SessionGuard {
+        let token = parent.child_token();
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.next += 1;
         let id = inner.next;
+        // The device's sessions share one copy of its id.
+        let device = match inner.by_device.get_key_value(device) {
+            Some((key, _)) => key.clone(),
+            None => Arc::from(device),
+        };
         inner
             .by_device
-            .entry(device.to_string())
+            .entry(device.clone())
             .or_default()
             .insert(id, token.clone());
         SessionGuard {
             registry: self.clone(),
-            device: device.to_string(),
+            device,
             id,
             token,
         }
@@ -54,7 +61,12 @@ impl SessionRegistry {
 
     /// Registers a live session of `device`, first closing its oldest sessions so that it
     /// holds at most `max` (this one included). Returns the guard and how many were closed.
-    pub fn register_capped(&self, device: &str, max: usize) -> (SessionGuard, usize) {
+    pub fn register_capped(
+        &self,
+        device: &str,
+        max: usize,
+        parent: &CancellationToken,
+    ) -> (SessionGuard, usize) {
         let mut closed = 0;
         {
             let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
@@ -70,7 +82,7 @@ impl SessionRegistry {
                 }
             }
         }
-        (self.register(device), closed)
+        (self.register(device, parent), closed)
     }
 
     /// Cuts every live session of `device` and refuses it from now on, whatever the
@@ -98,6 +110,13 @@ impl SessionRegistry {
     }
 }
 
+impl SessionGuard {
+    /// The session's device id, the registry's own copy.
+    pub fn device(&self) -> &Arc<str> {
+        &self.device
+    }
+}
+
 impl Drop for SessionGuard {
     fn drop(&mut self) {
         let mut inner = self
@@ -121,9 +140,10 @@ mod tests {
     #[test]
     fn cut_cancels_every_session_of_one_device_only() {
         let reg = SessionRegistry::default();
-        let a1 = reg.register("a");
-        let a2 = reg.register("a");
-        let b = reg.register("b");
+        let root = CancellationToken::new();
+        let a1 = reg.register("a", &root);
+        let a2 = reg.register("a", &root);
+        let b = reg.register("b", &root);
         assert_eq!(reg.cut("a"), 2);
         assert!(a1.token.is_cancelled() && a2.token.is_cancelled());
         assert!(!b.token.is_cancelled());
@@ -135,7 +155,10 @@ mod tests {
     #[test]
     fn a_device_holds_at_most_its_cap_and_the_oldest_goes_first() {
         let reg = SessionRegistry::default();
-        let guards: Vec<_> = (0..10).map(|_| reg.register_capped("a", 4).0).collect();
+        let root = CancellationToken::new();
+        let guards: Vec<_> = (0..10)
+            .map(|_| reg.register_capped("a", 4, &root).0)
+            .collect();
         assert_eq!(reg.count("a"), 4);
         let live: Vec<bool> = guards.iter().map(|g| !g.token.is_cancelled()).collect();
         assert_eq!(
@@ -144,9 +167,20 @@ mod tests {
                 false, false, false, false, false, false, true, true, true, true
             ]
         );
-        let other = reg.register_capped("b", 4);
+        let other = reg.register_capped("b", 4, &root);
         assert_eq!(other.1, 0, "other devices are not touched");
         drop(guards);
         assert_eq!(reg.count("a"), 0);
+    }
+
+    #[test]
+    fn shutdown_cancels_every_session_and_a_device_id_is_kept_once() {
+        let reg = SessionRegistry::default();
+        let root = CancellationToken::new();
+        let (a1, a2) = (reg.register("a", &root), reg.register("a", &root));
+        assert!(Arc::ptr_eq(&a1.device, &a2.device), "one copy of the id");
+        root.cancel();
+        assert!(a1.token.is_cancelled() && a2.token.is_cancelled());
+        assert!(!reg.is_blocked("a"), "shutdown is not a revocation");
     }
 }
