@@ -241,16 +241,14 @@ pub(crate) fn run(live: Live, shutdown: CancellationToken) -> impl Future<Output
             None => Box::pin(std::future::pending()),
         };
         let (peer, device) = (serving.ctx.peer, &serving.ctx.id);
-        // One token for every cut but expiry: the stream cut is a child of the guard's
-        // token, itself a child of the gateway's shutdown; which one was cancelled says why.
+        // One token for every cut but expiry (`DeviceContext::cut`, the registry's token,
+        // a child of the gateway's shutdown); the registry knows whether it cut.
         tokio::select! {
             () = serve_session(h2, &serving) => tracing::debug!(%peer, "session ended"),
             _ = serving.ctx.cut.cancelled() => {
-                if shutdown.is_cancelled() {
-                } else if guard.token.is_cancelled() {
-                    tracing::info!(%peer, %device, "session cut: device revoked or over its session cap");
-                } else {
-                    tracing::info!(%peer, %device, "session cut: a live stream went unread");
+                if !shutdown.is_cancelled() {
+                    let why = guard.cut_by_registry().unwrap_or("a live stream went unread");
+                    tracing::info!(%peer, %device, "session cut: {why}");
                 }
             }
             () = expiry => tracing::info!(%peer, %device, "session cut: access expired"),

@@ -373,14 +373,14 @@ async fn session(
     if closed > 0 {
         tracing::info!(%peer, device = %record.id, closed, "closed the device's oldest session: at most {} per device", limits::MAX_SESSIONS_PER_DEVICE);
     }
-    // Cancelled by a live stream left unread, and with the guard's token (revocation, the
-    // session cap, shutdown): the one token a session waits on.
-    let cut = guard.token.child_token();
     let (noise, proven) = FirstRead::new(NoiseStream::with_clock(stream, session, since));
     let ctx = DeviceContext {
         id: guard.device().clone(),
         peer,
-        cut: cut.clone(),
+        // The one token a session waits on: the registry's (revocation, the session
+        // cap), a child of the gateway's shutdown; a live stream left unread cancels it
+        // too.
+        cut: guard.token.clone(),
     };
     let serving = Serving {
         api,

@@ -115,6 +115,27 @@ impl SessionGuard {
     pub fn device(&self) -> &Arc<str> {
         &self.device
     }
+
+    /// Why the registry cut this session, if it did: its device was revoked, or a newer
+    /// session of the device took its place under the cap.
+    pub fn cut_by_registry(&self) -> Option<&'static str> {
+        let inner = self
+            .registry
+            .inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if inner.blocked.contains(&*self.device) {
+            Some("device revoked")
+        } else if inner
+            .by_device
+            .get(&self.device)
+            .is_none_or(|sessions| !sessions.contains_key(&self.id))
+        {
+            Some("over its device's session cap")
+        } else {
+            None
+        }
+    }
 }
 
 impl Drop for SessionGuard {
@@ -144,9 +165,12 @@ mod tests {
         let a1 = reg.register("a", &root);
         let a2 = reg.register("a", &root);
         let b = reg.register("b", &root);
+        assert_eq!(b.cut_by_registry(), None);
         assert_eq!(reg.cut("a"), 2);
         assert!(a1.token.is_cancelled() && a2.token.is_cancelled());
+        assert_eq!(a1.cut_by_registry(), Some("device revoked"));
         assert!(!b.token.is_cancelled());
+        assert_eq!(b.cut_by_registry(), None);
         assert!(reg.is_blocked("a") && !reg.is_blocked("b"));
         drop(b);
         assert_eq!(reg.count("b"), 0);
@@ -167,6 +191,11 @@ mod tests {
                 false, false, false, false, false, false, true, true, true, true
             ]
         );
+        assert_eq!(
+            guards[0].cut_by_registry(),
+            Some("over its device's session cap")
+        );
+        assert_eq!(guards[9].cut_by_registry(), None);
         let other = reg.register_capped("b", 4, &root);
         assert_eq!(other.1, 0, "other devices are not touched");
         drop(guards);
