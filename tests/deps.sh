@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks the crate graph's rules (ARCHITECTURE.md, "Architecture invariants"): the daemon
-# never embeds the phone library, the phone library carries no CLI dependencies and never
-# the gateway, and the protocol core stays sans-IO (no tokio, no sockets).
+# never embeds the phone library, the phone library carries no CLI dependencies, no OpenSSL
+# and never the gateway, and the protocol core stays sans-IO (no tokio, no sockets).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,8 +18,10 @@ forbid() { # crate, then the names it must not depend on
   done
 }
 forbid latchkey-gateway latchkey-client latchkey-client-cli latchkey-mobile uniffi rqrr image
-forbid latchkey-client latchkey-gateway latchkey-client-cli latchkey-cli-kit uniffi clap rqrr image
-forbid latchkey-mobile latchkey-gateway latchkey-client-cli latchkey-cli-kit clap
+# The phone side keeps ring's cipher (no system OpenSSL on iOS or Android): the `openssl`
+# backend is the gateway's alone.
+forbid latchkey-client latchkey-gateway latchkey-client-cli latchkey-cli-kit uniffi clap rqrr image openssl-sys
+forbid latchkey-mobile latchkey-gateway latchkey-client-cli latchkey-cli-kit clap openssl-sys
 forbid latchkey-channel latchkey-gateway latchkey-client clap rqrr image
 forbid latchkey-pairing tokio mio socket2 latchkey-channel
 # clap in the daemon only through its own command line: the binary and the shared CLI kit

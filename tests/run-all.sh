@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 # Chromium and Node (the admin UI's browser test, Playwright in tests/browser).
 # OpenSSH (the relay benchmark's `ssh -L` reference). dnsmasq, busybox (udhcpc) and
 # ntpdate for the camera quarantine (its DHCP server, the camera's DHCP and NTP clients).
-packages=(ffmpeg curl iproute2 python3-gi gir1.2-gst-rtsp-server-1.0
+# libssl-dev and pkg-config: the build is the Debian package's, whose session cipher is
+# OpenSSL's (the gateway's `openssl` feature).
+packages=(libssl-dev pkg-config ffmpeg curl iproute2 python3-gi gir1.2-gst-rtsp-server-1.0
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
   gstreamer1.0-plugins-bad gstreamer1.0-x
   miniupnpd-nftables miniupnpc natpmpc nftables socat tcpdump
@@ -36,8 +38,14 @@ fi
 
 # The end-to-end tests run the real `latchkey` and `latchkey-client` binaries, which
 # `cargo test` does not build for another package's tests: build them first.
-cargo build --workspace --locked --bins
-cargo test --workspace --locked "$@"
+# With the features the Debian package ships (gateway/debian/build-deb.sh), which the
+# package test and the benchmark then reuse.
+features=(--features latchkey-gateway/openssl)
+cargo build --workspace --locked --bins "${features[@]}"
+cargo test --workspace --locked "${features[@]}" "$@"
+# The protocol core once more with its default cipher, ring's: what a plain `cargo run` of
+# the gateway and the phone library use (its tests check it against OpenSSL's too).
+cargo test --locked -p latchkey-pairing
 
 # The phone library through its Python bindings (tests/python, pytest): the committed
 # bindings checked current against the library, then the tests against the real gateway

@@ -19,8 +19,9 @@ done
 dir=$profile
 [ "$profile" = dev ] && dir=debug
 target=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-# --workspace: the same feature set as the test build (tests/run-all.sh), so CI reuses it.
-cargo build --locked --profile "$profile" --workspace --bins >&2
+# --workspace and the `openssl` cipher: the same feature set as the test build
+# (tests/run-all.sh), so CI reuses it. The package links libcrypto 3 (its Depends say so).
+cargo build --locked --profile "$profile" --workspace --bins --features latchkey-gateway/openssl >&2
 rm -rf "$target/$dir/assets"
 for b in latchkey latchkey-client; do
     "$target/$dir/$b" generate-assets "$target/$dir/assets"

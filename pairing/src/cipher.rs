@@ -1,4 +1,5 @@
-//! Noise's transport `CipherState` (spec §5.1) over ring's ChaCha20-Poly1305, in place.
+//! Noise's transport `CipherState` (spec §5.1): ChaCha20-Poly1305 in place, over ring or
+//! (feature `openssl`) the system's OpenSSL.
 //
 // Hand-written rather than snow's `TransportState`, for speed only: snow's `read_message`
 // copies the ciphertext into its output buffer and opens it there, so every byte received
@@ -8,11 +9,24 @@
 // nonce = 4 zero bytes and the 64-bit counter little-endian, empty associated data, the
 // 16-byte tag after the ciphertext; `rekey` is Noise §4.2's REKEY (the first 32 bytes of
 // ENCRYPT(k, 2^64 - 1, empty, 32 zero bytes)). The golden vectors (tests/vectors.rs)
-// check both against the bytes snow produced.
+// check both against the bytes snow produced, whichever backend is built.
 
-use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+#[cfg(feature = "openssl")]
+mod openssl_aead;
+// With `openssl`, ring's backend is still built for the tests: the reference the other is
+// checked against.
+#[cfg(any(not(feature = "openssl"), test))]
+mod ring_aead;
+
+#[cfg(feature = "openssl")]
+use openssl_aead as aead;
+#[cfg(not(feature = "openssl"))]
+use ring_aead as aead;
+
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+/// Bytes of a ChaCha20-Poly1305 nonce.
+const NONCE_LEN: usize = 12;
 /// Bytes of a ChaCha20-Poly1305 key.
 pub(crate) const CIPHER_KEY_LEN: usize = 32;
 /// Bytes of the authentication tag after each ciphertext.
@@ -24,13 +38,12 @@ pub(crate) enum CipherError {
     /// The tag did not verify (or the message is shorter than a tag).
     Open,
     /// 2^64 - 1 messages were sent under this state (Noise reserves the last nonce), or
-    /// ring refused the key.
+    /// the backend refused the key or failed.
     Exhausted,
 }
 
 /// One direction's key and message counter. The key zeroes itself when dropped and never
-/// prints; ring's key schedule is built from it for each message and not kept (ChaCha20
-/// has no expensive schedule, and ring's keys cannot be zeroed).
+/// prints; the backend's key is built from it for each message and not kept.
 #[derive(Zeroize, ZeroizeOnDrop)]
 pub(crate) struct CipherState {
     key: [u8; CIPHER_KEY_LEN],
@@ -59,22 +72,14 @@ impl CipherState {
         self.n
     }
 
-    /// ring's key for this state (fails only if ring refused a 32-byte key, which it does
-    /// not: treated as a closed session).
-    fn ring_key(&self) -> Result<LessSafeKey, CipherError> {
-        UnboundKey::new(&CHACHA20_POLY1305, &self.key)
-            .map(LessSafeKey::new)
-            .map_err(|_| CipherError::Exhausted)
-    }
-
     /// Takes the next nonce, refusing the reserved last one.
-    fn next_nonce(&mut self) -> Result<Nonce, CipherError> {
+    fn next_nonce(&mut self) -> Result<[u8; NONCE_LEN], CipherError> {
         if self.n == u64::MAX {
             return Err(CipherError::Exhausted);
         }
         let nonce = nonce_bytes(self.n);
         self.n += 1;
-        Ok(Nonce::assume_unique_for_key(nonce))
+        Ok(nonce)
     }
 
     /// Encrypts `in_out` in place and returns the tag to append.
@@ -82,14 +87,8 @@ impl CipherState {
         &mut self,
         in_out: &mut [u8],
     ) -> Result<[u8; TAG_LEN], CipherError> {
-        let key = self.ring_key()?;
         let nonce = self.next_nonce()?;
-        let tag = key
-            .seal_in_place_separate_tag(nonce, Aad::empty(), in_out)
-            .map_err(|_| CipherError::Exhausted)?;
-        let mut out = [0u8; TAG_LEN];
-        out.copy_from_slice(tag.as_ref());
-        Ok(out)
+        aead::seal(&self.key, nonce, in_out)
     }
 
     /// Opens `in_out` (ciphertext then tag) in place; returns the plaintext's length,
@@ -101,12 +100,7 @@ impl CipherState {
         if self.n == u64::MAX {
             return Err(CipherError::Exhausted);
         }
-        let key = self.ring_key()?;
-        let nonce = Nonce::assume_unique_for_key(nonce_bytes(self.n));
-        let len = key
-            .open_in_place(nonce, Aad::empty(), in_out)
-            .map_err(|_| CipherError::Open)?
-            .len();
+        let len = aead::open(&self.key, nonce_bytes(self.n), in_out)?;
         self.n += 1;
         Ok(len)
     }
@@ -114,10 +108,8 @@ impl CipherState {
     /// Noise §4.2 REKEY: the key becomes the first 32 bytes of ENCRYPT(k, 2^64 - 1,
     /// empty, 32 zero bytes). The nonce counter is unchanged (§11.3).
     pub(crate) fn rekey(&mut self) -> Result<(), CipherError> {
-        let key = self.ring_key()?;
         let mut next = [0u8; CIPHER_KEY_LEN];
-        let nonce = Nonce::assume_unique_for_key(nonce_bytes(u64::MAX));
-        let sealed = key.seal_in_place_separate_tag(nonce, Aad::empty(), &mut next);
+        let sealed = aead::seal(&self.key, nonce_bytes(u64::MAX), &mut next);
         if sealed.is_ok() {
             self.key.copy_from_slice(&next);
         }
@@ -175,16 +167,14 @@ mod tests {
         let mut a = CipherState::new(&mut [1u8; 32]);
         let mut msg = Vec::new();
         let _ = a.seal_in_place(&mut msg).unwrap();
-        // REKEY(k) by hand: encrypt 32 zero bytes under nonce 2^64 - 1.
-        let key = LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, &[1u8; 32]).unwrap());
+        // REKEY(k) by hand, with ring: encrypt 32 zero bytes under nonce 2^64 - 1.
         let mut expected = [0u8; 32];
-        let _tag = key
-            .seal_in_place_separate_tag(
-                Nonce::assume_unique_for_key([0, 0, 0, 0, 255, 255, 255, 255, 255, 255, 255, 255]),
-                Aad::empty(),
-                &mut expected,
-            )
-            .unwrap();
+        let _tag = ring_aead::seal(
+            &[1u8; 32],
+            [0, 0, 0, 0, 255, 255, 255, 255, 255, 255, 255, 255],
+            &mut expected,
+        )
+        .unwrap();
         a.rekey().unwrap();
         assert_eq!(a.key, expected);
         assert_eq!(a.nonce(), 1);
@@ -224,6 +214,51 @@ mod tests {
             let tag = ours.seal_in_place(&mut got).unwrap();
             got.extend_from_slice(&tag);
             assert_eq!(got, expected, "message {n}");
+        }
+    }
+
+    /// The OpenSSL backend against ring's, both ways, at every size class the channel
+    /// uses (empty rekey markers to full 65,519-byte messages), and a tampered tag.
+    #[cfg(feature = "openssl")]
+    #[test]
+    fn openssl_and_ring_seal_the_same_bytes_and_open_each_other() {
+        let key = [0x3au8; CIPHER_KEY_LEN];
+        for (i, len) in [0usize, 1, 15, 16, 17, 63, 64, 65, 1000, 16_384, 65_519]
+            .into_iter()
+            .enumerate()
+        {
+            let nonce = nonce_bytes(i as u64 * 0x0101_0101);
+            let plain: Vec<u8> = (0..len).map(|b| (b * 7 + i) as u8).collect();
+            let mut by_ring = plain.clone();
+            let ring_tag = ring_aead::seal(&key, nonce, &mut by_ring).unwrap();
+            let mut by_openssl = plain.clone();
+            let openssl_tag = openssl_aead::seal(&key, nonce, &mut by_openssl).unwrap();
+            assert_eq!(
+                (&by_ring, ring_tag),
+                (&by_openssl, openssl_tag),
+                "{len} bytes"
+            );
+            by_ring.extend_from_slice(&ring_tag);
+            let mut both = by_ring.clone();
+            assert_eq!(openssl_aead::open(&key, nonce, &mut by_ring), Ok(len));
+            assert_eq!(&by_ring[..len], &plain[..]);
+            assert_eq!(ring_aead::open(&key, nonce, &mut both), Ok(len));
+            let mut tampered = by_openssl.clone();
+            tampered.extend_from_slice(&openssl_tag);
+            let last = tampered.len() - 1;
+            tampered[last] ^= 0x80;
+            assert_eq!(
+                openssl_aead::open(&key, nonce, &mut tampered),
+                Err(CipherError::Open)
+            );
+            assert!(
+                tampered.iter().all(|&b| b == 0),
+                "a failed open leaves nothing readable"
+            );
+            assert_eq!(
+                openssl_aead::open(&key, nonce, &mut [0u8; 15]),
+                Err(CipherError::Open)
+            );
         }
     }
 
