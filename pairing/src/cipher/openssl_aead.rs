@@ -1,19 +1,39 @@
-//! ChaCha20-Poly1305 in place through the system's OpenSSL (libcrypto 3): the backend of
-//! the `openssl` feature, which the gateway's Debian build turns on.
+//! ChaCha20-Poly1305 in place through the system's OpenSSL (libcrypto 3), for messages of
+//! [`FROM_LEN`] bytes and more when the `openssl` feature is on (the gateway's Debian build).
 //
 // Why a second backend: OpenSSL has AVX-512 code for ChaCha20 and Poly1305 and ring has
-// AVX2 only, so on x86-64 CPUs with AVX-512 OpenSSL seals about 1.5 times as fast (3,240
-// against 2,170 MiB/s for 64 KiB messages on the benchmark machine, BENCHMARKS.md round
+// AVX2 only, so on x86-64 CPUs with AVX-512 OpenSSL seals a 64 KiB message about 1.45
+// times as fast (3,380 against 2,330 MiB/s on the benchmark machine, BENCHMARKS.md round
 // eight). The gateway seals every frame once per viewer, so that is the fan-out's cost.
-// The bytes are the same as ring's: the tests seal with one and open with the other.
+// But OpenSSL costs about a microsecond more per message (a context, its key set-up), so
+// ring stays faster below 4 KiB (at 2 KiB: 1,950 against 1,640 MiB/s): small messages
+// (HTTP/2 headers, window updates, pings, rekey markers) stay with ring. The bytes are the
+// same either way: the tests seal with one and open with the other.
 
-use openssl::cipher::Cipher;
+use std::sync::OnceLock;
+
+use openssl::cipher::{Cipher, CipherRef};
 use openssl::cipher_ctx::CipherCtx;
 use zeroize::Zeroize as _;
 
 use super::{CIPHER_KEY_LEN, CipherError, NONCE_LEN, TAG_LEN};
 
-/// A context set up for one message. A new one per message: creating it costs about 2 %
+/// Messages (plaintext, or ciphertext with its tag) of this many bytes or more go through
+/// OpenSSL; shorter ones through ring, which is faster there.
+pub(super) const FROM_LEN: usize = 4096;
+
+/// The cipher, fetched from OpenSSL's default provider once: handing OpenSSL 3 the legacy
+/// `EVP_chacha20_poly1305()` instead makes it fetch the implementation again, under a
+/// lock, at every message (about 10 % of a 16 KiB seal).
+fn cipher() -> &'static CipherRef {
+    static FETCHED: OnceLock<Option<Cipher>> = OnceLock::new();
+    match FETCHED.get_or_init(|| Cipher::fetch(None, "ChaCha20-Poly1305", None).ok()) {
+        Some(fetched) => fetched,
+        None => Cipher::chacha20_poly1305(),
+    }
+}
+
+/// A context set up for one message. A new one per message: creating it costs about 3 %
 /// of a 64 KiB seal, and freeing it wipes the key (EVP_CIPHER_CTX_free cleanses).
 fn context(
     key: &[u8; CIPHER_KEY_LEN],
@@ -21,7 +41,7 @@ fn context(
     encrypt: bool,
 ) -> Result<CipherCtx, openssl::error::ErrorStack> {
     let mut ctx = CipherCtx::new()?;
-    let cipher = Cipher::chacha20_poly1305();
+    let cipher = cipher();
     if encrypt {
         ctx.encrypt_init(Some(cipher), Some(key), Some(nonce))?;
     } else {
