@@ -17,7 +17,9 @@ forbid() { # crate, then the names it must not depend on
     fi
   done
 }
-forbid latchkey-gateway latchkey-client latchkey-client-cli latchkey-mobile uniffi rqrr image
+# openssl-sys only with the gateway's `openssl` feature (the Debian build; the tests and
+# the benchmark through a dev-dependency): the README's `cargo run` needs nothing but Rust.
+forbid latchkey-gateway latchkey-client latchkey-client-cli latchkey-mobile uniffi rqrr image openssl-sys
 # The phone side keeps ring's cipher (no system OpenSSL on iOS or Android): the `openssl`
 # backend is the gateway's alone.
 forbid latchkey-client latchkey-gateway latchkey-client-cli latchkey-cli-kit uniffi clap rqrr image openssl-sys

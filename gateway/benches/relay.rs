@@ -351,6 +351,7 @@ fn main() -> anyhow::Result<()> {
             "none (LATCHKEY_BENCH_PIN=0 or fewer than 2 CPUs)"
         }
     );
+    println!("session cipher: {}", latchkey_pairing::CIPHER_BACKEND);
     let g = start_gateway(&gw_rt)?;
     let phones = tempfile::tempdir()?;
     // A device holds at most MAX_SESSIONS_PER_DEVICE sessions and

@@ -240,7 +240,7 @@ pub async fn run(
     // Printed last: the harness (and an owner's script) know the start-up lines are
     // complete once the fingerprint is out.
     println!("admin certificate sha256 {}", tls.fingerprint);
-    tracing::info!(gateway_key = %gateway.keys.public(), "ready");
+    tracing::info!(gateway_key = %gateway.keys.public(), cipher = latchkey_pairing::CIPHER_BACKEND, "ready");
     let noise = tokio::spawn(listener::serve(
         listeners.noise,
         gateway.clone(),

@@ -3,7 +3,7 @@
 //! list of revoked devices that holds even when the store cannot be written.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio_util::sync::CancellationToken;
 
@@ -34,11 +34,31 @@ pub struct SessionGuard {
 }
 
 impl SessionRegistry {
+    /// The registry's state. A panic while it was held cannot leave it half-updated (each
+    /// change is one map operation), so a poisoned lock is taken as it is.
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Registers a live session of `device`, whose token is a child of `parent` (the
     /// gateway's shutdown): a session waits on its one token for both.
     pub fn register(&self, device: &str, parent: &CancellationToken) -> SessionGuard {
+        self.register_capped(device, usize::MAX, parent).0
+    }
+
+    /// Registers a live session of `device`, first closing its oldest sessions so that it
+    /// holds at most `max` (this one included), under one lock so that two sessions
+    /// starting at once cannot both slip under the cap. Returns the guard and how many
+    /// were closed.
+    pub fn register_capped(
+        &self,
+        device: &str,
+        max: usize,
+        parent: &CancellationToken,
+    ) -> (SessionGuard, usize) {
         let token = parent.child_token();
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut closed = 0;
+        let mut inner = self.lock();
         inner.next += 1;
         let id = inner.next;
         // The device's sessions share one copy of its id.
@@ -46,49 +66,31 @@ impl SessionRegistry {
             Some((key, _)) => key.clone(),
             None => Arc::from(device),
         };
-        inner
-            .by_device
-            .entry(device.clone())
-            .or_default()
-            .insert(id, token.clone());
-        SessionGuard {
+        let sessions = inner.by_device.entry(device.clone()).or_default();
+        while sessions.len() >= max.max(1) {
+            let Some(oldest) = sessions.keys().min().copied() else {
+                break;
+            };
+            if let Some(token) = sessions.remove(&oldest) {
+                token.cancel();
+                closed += 1;
+            }
+        }
+        sessions.insert(id, token.clone());
+        drop(inner);
+        let guard = SessionGuard {
             registry: self.clone(),
             device,
             id,
             token,
-        }
-    }
-
-    /// Registers a live session of `device`, first closing its oldest sessions so that it
-    /// holds at most `max` (this one included). Returns the guard and how many were closed.
-    pub fn register_capped(
-        &self,
-        device: &str,
-        max: usize,
-        parent: &CancellationToken,
-    ) -> (SessionGuard, usize) {
-        let mut closed = 0;
-        {
-            let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(sessions) = inner.by_device.get_mut(device) {
-                while sessions.len() >= max.max(1) {
-                    let Some(oldest) = sessions.keys().min().copied() else {
-                        break;
-                    };
-                    if let Some(token) = sessions.remove(&oldest) {
-                        token.cancel();
-                        closed += 1;
-                    }
-                }
-            }
-        }
-        (self.register(device, parent), closed)
+        };
+        (guard, closed)
     }
 
     /// Cuts every live session of `device` and refuses it from now on, whatever the
     /// store says; returns how many sessions there were.
     pub fn cut(&self, device: &str) -> usize {
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut inner = self.lock();
         inner.blocked.insert(device.to_string());
         let sessions = inner.by_device.remove(device).unwrap_or_default();
         for token in sessions.values() {
@@ -99,13 +101,13 @@ impl SessionRegistry {
 
     /// Whether `device` was revoked in this process.
     pub fn is_blocked(&self, device: &str) -> bool {
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let inner = self.lock();
         inner.blocked.contains(device)
     }
 
     /// Live sessions of `device`.
     pub fn count(&self, device: &str) -> usize {
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let inner = self.lock();
         inner.by_device.get(device).map_or(0, HashMap::len)
     }
 }
@@ -119,11 +121,7 @@ impl SessionGuard {
     /// Why the registry cut this session, if it did: its device was revoked, or a newer
     /// session of the device took its place under the cap.
     pub fn cut_by_registry(&self) -> Option<&'static str> {
-        let inner = self
-            .registry
-            .inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let inner = self.registry.lock();
         if inner.blocked.contains(&*self.device) {
             Some("device revoked")
         } else if inner
@@ -140,11 +138,7 @@ impl SessionGuard {
 
 impl Drop for SessionGuard {
     fn drop(&mut self) {
-        let mut inner = self
-            .registry
-            .inner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut inner = self.registry.lock();
         if let Some(sessions) = inner.by_device.get_mut(&self.device) {
             sessions.remove(&self.id);
             if sessions.is_empty() {
@@ -200,6 +194,34 @@ mod tests {
         assert_eq!(other.1, 0, "other devices are not touched");
         drop(guards);
         assert_eq!(reg.count("a"), 0);
+    }
+
+    /// Sessions of one device starting at once on many threads still leave it at its cap:
+    /// the oldest are closed and the new one registered under one lock.
+    #[test]
+    fn sessions_starting_at_once_do_not_slip_past_the_cap() {
+        let reg = SessionRegistry::default();
+        let root = CancellationToken::new();
+        let guards: Vec<SessionGuard> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..8)
+                .map(|_| {
+                    let reg = &reg;
+                    let root = &root;
+                    scope.spawn(move || {
+                        (0..200)
+                            .map(|_| reg.register_capped("a", 3, root).0)
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap_or_default())
+                .collect()
+        });
+        assert_eq!(guards.len(), 1600);
+        assert_eq!(reg.count("a"), 3);
+        assert_eq!(guards.iter().filter(|g| !g.token.is_cancelled()).count(), 3);
     }
 
     #[test]

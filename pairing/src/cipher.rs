@@ -52,6 +52,13 @@ mod aead {
     }
 }
 
+/// Which library seals and opens session messages in this build, for logs and benchmarks.
+pub const BACKEND: &str = if cfg!(feature = "openssl") {
+    "ring below 4096 bytes, the system's OpenSSL from 4096 bytes (feature openssl)"
+} else {
+    "ring (default build)"
+};
+
 /// Bytes of a ChaCha20-Poly1305 key.
 pub(crate) const CIPHER_KEY_LEN: usize = 32;
 /// Bytes of the authentication tag after each ciphertext.
@@ -250,6 +257,15 @@ mod tests {
 
     /// The OpenSSL backend against ring's, both ways, at every size class the channel
     /// uses (empty rekey markers to full 65,519-byte messages), and a tampered tag.
+    /// The backend named in logs and benchmarks is the one built, with the real threshold.
+    #[test]
+    fn backend_names_the_build() {
+        #[cfg(feature = "openssl")]
+        assert!(BACKEND.contains(&format!("from {} bytes", openssl_aead::FROM_LEN)));
+        #[cfg(not(feature = "openssl"))]
+        assert!(!BACKEND.contains("OpenSSL"));
+    }
+
     #[cfg(feature = "openssl")]
     #[test]
     fn openssl_and_ring_seal_the_same_bytes_and_open_each_other() {

@@ -38,6 +38,7 @@ pub use api_types::{
     AuditPage, AuditRow, CameraInfo, CameraState, Confirmed, DeviceInfo, DeviceSummary,
     GatewayInfo, Invitation, InvitationRequest, ListedState, LiveFormat, Revoked,
 };
+pub use cipher::BACKEND as CIPHER_BACKEND;
 pub use error::{Error, PeerMisbehaved, UriError};
 pub use handshake::{
     ClientHello, PairRequest, PairResult, PairingInitiator, PairingResponder, ServerHello,
