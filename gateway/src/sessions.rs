@@ -34,8 +34,8 @@ pub struct SessionGuard {
 }
 
 impl SessionRegistry {
-    /// The registry's state. A panic while it was held cannot leave it half-updated (each
-    /// change is one map operation), so a poisoned lock is taken as it is.
+    /// The registry's state. A poisoned lock is taken as it is: nothing done under it
+    /// panics, and at worst a listed session would stay listed until its guard drops.
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
